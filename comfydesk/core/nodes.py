@@ -1,0 +1,457 @@
+"""Node definitions: ComfyUI's `object_info` (and the `/api/v1` node shape) parsed into typed values.
+
+`parse_object_info(doc)` gives a `NodeCatalog`; a malformed class is skipped with a warning that names it
+(`NodeCatalog.warnings`, also logged), and only a document that is not an object at all raises `CatalogError`.
+Integers are kept exact (KSampler's seed max is 2**64-1), so never round-trip them through float.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from comfydesk.core.errors import CatalogError
+
+__all__ = [
+    "WIDGET_TYPES",
+    "CategoryTree",
+    "InputSpec",
+    "NodeCatalog",
+    "NodeDef",
+    "OutputSpec",
+    "parse_node_def",
+    "parse_object_info",
+    "parse_v1_nodes",
+]
+
+log = logging.getLogger(__name__)
+
+#: Types that get a widget (a value typed by the user) unless `forceInput` makes them a socket.
+WIDGET_TYPES = frozenset({"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"})
+#: V3 dynamic input types: kept as opaque specs, never interpreted.
+DYNAMIC_TYPES = frozenset({"COMFY_AUTOGROW_V3", "COMFY_MATCHTYPE_V3", "COMFY_DYNAMICCOMBO_V3"})
+_UPLOAD_FLAGS = ("image_upload", "video_upload", "audio_upload", "file_upload")
+_SECTIONS = ("required", "optional", "hidden")
+
+
+@dataclass(frozen=True, slots=True)
+class InputSpec:
+    """One input of a node, as its definition describes it."""
+
+    name: str
+    type: str
+    section: str = "required"
+    default: Any = None
+    min: int | float | None = None
+    max: int | float | None = None
+    step: int | float | None = None
+    round: int | float | bool | None = None
+    multiline: bool = False
+    dynamic_prompts: bool = False
+    tooltip: str = ""
+    display_name: str = ""
+    choices: tuple[Any, ...] | None = None
+    upload: str | None = None
+    control_after_generate: bool = False
+    force_input: bool = False
+    lazy: bool = False
+    advanced: bool = False
+    remote: bool = False
+    multiselect: bool = False
+    options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+    @property
+    def required(self) -> bool:
+        return self.section == "required"
+
+    @property
+    def hidden(self) -> bool:
+        return self.section == "hidden"
+
+    @property
+    def is_dynamic(self) -> bool:
+        return self.type in DYNAMIC_TYPES
+
+    @property
+    def is_widget(self) -> bool:
+        """True when the value is typed by the user rather than linked from another node."""
+        return (
+            not self.hidden
+            and not self.force_input
+            and (self.type in WIDGET_TYPES or self.choices is not None)
+        )
+
+    @property
+    def is_link_only(self) -> bool:
+        """True for socket types such as MODEL, IMAGE, LATENT that only a link can fill."""
+        return not self.hidden and not self.is_widget and not self.is_dynamic
+
+    @property
+    def label(self) -> str:
+        return self.display_name or self.name
+
+
+@dataclass(frozen=True, slots=True)
+class OutputSpec:
+    name: str
+    type: str
+    is_list: bool = False
+    tooltip: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class NodeDef:
+    """A node type the server offers."""
+
+    id: str
+    display_name: str = ""
+    description: str = ""
+    category: str = ""
+    python_module: str = ""
+    output_node: bool = False
+    deprecated: bool = False
+    experimental: bool = False
+    api_node: bool = False
+    inputs: tuple[InputSpec, ...] = ()
+    outputs: tuple[OutputSpec, ...] = ()
+
+    @property
+    def title(self) -> str:
+        return self.display_name or self.id
+
+    def input(self, name: str) -> InputSpec | None:
+        for spec in self.inputs:
+            if spec.name == name:
+                return spec
+        return None
+
+    @property
+    def widget_inputs(self) -> tuple[InputSpec, ...]:
+        return tuple(i for i in self.inputs if i.is_widget)
+
+    @property
+    def visible_inputs(self) -> tuple[InputSpec, ...]:
+        return tuple(i for i in self.inputs if not i.hidden)
+
+    def to_v1(self) -> dict[str, Any]:
+        """Render in the `/api/v1/comfyui/nodes` shape (`type` is the ComfyUI type in lower case)."""
+        inputs: list[dict[str, Any]] = []
+        for spec in self.visible_inputs:
+            item: dict[str, Any] = {
+                "name": spec.name,
+                "type": spec.type.lower(),
+                "required": spec.required,
+            }
+            for key, value in (
+                ("default", spec.default),
+                ("min", spec.min),
+                ("max", spec.max),
+                ("step", spec.step),
+            ):
+                if value is not None:
+                    item[key] = value
+            if spec.choices is not None:
+                item["options"] = list(spec.choices)
+            if spec.multiline:
+                item["multiline"] = True
+            if spec.tooltip:
+                item["tooltip"] = spec.tooltip
+            inputs.append(item)
+        out: dict[str, Any] = {
+            "id": self.id,
+            "name": self.title,
+            "description": self.description,
+            "inputs": inputs,
+            "outputs": [{"name": o.name, "type": o.type.lower()} for o in self.outputs],
+        }
+        if self.category:
+            out["category"] = self.category
+        if self.output_node:
+            out["output_node"] = True
+        return out
+
+
+def _num(value: Any) -> int | float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return value
+
+
+def _parse_input(name: str, raw: Any, section: str) -> InputSpec:
+    if isinstance(raw, str):  # hidden inputs such as "PROMPT"
+        return InputSpec(name=name, type=raw, section=section)
+    if not isinstance(raw, list | tuple) or not raw:
+        raise ValueError(f"input '{name}' is not a [type, options] list")
+    head = raw[0]
+    opts_raw = raw[1] if len(raw) > 1 else {}
+    opts: dict[str, Any] = dict(opts_raw) if isinstance(opts_raw, dict) else {}
+    choices: tuple[Any, ...] | None = None
+    if isinstance(head, list | tuple):  # V1 COMBO: [[choices...], {...}]
+        type_name = "COMBO"
+        choices = tuple(head)
+    elif isinstance(head, str):
+        type_name = head
+        if head == "COMBO":
+            options = opts.get("options")
+            choices = tuple(options) if isinstance(options, list | tuple) else ()
+    else:
+        raise ValueError(f"input '{name}' has a type of {type(head).__name__}")
+    upload = next((f.split("_")[0] for f in _UPLOAD_FLAGS if opts.get(f)), None)
+    tooltip = opts.get("tooltip")
+    display_name = opts.get("display_name")
+    rnd = opts.get("round")
+    return InputSpec(
+        name=name,
+        type=type_name,
+        section=section,
+        default=opts.get("default"),
+        min=_num(opts.get("min")),
+        max=_num(opts.get("max")),
+        step=_num(opts.get("step")),
+        round=rnd if isinstance(rnd, int | float) else None,
+        multiline=bool(opts.get("multiline")),
+        dynamic_prompts=bool(opts.get("dynamicPrompts")),
+        tooltip=tooltip if isinstance(tooltip, str) else "",
+        display_name=display_name if isinstance(display_name, str) else "",
+        choices=choices,
+        upload=upload,
+        control_after_generate=bool(opts.get("control_after_generate")),
+        force_input=bool(opts.get("forceInput")),
+        lazy=bool(opts.get("lazy")),
+        advanced=bool(opts.get("advanced")),
+        remote=isinstance(opts.get("remote"), dict),
+        multiselect=bool(opts.get("multiselect")),
+        options=MappingProxyType(opts),
+    )
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _str(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def parse_node_def(node_id: str, raw: Any) -> NodeDef:
+    """Parse one object_info entry; raises ValueError with the reason when it is malformed."""
+    if not isinstance(raw, dict):
+        raise ValueError("definition is not an object")
+    inputs_raw = raw.get("input", {})
+    if not isinstance(inputs_raw, dict):
+        raise ValueError("'input' is not an object")
+    order = raw.get("input_order") if isinstance(raw.get("input_order"), dict) else {}
+    inputs: list[InputSpec] = []
+    for section in _SECTIONS:
+        sec = inputs_raw.get(section)
+        if sec is None:
+            continue
+        if not isinstance(sec, dict):
+            raise ValueError(f"'input.{section}' is not an object")
+        names = list(sec)
+        wanted = order.get(section) if isinstance(order, dict) else None
+        if isinstance(wanted, list):  # input_order is authoritative; keep strays at the end
+            names = [n for n in wanted if n in sec] + [n for n in sec if n not in wanted]
+        inputs.extend(_parse_input(n, sec[n], section) for n in names)
+    out_types = raw.get("output", [])
+    if not isinstance(out_types, list):
+        raise ValueError("'output' is not a list")
+    out_names = _list(raw.get("output_name"))
+    is_list = _list(raw.get("output_is_list"))
+    tips = _list(raw.get("output_tooltips"))
+    outputs = []
+    for i, t in enumerate(out_types):
+        type_name = ",".join(map(str, t)) if isinstance(t, list) else str(t)
+        name = out_names[i] if i < len(out_names) and isinstance(out_names[i], str) else type_name
+        outputs.append(
+            OutputSpec(
+                name=name,
+                type=type_name if not isinstance(t, list) else "COMBO",
+                is_list=bool(is_list[i]) if i < len(is_list) else False,
+                tooltip=_str(tips[i]) if i < len(tips) else "",
+            )
+        )
+    return NodeDef(
+        id=node_id,
+        display_name=_str(raw.get("display_name")),
+        description=_str(raw.get("description")),
+        category=_str(raw.get("category")),
+        python_module=_str(raw.get("python_module")),
+        output_node=bool(raw.get("output_node")),
+        deprecated=bool(raw.get("deprecated")),
+        experimental=bool(raw.get("experimental")),
+        api_node=bool(raw.get("api_node")),
+        inputs=tuple(inputs),
+        outputs=tuple(outputs),
+    )
+
+
+def parse_object_info(doc: Any) -> NodeCatalog:
+    """Parse a whole object_info document; malformed entries are skipped with a named warning."""
+    if not isinstance(doc, dict):
+        raise CatalogError(
+            f"node definitions must be a JSON object keyed by node type, got {type(doc).__name__}",
+            hint="Is the address a ComfyUI server? Its /object_info answer was not usable.",
+        )
+    nodes: list[NodeDef] = []
+    warnings: list[str] = []
+    for node_id, raw in doc.items():
+        try:
+            nodes.append(parse_node_def(str(node_id), raw))
+        except (ValueError, TypeError, AttributeError) as exc:
+            msg = f"skipped node definition '{node_id}': {exc}"
+            log.warning(msg)
+            warnings.append(msg)
+    return NodeCatalog(nodes, warnings=warnings)
+
+
+def parse_v1_nodes(doc: Any) -> NodeCatalog:
+    """Parse the `/api/v1/comfyui/nodes` shape: a list of `{id, name, description, inputs, outputs}`."""
+    if isinstance(doc, dict) and isinstance(doc.get("data"), dict):
+        doc = doc["data"].get("nodes")
+    if isinstance(doc, dict) and "nodes" in doc:
+        doc = doc["nodes"]
+    if not isinstance(doc, list):
+        raise CatalogError("the node list must be a JSON array of node objects")
+    nodes: list[NodeDef] = []
+    warnings: list[str] = []
+    for idx, item in enumerate(doc):
+        label = item.get("id") if isinstance(item, dict) else None
+        try:
+            nodes.append(_parse_v1_node(item))
+        except (ValueError, TypeError, AttributeError, KeyError) as exc:
+            msg = f"skipped node definition '{label or f'#{idx}'}': {exc}"
+            log.warning(msg)
+            warnings.append(msg)
+    return NodeCatalog(nodes, warnings=warnings)
+
+
+def _parse_v1_node(item: Any) -> NodeDef:
+    if not isinstance(item, dict) or not isinstance(item.get("id"), str):
+        raise ValueError("node is not an object with a string 'id'")
+    inputs = []
+    for raw in item.get("inputs", []):
+        if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
+            raise ValueError("an input is not an object with a 'name'")
+        type_name = str(raw.get("type", "*")).upper()
+        options = raw.get("options")
+        choices = tuple(options) if isinstance(options, list) else None
+        if choices is not None:
+            type_name = "COMBO"
+        inputs.append(
+            InputSpec(
+                name=raw["name"],
+                type=type_name,
+                section="required" if raw.get("required", False) else "optional",
+                default=raw.get("default"),
+                min=_num(raw.get("min")),
+                max=_num(raw.get("max")),
+                step=_num(raw.get("step")),
+                multiline=bool(raw.get("multiline")),
+                tooltip=_str(raw.get("tooltip")),
+                choices=choices,
+                options=MappingProxyType(dict(raw)),
+            )
+        )
+    outputs = tuple(
+        OutputSpec(name=str(o.get("name", "")), type=str(o.get("type", "*")).upper())
+        for o in item.get("outputs", [])
+        if isinstance(o, dict)
+    )
+    return NodeDef(
+        id=item["id"],
+        display_name=_str(item.get("name")),
+        description=_str(item.get("description")),
+        category=_str(item.get("category")),
+        output_node=bool(item.get("output_node")) or any(o.type == "IMAGE" for o in outputs),
+        inputs=tuple(inputs),
+        outputs=outputs,
+    )
+
+
+@dataclass
+class CategoryTree:
+    """Categories as a tree: `children` by path segment, `nodes` directly in this category."""
+
+    name: str = ""
+    path: str = ""
+    children: dict[str, CategoryTree] = field(default_factory=dict)
+    nodes: list[NodeDef] = field(default_factory=list)
+
+    def count(self) -> int:
+        return len(self.nodes) + sum(c.count() for c in self.children.values())
+
+
+class NodeCatalog(Mapping[str, NodeDef]):
+    """Every node type a server offers, by id, by category, and searchable."""
+
+    def __init__(self, nodes: Iterable[NodeDef], *, warnings: Sequence[str] = ()) -> None:
+        self._nodes: dict[str, NodeDef] = {n.id: n for n in nodes}
+        self.warnings: tuple[str, ...] = tuple(warnings)
+
+    def __getitem__(self, node_id: str) -> NodeDef:
+        return self._nodes[node_id]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._nodes)
+
+    def __len__(self) -> int:
+        return len(self._nodes)
+
+    def nodes(self) -> list[NodeDef]:
+        return list(self._nodes.values())
+
+    def category_tree(self) -> CategoryTree:
+        root = CategoryTree()
+        for node in sorted(self._nodes.values(), key=lambda n: n.title.lower()):
+            here = root
+            for part in [p for p in node.category.split("/") if p] or ["uncategorized"]:
+                path = f"{here.path}/{part}" if here.path else part
+                here = here.children.setdefault(part, CategoryTree(name=part, path=path))
+            here.nodes.append(node)
+        return root
+
+    def search(self, text: str, *, limit: int | None = None) -> list[NodeDef]:
+        """Ranked, case-insensitive search over display name, id, category and description.
+
+        Display-name matches come first (exact, then prefix, then word prefix, then substring), then id
+        matches, then category, then description. Every word of `text` must match somewhere.
+        """
+        words = text.lower().split()
+        if not words:
+            found = sorted(self._nodes.values(), key=lambda n: n.title.lower())
+            return found[:limit] if limit else found
+        scored: list[tuple[int, str, NodeDef]] = []
+        for node in self._nodes.values():
+            score = 0
+            fields = (
+                (node.title.lower(), 1000),
+                (node.id.lower(), 600),
+                (node.category.lower(), 200),
+                (node.description.lower(), 50),
+            )
+            for word in words:
+                best = 0
+                for value, weight in fields:
+                    if not value or word not in value:
+                        continue
+                    if value == word or value == " ".join(words):
+                        s = weight * 4
+                    elif value.startswith(word):
+                        s = weight * 3
+                    elif any(part.startswith(word) for part in value.replace("/", " ").split()):
+                        s = weight * 2
+                    else:
+                        s = weight
+                    best = max(best, s)
+                if best == 0:
+                    break
+                score += best
+            else:
+                scored.append((-score, node.title.lower(), node))
+        scored.sort(key=lambda t: (t[0], t[1]))
+        result = [t[2] for t in scored]
+        return result[:limit] if limit else result

@@ -1,0 +1,1 @@
+"""A fake ComfyUI server built from real captures, for tests and the built-in demo engine (no Qt)."""

@@ -1,0 +1,1 @@
+"""Widgets and windows; they read app state and call its slots, never the network."""
