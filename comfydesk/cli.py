@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Callable, Sequence
 
 from comfydesk import __version__
+from comfydesk.commands import COMMAND_MODULES
 
 __all__ = ["build_parser", "main"]
 
@@ -21,7 +23,8 @@ def _cmd_gui(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="comfydesk",
-        description="Run ComfyUI workflows from a desktop window or the command line.",
+        description="Run ComfyUI workflows from a desktop window or the command line. "
+        "Without a command, opens the window.",
     )
     parser.add_argument("--version", action="version", version=f"comfydesk {__version__}")
     parser.add_argument("--server", help="ComfyUI address for the window (default: the last used profile)")
@@ -29,7 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--data-dir", help="keep settings, library and caches here instead of the user data dir"
     )
     parser.set_defaults(handler=_cmd_gui)
-    parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"comfydesk.commands.{name}").register(sub)
     return parser
 
 
@@ -37,7 +42,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Handler = args.handler
-    return handler(args)
+    try:
+        return handler(args)
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":
