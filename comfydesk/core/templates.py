@@ -1,0 +1,425 @@
+"""Forms for workflows: one field per `{placeholder}` and per widget input, typed by the node definitions.
+
+`build_form(workflow, catalog)` gives a `FormSpec`; `FormSpec.defaults()` holds the workflow's own values, and
+`FormSpec.fill(values)` turns edited values back into the API graph to submit (checked field by field, then
+against the node definitions). `next_seed` applies a seed's control mode after a run, as ComfyUI's frontend
+does.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import random
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from comfydesk.core.errors import UnknownNodeTypeError, ValidationError, ValidationIssue
+from comfydesk.core.graph import ApiGraph, is_link
+from comfydesk.core.nodes import InputSpec, NodeCatalog
+from comfydesk.core.validate import validate_graph
+from comfydesk.core.workflow import PLACEHOLDER_RE, Workflow, find_placeholders
+
+__all__ = [
+    "FieldKind",
+    "FormField",
+    "FormGroup",
+    "FormSpec",
+    "SeedControl",
+    "build_form",
+    "humanize",
+    "next_seed",
+]
+
+SEED_MAX = 2**64 - 1
+_SEED_NAMES = frozenset({"seed", "noise_seed"})
+_ACRONYMS = {
+    "cfg": "CFG",
+    "vae": "VAE",
+    "clip": "CLIP",
+    "id": "ID",
+    "url": "URL",
+    "lora": "LoRA",
+    "ckpt": "checkpoint",
+}
+
+
+class FieldKind(StrEnum):
+    INT = "int"
+    FLOAT = "float"
+    STRING = "string"
+    TEXT = "text"  # multi-line string
+    BOOLEAN = "boolean"
+    CHOICE = "choice"
+    IMAGE = "image"  # a choice of uploaded images (COMBO with image upload)
+    SEED = "seed"  # INT with a control mode applied after each run
+
+
+class SeedControl(StrEnum):
+    FIXED = "fixed"
+    RANDOMIZE = "randomize"
+    INCREMENT = "increment"
+    DECREMENT = "decrement"
+
+
+@dataclass(frozen=True)
+class FormField:
+    """One value the user can set: a placeholder, or a widget input of one node."""
+
+    key: str
+    label: str
+    kind: FieldKind
+    node_id: str | None = None
+    input_name: str | None = None
+    default: Any = None
+    value: Any = None
+    min: int | float | None = None
+    max: int | float | None = None
+    step: int | float | None = None
+    round: int | float | bool | None = None
+    multiline: bool = False
+    choices: tuple[Any, ...] | None = None
+    tooltip: str = ""
+    required: bool = False
+    is_placeholder: bool = False
+    targets: tuple[tuple[str, str], ...] = ()
+    control: SeedControl | None = None
+
+
+@dataclass(frozen=True)
+class FormGroup:
+    """The fields of one node."""
+
+    node_id: str
+    title: str
+    class_type: str
+    fields: tuple[FormField, ...]
+
+
+@dataclass(frozen=True)
+class FormSpec:
+    """The form of a workflow; `graph` and `catalog` are what `fill` builds on."""
+
+    workflow_name: str
+    placeholders: tuple[FormField, ...]
+    groups: tuple[FormGroup, ...]
+    graph: ApiGraph = field(repr=False, compare=False)
+    catalog: NodeCatalog = field(repr=False, compare=False)
+
+    def fields(self) -> list[FormField]:
+        """Placeholder fields first, then every node's fields in graph order."""
+        return [*self.placeholders, *(f for g in self.groups for f in g.fields)]
+
+    def field(self, key: str) -> FormField:
+        for f in self.fields():
+            if f.key == key:
+                return f
+        raise KeyError(key)
+
+    def defaults(self) -> dict[str, Any]:
+        """Each field's current value in the workflow (a placeholder's: its input's default, or "")."""
+        return {f.key: copy.deepcopy(f.value) for f in self.fields()}
+
+    def _title_of(self, f: FormField) -> str:
+        node_id = f.node_id or (f.targets[0][0] if f.targets else None)
+        if node_id is None or node_id not in self.graph:
+            return ""
+        node = self.graph[node_id]
+        ndef = self.catalog.get(node.class_type)
+        return node.title or (ndef.title if ndef else node.class_type)
+
+    def _spec_of(self, f: FormField) -> InputSpec | None:
+        node_id, input_name = (f.node_id, f.input_name) if not f.targets else f.targets[0]
+        if node_id is None or input_name is None or node_id not in self.graph:
+            return None
+        ndef = self.catalog.get(self.graph[node_id].class_type)
+        return ndef.input(input_name) if ndef else None
+
+    def validate(self, values: Mapping[str, Any]) -> list[ValidationIssue]:
+        """Problems of `values` (typed, as a form gives them), one issue per field with `field_key` set."""
+        issues: list[ValidationIssue] = []
+        for f in self.fields():
+            if f.key not in values:
+                if f.is_placeholder and f.required:
+                    issues.append(self._issue(f, "required_input_missing", f"{f.label} is required.", None))
+                continue
+            problem = _check_value(f, values[f.key], self._spec_of(f))
+            if problem is not None:
+                issues.append(self._issue(f, problem[0], problem[1], values[f.key]))
+        return issues
+
+    def _issue(self, f: FormField, kind: str, message: str, received: Any) -> ValidationIssue:
+        node_id, input_name = (f.node_id, f.input_name) if not f.targets else f.targets[0]
+        return ValidationIssue(
+            node_id=node_id or "",
+            node_title=self._title_of(f),
+            input_name=input_name,
+            message=message,
+            kind=kind,
+            field_key=f.key,
+            received=received,
+        )
+
+    def fill(self, values: Mapping[str, Any], *, catalog: NodeCatalog | None = None) -> ApiGraph:
+        """The graph to submit with `values` applied; raises ValidationError whose issues carry `field_key`.
+
+        Unknown keys are ignored and missing keys keep the workflow's value. A placeholder that is a whole
+        input value takes the typed value; inside longer text it is replaced by the value as text.
+        `catalog` replaces the form's catalog for the final check (e.g. after uploads refreshed LoadImage).
+        """
+        issues = self.validate(values)
+        if issues:
+            raise ValidationError(
+                issues, message=f"{len(issues)} field(s) of '{self.workflow_name}' need fixing"
+            )
+        graph = self.graph.copy()
+        by_name = {
+            f.key: copy.deepcopy(values[f.key]) if f.key in values else f.default for f in self.placeholders
+        }
+        owner: dict[tuple[str, str], str] = {}
+        for f in self.placeholders:
+            for node_id, input_name in f.targets:
+                owner.setdefault((node_id, input_name), f.key)
+                original = self.graph[node_id].inputs[input_name]
+                whole = PLACEHOLDER_RE.fullmatch(original)
+                if whole and whole.group(1) in by_name:
+                    graph[node_id].inputs[input_name] = by_name[whole.group(1)]
+                else:
+                    graph[node_id].inputs[input_name] = _substitute(original, by_name)
+        for group in self.groups:
+            for f in group.fields:
+                assert f.node_id is not None and f.input_name is not None
+                owner[(f.node_id, f.input_name)] = f.key
+                if f.key in values:
+                    graph[f.node_id].inputs[f.input_name] = copy.deepcopy(values[f.key])
+        problems = validate_graph(graph, catalog or self.catalog)
+        if problems:
+            placed = [
+                ValidationIssue(
+                    node_id=i.node_id,
+                    message=i.message,
+                    kind=i.kind,
+                    node_title=i.node_title,
+                    input_name=i.input_name,
+                    field_key=owner.get((i.node_id, i.input_name or "")),
+                    received=i.received,
+                )
+                for i in problems
+            ]
+            raise ValidationError(placed)
+        return graph
+
+
+def _substitute(text: str, values: Mapping[str, Any]) -> str:
+    def repl(m: re.Match[str]) -> str:
+        name = m.group(1)
+        if name not in values:
+            return m.group(0)
+        v = values[name]
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        return str(v)
+
+    return PLACEHOLDER_RE.sub(repl, text)
+
+
+def _describe_got(value: Any) -> str:
+    if isinstance(value, str):
+        return f"the text {value!r}"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "nothing"
+    return repr(value)
+
+
+def _check_value(f: FormField, value: Any, spec: InputSpec | None) -> tuple[str, str] | None:
+    """(kind, message) for a value that does not fit the field, else None."""
+    bad = "invalid_input_type"
+    if f.kind in (FieldKind.INT, FieldKind.SEED):
+        if not isinstance(value, int) or isinstance(value, bool):
+            return bad, f"{f.label} must be a whole number, got {_describe_got(value)}."
+    elif f.kind is FieldKind.FLOAT:
+        if not isinstance(value, int | float) or isinstance(value, bool) or math.isnan(value):
+            return bad, f"{f.label} must be a number, got {_describe_got(value)}."
+    elif f.kind in (FieldKind.STRING, FieldKind.TEXT):
+        if not isinstance(value, str):
+            return bad, f"{f.label} must be text, got {_describe_got(value)}."
+    elif f.kind is FieldKind.BOOLEAN:
+        if not isinstance(value, bool):
+            return bad, f"{f.label} must be on or off, got {_describe_got(value)}."
+    elif f.kind in (FieldKind.CHOICE, FieldKind.IMAGE):
+        # Remote and empty option lists cannot prove a value wrong (we do not know what the server has).
+        remote = spec is not None and (spec.remote or spec.multiselect)
+        if f.choices and not remote and value not in f.choices:
+            return (
+                "value_not_in_list",
+                f"{f.label} must be one of the listed options, got {_describe_got(value)}.",
+            )
+        if f.kind is FieldKind.IMAGE and not isinstance(value, str):
+            return bad, f"{f.label} must be an image name, got {_describe_got(value)}."
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if f.min is not None and value < f.min:
+            return "value_smaller_than_min", f"{f.label} must be at least {f.min}, got {value}."
+        if f.max is not None and value > f.max:
+            return "value_bigger_than_max", f"{f.label} must be at most {f.max}, got {value}."
+    return None
+
+
+def humanize(name: str) -> str:
+    """ "negative_prompt" -> "Negative prompt", "cfg" -> "CFG"; labels with capitals are kept as they are."""
+    words = name.replace("_", " ").split()
+    if not words:
+        return name
+    words = [_ACRONYMS.get(w, w) if w.islower() else w for w in words]
+    first = words[0]
+    words[0] = first[:1].upper() + first[1:]
+    return " ".join(words)
+
+
+def _kind_of(spec: InputSpec) -> FieldKind:
+    if spec.choices is not None:
+        return FieldKind.IMAGE if spec.upload == "image" else FieldKind.CHOICE
+    if spec.type == "INT":
+        return FieldKind.SEED if spec.control_after_generate or spec.name in _SEED_NAMES else FieldKind.INT
+    if spec.type == "FLOAT":
+        return FieldKind.FLOAT
+    if spec.type == "BOOLEAN":
+        return FieldKind.BOOLEAN
+    return FieldKind.TEXT if spec.multiline else FieldKind.STRING
+
+
+def _fallback_default(kind: FieldKind, spec: InputSpec | None) -> Any:
+    if kind in (FieldKind.INT, FieldKind.SEED, FieldKind.FLOAT):
+        return spec.min if spec is not None and spec.min is not None else 0
+    if kind is FieldKind.BOOLEAN:
+        return False
+    if kind in (FieldKind.CHOICE, FieldKind.IMAGE) and spec is not None and spec.choices:
+        return spec.choices[0]
+    return ""
+
+
+def _spec_field(
+    spec: InputSpec, *, key: str, label: str, kind: FieldKind, value: Any, **extra: Any
+) -> FormField:
+    return FormField(
+        key=key,
+        label=label,
+        kind=kind,
+        default=spec.default,
+        value=value,
+        min=spec.min,
+        max=spec.max,
+        step=spec.step,
+        round=spec.round,
+        multiline=spec.multiline,
+        choices=spec.choices,
+        tooltip=spec.tooltip,
+        required=spec.required,
+        control=SeedControl.RANDOMIZE if kind is FieldKind.SEED else None,
+        **extra,
+    )
+
+
+def _placeholder_field(
+    name: str, targets: list[tuple[str, str]], graph: ApiGraph, catalog: NodeCatalog
+) -> FormField:
+    specs: list[InputSpec | None] = []
+    for node_id, input_name in targets:
+        ndef = catalog.get(graph[node_id].class_type)
+        specs.append(ndef.input(input_name) if ndef else None)
+    first_spec = specs[0]
+    node_id, input_name = targets[0]
+    is_whole = PLACEHOLDER_RE.fullmatch(graph[node_id].inputs[input_name]) is not None
+    # A required input with only "{name}" in it cannot run without a value; one inside an optional input can.
+    required = any(s is None or s.required for s in specs)
+    label = humanize(name)
+    if is_whole and first_spec is not None:
+        kind = _kind_of(first_spec)
+        default = (
+            first_spec.default if first_spec.default is not None else _fallback_default(kind, first_spec)
+        )
+        base = _spec_field(first_spec, key=name, label=label, kind=kind, value=default, is_placeholder=True)
+        return dataclasses.replace(base, default=default, required=required, targets=tuple(targets))
+    multiline = any(s is not None and s.multiline for s in specs)
+    tooltip = next((s.tooltip for s in specs if s is not None and s.tooltip), "")
+    return FormField(
+        key=name,
+        label=label,
+        kind=FieldKind.TEXT if multiline else FieldKind.STRING,
+        default="",
+        value="",
+        multiline=multiline,
+        tooltip=tooltip,
+        required=required,
+        is_placeholder=True,
+        targets=tuple(targets),
+    )
+
+
+def build_form(workflow: Workflow, catalog: NodeCatalog) -> FormSpec:
+    """The form of `workflow`; raises UnknownNodeTypeError naming every node type the catalog lacks."""
+    graph = workflow.graph
+    unknown = [n.class_type for n in graph.values() if n.class_type not in catalog]
+    if unknown:
+        raise UnknownNodeTypeError(unknown, source=workflow.source, where=f"in '{workflow.name}'")
+    placeholders = tuple(
+        _placeholder_field(name, targets, graph, catalog)
+        for name, targets in find_placeholders(graph).items()
+    )
+    groups: list[FormGroup] = []
+    for node in graph.values():
+        ndef = catalog[node.class_type]
+        fields: list[FormField] = []
+        for spec in ndef.inputs:
+            if not spec.is_widget or spec.name not in node.inputs:
+                continue
+            value = node.inputs[spec.name]
+            if is_link(value) or isinstance(value, list):
+                continue
+            if isinstance(value, str) and PLACEHOLDER_RE.search(value):
+                continue  # shown once, as its placeholder field
+            fields.append(
+                _spec_field(
+                    spec,
+                    key=f"{node.id}.{spec.name}",
+                    label=humanize(spec.label),
+                    kind=_kind_of(spec),
+                    value=copy.deepcopy(value),
+                    node_id=node.id,
+                    input_name=spec.name,
+                )
+            )
+        if fields:  # nodes with nothing to set (VAEDecode, SaveImage's images...) get no group
+            groups.append(FormGroup(node.id, node.title or ndef.title, node.class_type, tuple(fields)))
+    return FormSpec(
+        workflow_name=workflow.name,
+        placeholders=placeholders,
+        groups=tuple(groups),
+        graph=graph.copy(),
+        catalog=catalog,
+    )
+
+
+def next_seed(
+    value: int,
+    control: SeedControl | str,
+    *,
+    minimum: int = 0,
+    maximum: int = SEED_MAX,
+    rng: random.Random | None = None,
+) -> int:
+    """The seed for the next run: fixed keeps it, increment/decrement step by one and wrap around the range,
+    randomize draws uniformly from [minimum, maximum]."""
+    mode = SeedControl(control)
+    if mode is SeedControl.FIXED:
+        return value
+    if mode is SeedControl.INCREMENT:
+        return value + 1 if minimum <= value < maximum else minimum
+    if mode is SeedControl.DECREMENT:
+        return value - 1 if minimum < value <= maximum else maximum
+    return (rng or random.Random()).randint(minimum, maximum)
