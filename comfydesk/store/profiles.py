@@ -1,0 +1,112 @@
+"""Connection profiles: which server to talk to and how to sign in (secrets live in a SecretStore)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from comfydesk.store.atomic import atomic_write_json, read_json
+
+__all__ = ["DEFAULT_LOCAL_URL", "AuthKind", "Profile", "ProfileKind", "ProfileStore"]
+
+ProfileKind = Literal["comfyui-local", "comfyui-remote", "v1-gateway"]
+AuthKind = Literal["none", "token", "basic"]
+PROFILE_KINDS: tuple[ProfileKind, ...] = ("comfyui-local", "comfyui-remote", "v1-gateway")
+AUTH_KINDS: tuple[AuthKind, ...] = ("none", "token", "basic")
+DEFAULT_LOCAL_URL = "http://127.0.0.1:8188"
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """One server the user connects to. The token or password is NOT here: see `secret_key`."""
+
+    id: str
+    name: str
+    kind: ProfileKind = "comfyui-local"
+    url: str = DEFAULT_LOCAL_URL
+    auth: AuthKind = "none"
+    username: str = ""
+    ca_file: str = ""
+    verify_tls: bool = True
+
+    @classmethod
+    def new(cls, name: str, **fields: Any) -> Profile:
+        return cls(id=uuid.uuid4().hex[:12], name=name, **fields)
+
+    @property
+    def secret_key(self) -> str:
+        """The key of this profile's token/password in the secret store."""
+        return f"profile:{self.id}"
+
+    @property
+    def host_port(self) -> str:
+        parts = urlsplit(self.url)
+        return parts.netloc or self.url
+
+    def with_changes(self, **fields: Any) -> Profile:
+        return replace(self, **fields)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, doc: Any) -> Profile | None:
+        if not isinstance(doc, dict) or not isinstance(doc.get("id"), str):
+            return None
+        kind = doc.get("kind")
+        auth = doc.get("auth")
+        return cls(
+            id=doc["id"],
+            name=str(doc.get("name") or doc.get("url") or "Server"),
+            kind=kind if kind in PROFILE_KINDS else "comfyui-local",
+            url=str(doc.get("url") or DEFAULT_LOCAL_URL),
+            auth=auth if auth in AUTH_KINDS else "none",
+            username=str(doc.get("username") or ""),
+            ca_file=str(doc.get("ca_file") or ""),
+            verify_tls=bool(doc.get("verify_tls", True)),
+        )
+
+
+def _local_default() -> Profile:
+    return Profile(id="local", name="Local ComfyUI", kind="comfyui-local", url=DEFAULT_LOCAL_URL)
+
+
+class ProfileStore:
+    """The profiles file (`profiles.json`); always holds at least the local default profile."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        doc = read_json(path, {})
+        items = doc.get("profiles") if isinstance(doc, dict) else None
+        loaded = [p for p in (Profile.from_json(d) for d in (items or [])) if p is not None]
+        self._profiles: dict[str, Profile] = {p.id: p for p in loaded} or {"local": _local_default()}
+
+    def all(self) -> list[Profile]:
+        return list(self._profiles.values())
+
+    def get(self, profile_id: str | None) -> Profile | None:
+        return self._profiles.get(profile_id) if profile_id else None
+
+    def first(self) -> Profile:
+        return next(iter(self._profiles.values()))
+
+    def find_by_url(self, url: str) -> Profile | None:
+        wanted = url.rstrip("/")
+        return next((p for p in self._profiles.values() if p.url.rstrip("/") == wanted), None)
+
+    def save(self, profile: Profile) -> None:
+        """Add or replace a profile and write the file."""
+        self._profiles[profile.id] = profile
+        self._write()
+
+    def delete(self, profile_id: str) -> None:
+        if self._profiles.pop(profile_id, None) is not None:
+            if not self._profiles:
+                self._profiles["local"] = _local_default()
+            self._write()
+
+    def _write(self) -> None:
+        atomic_write_json(self.path, {"profiles": [p.to_json() for p in self._profiles.values()]})

@@ -1,0 +1,180 @@
+"""Settings: one JSON file in the data dir, written atomically on every change.
+
+Holds window geometry/state, the last workflow and profile, the secret-store opt-in, and per-workflow form
+memory (values, pinned and hidden fields, last seed). Only JSON-plain values are remembered: an image picked
+from disk or pasted is not (it may be gone next session).
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from comfydesk.store.atomic import atomic_write_json, read_json
+
+__all__ = ["Settings", "WorkflowPrefs"]
+
+log = logging.getLogger(__name__)
+_VERSION = 1
+
+
+def _plain(value: Any) -> bool:
+    if value is None or isinstance(value, bool | int | float | str):
+        return True
+    if isinstance(value, list | tuple):
+        return all(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
+    return False
+
+
+@dataclass
+class WorkflowPrefs:
+    """What the form remembers for one workflow."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+    pinned: list[str] = field(default_factory=list)
+    hidden: list[str] = field(default_factory=list)
+    last_seed: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "values": {k: v for k, v in self.values.items() if _plain(v)},
+            "pinned": list(self.pinned),
+            "hidden": list(self.hidden),
+            "last_seed": self.last_seed,
+        }
+
+    @classmethod
+    def from_json(cls, doc: Any) -> WorkflowPrefs:
+        if not isinstance(doc, dict):
+            return cls()
+        values = doc.get("values")
+        seed = doc.get("last_seed")
+        return cls(
+            values=dict(values) if isinstance(values, dict) else {},
+            pinned=[str(k) for k in doc.get("pinned", []) if isinstance(k, str)],
+            hidden=[str(k) for k in doc.get("hidden", []) if isinstance(k, str)],
+            last_seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
+        )
+
+
+class Settings:
+    """The settings file. Every setter writes the file (atomically) when the value really changed."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        doc = read_json(path, {})
+        self._doc: dict[str, Any] = doc if isinstance(doc, dict) else {}
+        self._doc.setdefault("version", _VERSION)
+
+    # -- generic -----------------------------------------------------------------------------------
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._doc.get(key, default)
+
+    def set(self, key: str, value: Any) -> bool:
+        """Store `value` (JSON-plain) under `key`; returns True when it changed and was written."""
+        if not _plain(value):
+            raise TypeError(f"setting {key!r} must be JSON-plain, got {type(value).__name__}")
+        if key in self._doc and self._doc[key] == value:
+            return False
+        self._doc[key] = value
+        self.save()
+        return True
+
+    def remove(self, key: str) -> None:
+        if self._doc.pop(key, None) is not None:
+            self.save()
+
+    def save(self) -> None:
+        atomic_write_json(self.path, self._doc)
+
+    # -- window ------------------------------------------------------------------------------------
+    def window_geometry(self) -> bytes | None:
+        return self._bytes("window_geometry")
+
+    def set_window_geometry(self, data: bytes) -> None:
+        self.set("window_geometry", base64.b64encode(data).decode("ascii"))
+
+    def window_state(self) -> bytes | None:
+        return self._bytes("window_state")
+
+    def set_window_state(self, data: bytes) -> None:
+        self.set("window_state", base64.b64encode(data).decode("ascii"))
+
+    def _bytes(self, key: str) -> bytes | None:
+        raw = self._doc.get(key)
+        if not isinstance(raw, str):
+            return None
+        try:
+            return base64.b64decode(raw.encode("ascii"), validate=True)
+        except ValueError:
+            return None
+
+    # -- last used ---------------------------------------------------------------------------------
+    @property
+    def last_workflow(self) -> str | None:
+        value = self._doc.get("last_workflow")
+        return value if isinstance(value, str) else None
+
+    @last_workflow.setter
+    def last_workflow(self, key: str | None) -> None:
+        self.set("last_workflow", key)
+
+    @property
+    def last_profile(self) -> str | None:
+        value = self._doc.get("last_profile")
+        return value if isinstance(value, str) else None
+
+    @last_profile.setter
+    def last_profile(self, profile_id: str | None) -> None:
+        self.set("last_profile", profile_id)
+
+    @property
+    def secrets_in_file(self) -> bool:
+        """The user chose to keep tokens in a file only they can read (no keyring)."""
+        return bool(self._doc.get("secrets_in_file", False))
+
+    @secrets_in_file.setter
+    def secrets_in_file(self, enabled: bool) -> None:
+        self.set("secrets_in_file", bool(enabled))
+
+    # -- per workflow ------------------------------------------------------------------------------
+    def workflow_prefs(self, key: str) -> WorkflowPrefs:
+        all_prefs = self._doc.get("workflows")
+        return WorkflowPrefs.from_json(all_prefs.get(key) if isinstance(all_prefs, dict) else None)
+
+    def set_workflow_prefs(self, key: str, prefs: WorkflowPrefs) -> bool:
+        all_prefs = self._doc.get("workflows")
+        if not isinstance(all_prefs, dict):
+            all_prefs = {}
+        doc = prefs.to_json()
+        if all_prefs.get(key) == doc:
+            return False
+        all_prefs[key] = doc
+        self._doc["workflows"] = all_prefs
+        self.save()
+        return True
+
+    def update_workflow_prefs(self, key: str, **changes: Any) -> bool:
+        """Change some fields of one workflow's prefs (values, pinned, hidden, last_seed)."""
+        prefs = self.workflow_prefs(key)
+        for name, value in changes.items():
+            if not hasattr(prefs, name):
+                raise AttributeError(name)
+            if isinstance(value, Mapping):
+                value = dict(value)
+            setattr(prefs, name, value)
+        return self.set_workflow_prefs(key, prefs)
+
+    def rename_workflow_prefs(self, old: str, new: str) -> None:
+        all_prefs = self._doc.get("workflows")
+        if isinstance(all_prefs, dict) and old in all_prefs:
+            all_prefs[new] = all_prefs.pop(old)
+            if self.last_workflow == old:
+                self._doc["last_workflow"] = new
+            self.save()
