@@ -1,0 +1,771 @@
+"""UI-format (the graph the ComfyUI editor saves) to API-format (what `POST /prompt` takes).
+
+The rules follow the web frontend's `graphToPrompt` (comfyui-frontend-package 1.35.9) and its
+`ExecutableNodeDTO` link resolution, so the output matches what the editor itself would queue:
+
+- widget values are matched to the widget inputs of the node definition, in definition order; the extra
+  `control_after_generate` value after a seed and the image-upload button value are skipped;
+- muted nodes (mode 2) are left out and links from them removed; bypassed nodes (mode 4) are left out and
+  their consumers wired to the bypassed node's input of the matching type;
+- Reroutes are followed, a PrimitiveNode's value is written into every widget it feeds, notes are dropped;
+- subgraph instances are expanded: inner nodes get ids `"<instance>:<inner>"` and links crossing the
+  boundary point straight at the real node;
+- key order is JavaScript's: integer-like ids ascending, then the rest in execution order.
+
+Whatever was dropped, expanded or inferred is listed in the `ConversionReport`.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from comfydesk.core.errors import ConversionError, UnknownNodeTypeError, WorkflowFormatError
+from comfydesk.core.graph import ApiGraph, ApiNode
+from comfydesk.core.nodes import InputSpec, NodeCatalog, NodeDef
+
+__all__ = ["ConversionReport", "ConversionResult", "convert_ui_workflow", "is_ui_workflow"]
+
+MODE_NEVER = 2  # "muted"
+MODE_BYPASS = 4
+NOTE_TYPES = frozenset({"Note", "MarkdownNote"})
+#: Node types that live only in the editor and never reach the server.
+FRONTEND_ONLY_TYPES = NOTE_TYPES | {"PrimitiveNode", "Reroute"}
+_SUBGRAPH_INPUT_NODE = -10
+_SUBGRAPH_OUTPUT_NODE = -20
+#: Before `control_after_generate` existed the editor gave these INT inputs a seed control widget.
+_LEGACY_SEED_NAMES = frozenset({"seed", "noise_seed"})
+_JS_INDEX_RE = re.compile(r"^(0|[1-9][0-9]*)$")
+_JS_MAX_INDEX = 2**32 - 2
+
+
+@dataclass
+class ConversionReport:
+    """What the conversion changed on the way, in words a user can read."""
+
+    dropped: list[str] = field(default_factory=list)
+    expanded: list[str] = field(default_factory=list)
+    guessed: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        """Every line, dropped first, for the CLI's stderr."""
+        return [*self.dropped, *self.expanded, *self.guessed]
+
+
+@dataclass
+class ConversionResult:
+    graph: ApiGraph
+    report: ConversionReport
+
+
+def is_ui_workflow(doc: object) -> bool:
+    """True for the editor's graph format (`nodes` list plus `links`), not the `/api/v1` node list."""
+    if not isinstance(doc, Mapping):
+        return False
+    nodes = doc.get("nodes")
+    if not isinstance(nodes, list):
+        return False
+    if isinstance(doc.get("links"), list):
+        return True
+    # A graph saved with its links left out still carries editor-only node keys.
+    return any(isinstance(n, Mapping) and ("widgets_values" in n or "pos" in n) for n in nodes)
+
+
+# --------------------------------------------------------------------------------------------- parsing
+
+
+@dataclass
+class _Link:
+    id: int
+    origin_id: Any
+    origin_slot: int
+    target_id: Any
+    target_slot: int
+    type: str
+
+
+@dataclass
+class _Slot:
+    name: str
+    type: str
+    link: int | None = None
+    widget: str | None = None
+
+
+@dataclass
+class _Node:
+    id: Any
+    type: str
+    mode: int
+    title: str | None
+    inputs: list[_Slot]
+    outputs: list[_Slot]
+    output_links: list[list[int]]
+    widgets_values: list[Any] | dict[str, Any] | None
+    properties: Mapping[str, Any]
+
+
+@dataclass
+class _SubgraphPort:
+    name: str
+    type: str
+    link_ids: list[int]
+
+
+@dataclass
+class _Graph:
+    name: str  # "" for the root graph
+    nodes: dict[str, _Node]  # keyed by str(id), in file order
+    links: dict[int, _Link]
+    inputs: list[_SubgraphPort] = field(default_factory=list)
+    outputs: list[_SubgraphPort] = field(default_factory=list)
+
+
+class _Parser:
+    def __init__(self, source: str | None) -> None:
+        self.source = source
+
+    def fail(self, message: str) -> WorkflowFormatError:
+        return WorkflowFormatError(message, source=self.source)
+
+    def graph(self, raw: Any, where: str, *, name: str = "") -> _Graph:
+        if not isinstance(raw, Mapping):
+            raise self.fail(f"{where} is not an object")
+        nodes_raw = raw.get("nodes")
+        if not isinstance(nodes_raw, list):
+            raise self.fail(f"{where}: 'nodes' must be a list, got {type(nodes_raw).__name__}")
+        links_raw = raw.get("links", [])
+        if links_raw is None:
+            links_raw = []
+        if not isinstance(links_raw, list):
+            raise self.fail(f"{where}: 'links' must be a list, got {type(links_raw).__name__}")
+        nodes: dict[str, _Node] = {}
+        for idx, item in enumerate(nodes_raw):
+            node = self.node(item, idx, where)
+            key = str(node.id)
+            if key in nodes:
+                raise self.fail(f"{where}: node id {key} is used twice")
+            nodes[key] = node
+        links: dict[int, _Link] = {}
+        for idx, item in enumerate(links_raw):
+            link = self.link(item, idx, where)
+            links[link.id] = link
+        graph = _Graph(name=name, nodes=nodes, links=links)
+        graph.inputs = self.ports(raw.get("inputs", []), f"{where} inputs")
+        graph.outputs = self.ports(raw.get("outputs", []), f"{where} outputs")
+        return graph
+
+    def node(self, raw: Any, idx: int, where: str) -> _Node:
+        if not isinstance(raw, Mapping):
+            raise self.fail(f"{where}: node #{idx} is not an object")
+        node_id = raw.get("id")
+        if isinstance(node_id, bool) or not isinstance(node_id, int | str) or node_id == "":
+            raise self.fail(f"{where}: node #{idx} has no usable 'id'")
+        node_type = raw.get("type")
+        if not isinstance(node_type, str) or not node_type:
+            raise self.fail(f"{where}: node {node_id} has no 'type'")
+        label = f"{where}: node {node_id} ({node_type})"
+        mode = raw.get("mode", 0)
+        if isinstance(mode, bool) or not isinstance(mode, int):
+            raise self.fail(f"{label}: 'mode' is not a number")
+        title = raw.get("title")
+        inputs = [
+            self.slot(s, f"{label} input #{i}") for i, s in enumerate(self.as_list(raw, "inputs", label))
+        ]
+        outputs: list[_Slot] = []
+        output_links: list[list[int]] = []
+        for i, s in enumerate(self.as_list(raw, "outputs", label)):
+            outputs.append(self.slot(s, f"{label} output #{i}", is_output=True))
+            links = s.get("links") if isinstance(s, Mapping) else None
+            output_links.append([x for x in links if _is_int(x)] if isinstance(links, list) else [])
+        wv = raw.get("widgets_values")
+        if wv is not None and not isinstance(wv, list | dict):
+            raise self.fail(f"{label}: 'widgets_values' must be a list or an object")
+        props = raw.get("properties")
+        return _Node(
+            id=node_id,
+            type=node_type,
+            mode=mode,
+            title=title if isinstance(title, str) and title else None,
+            inputs=inputs,
+            outputs=outputs,
+            output_links=output_links,
+            widgets_values=wv,
+            properties=props if isinstance(props, Mapping) else {},
+        )
+
+    def as_list(self, raw: Mapping[str, Any], key: str, label: str) -> list[Any]:
+        value = raw.get(key)
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            raise self.fail(f"{label}: '{key}' must be a list")
+        return value
+
+    def slot(self, raw: Any, label: str, *, is_output: bool = False) -> _Slot:
+        if not isinstance(raw, Mapping):
+            raise self.fail(f"{label} is not an object")
+        name = raw.get("name")
+        if not isinstance(name, str):
+            raise self.fail(f"{label} has no 'name'")
+        link = None if is_output else raw.get("link")
+        if link is not None and not _is_int(link):
+            raise self.fail(f"{label} '{name}': 'link' is not a link id")
+        widget = raw.get("widget")
+        widget_name = widget.get("name") if isinstance(widget, Mapping) else None
+        slot_type = raw.get("type", "*")
+        return _Slot(
+            name=name,
+            type=slot_type if isinstance(slot_type, str) else str(slot_type),
+            link=link,
+            widget=widget_name if isinstance(widget_name, str) else None,
+        )
+
+    def link(self, raw: Any, idx: int, where: str) -> _Link:
+        if isinstance(raw, list) and len(raw) >= 5:
+            fields = raw[:5]
+            link_type = raw[5] if len(raw) > 5 else "*"
+        elif isinstance(raw, Mapping):
+            fields = [raw.get(k) for k in ("id", "origin_id", "origin_slot", "target_id", "target_slot")]
+            link_type = raw.get("type", "*")
+        else:
+            raise self.fail(f"{where}: link #{idx} is neither [id, from, slot, to, slot, type] nor an object")
+        link_id, origin_id, origin_slot, target_id, target_slot = fields
+        if not (_is_int(link_id) and _is_int(origin_slot) and _is_int(target_slot)):
+            raise self.fail(f"{where}: link #{idx} has a missing or non-numeric id or slot")
+        for end in (origin_id, target_id):
+            if isinstance(end, bool) or not isinstance(end, int | str):
+                raise self.fail(f"{where}: link {link_id} does not name the nodes it joins")
+        return _Link(
+            link_id,
+            origin_id,
+            origin_slot,
+            target_id,
+            target_slot,
+            link_type if isinstance(link_type, str) else str(link_type),
+        )
+
+    def ports(self, raw: Any, where: str) -> list[_SubgraphPort]:
+        if not isinstance(raw, list):
+            raise self.fail(f"{where} must be a list")
+        ports = []
+        for i, item in enumerate(raw):
+            if not isinstance(item, Mapping) or not isinstance(item.get("name"), str):
+                raise self.fail(f"{where}: #{i} has no 'name'")
+            ids = item.get("linkIds")
+            port_type = item.get("type", "*")
+            ports.append(
+                _SubgraphPort(
+                    name=item["name"],
+                    type=port_type if isinstance(port_type, str) else "*",
+                    link_ids=[x for x in ids if _is_int(x)] if isinstance(ids, list) else [],
+                )
+            )
+        return ports
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+# ------------------------------------------------------------------------------------------ conversion
+
+
+@dataclass
+class _Dto:
+    """One node as the executor sees it: a real node, or a subgraph instance, with its full id."""
+
+    exec_id: str
+    node: _Node
+    graph: _Graph
+    path: tuple[str, ...]
+    instance: _Dto | None  # the subgraph instance this node sits in
+
+
+@dataclass(frozen=True)
+class _Ref:
+    origin: str
+    slot: int
+
+
+@dataclass(frozen=True)
+class _Value:
+    value: Any
+    primitive: str | None = None  # the PrimitiveNode it came from
+
+
+_Resolved = _Ref | _Value | None
+
+
+class _Converter:
+    def __init__(self, doc: Mapping[str, Any], catalog: NodeCatalog, source: str | None) -> None:
+        self.catalog = catalog
+        self.source = source
+        self.report = ConversionReport()
+        parser = _Parser(source)
+        self.root = parser.graph(doc, "workflow")
+        self.subgraphs: dict[str, _Graph] = {}
+        definitions = doc.get("definitions")
+        raw_subgraphs = definitions.get("subgraphs", []) if isinstance(definitions, Mapping) else []
+        if not isinstance(raw_subgraphs, list):
+            raise parser.fail("'definitions.subgraphs' must be a list")
+        for i, raw in enumerate(raw_subgraphs):
+            sg_id = raw.get("id") if isinstance(raw, Mapping) else None
+            if not isinstance(sg_id, str) or not sg_id:
+                raise parser.fail(f"subgraph definition #{i} has no 'id'")
+            name = raw.get("name")
+            label = f"subgraph '{name}'" if isinstance(name, str) and name else f"subgraph {sg_id}"
+            self.subgraphs[sg_id] = parser.graph(raw, label, name=name if isinstance(name, str) else sg_id)
+        self.dtos: dict[str, _Dto] = {}
+        self.unknown: dict[str, list[str]] = {}
+        self.primitive_uses: dict[str, list[str]] = {}
+        self._via_bypass: list[str] = []
+        self._via_reroute: list[str] = []
+
+    # ---- expansion
+
+    def run(self) -> ConversionResult:
+        self.expand(self.root, (), None, _execution_order(self.root), ())
+        if self.unknown:
+            where = "; ".join(f"{t} at node {', '.join(ids)}" for t, ids in sorted(self.unknown.items()))
+            raise UnknownNodeTypeError(self.unknown, source=self.source, where=where)
+        output = self.emit()
+        self.report_primitives()
+        return ConversionResult(ApiGraph({k: output[k] for k in _js_key_order(output)}), self.report)
+
+    def expand(
+        self,
+        graph: _Graph,
+        path: tuple[str, ...],
+        instance: _Dto | None,
+        order: list[_Node],
+        stack: tuple[str, ...],
+    ) -> None:
+        for node in order:
+            exec_id = ":".join((*path, str(node.id)))
+            dto = _Dto(exec_id, node, graph, path, instance)
+            self.dtos[exec_id] = dto
+            label = f"node {exec_id} ({node.type})"
+            sub = self.subgraphs.get(node.type)
+            if sub is not None:
+                label = f"subgraph instance {exec_id} ('{sub.name}')"
+                if node.mode in (MODE_NEVER, MODE_BYPASS):
+                    how = "muted" if node.mode == MODE_NEVER else "bypassed, its consumers take its inputs"
+                    self.report.dropped.append(f"{label} dropped with everything inside: {how}")
+                    continue
+                if node.type in stack:
+                    raise ConversionError(f"{label} contains itself", source=self.source)
+                before = len(self.dtos)
+                self.expand(sub, (*path, str(node.id)), dto, list(sub.nodes.values()), (*stack, node.type))
+                self.report.expanded.append(
+                    f"{label} expanded: {len(self.dtos) - before} inner nodes as {exec_id}:<id>"
+                )
+            elif node.type in NOTE_TYPES:
+                self.report.dropped.append(f"{label} dropped: notes are not executable")
+            elif node.type == "Reroute":
+                self.report.expanded.append(f"{label} collapsed: links through it go to its source")
+            elif node.type == "PrimitiveNode":
+                self.primitive_uses.setdefault(exec_id, [])
+            elif node.mode == MODE_NEVER:
+                self.report.dropped.append(f"{label} dropped: muted")
+            elif node.mode == MODE_BYPASS:
+                self.report.dropped.append(f"{label} dropped: bypassed, its consumers take its inputs")
+            elif node.type not in self.catalog:
+                self.unknown.setdefault(node.type, []).append(exec_id)
+
+    # ---- output
+
+    def emit(self) -> dict[str, ApiNode]:
+        output: dict[str, ApiNode] = {}
+        for dto in self.dtos.values():
+            node = dto.node
+            if (
+                node.type in FRONTEND_ONLY_TYPES
+                or node.type in self.subgraphs
+                or node.mode in (MODE_NEVER, MODE_BYPASS)
+            ):
+                continue
+            node_def = self.catalog[node.type]
+            label = f"node {dto.exec_id} ({node.type})"
+            inputs = self.widget_values(node, node_def, label)
+            for index, slot in enumerate(node.inputs):
+                self._via_bypass.clear()
+                self._via_reroute.clear()
+                resolved = self.resolve_input(dto, index, set(), None)
+                if resolved is None:
+                    continue
+                if isinstance(resolved, _Value):
+                    if resolved.primitive is not None:
+                        if slot.name not in inputs:
+                            self.report.guessed.append(
+                                f"{label} input '{slot.name}': value of PrimitiveNode {resolved.primitive} "
+                                "ignored, the input is not a widget"
+                            )
+                            continue
+                        self.primitive_uses[resolved.primitive].append(f"node {dto.exec_id} '{slot.name}'")
+                    inputs[slot.name] = _wrap(copy.deepcopy(resolved.value))
+                    continue
+                inputs[slot.name] = [resolved.origin, resolved.slot]
+                if slot.name not in inputs and node_def.input(slot.name) is None:
+                    self.report.guessed.append(f"{label} input '{slot.name}' is not in the definition")
+                if self._via_bypass:
+                    self.report.expanded.append(
+                        f"{label} input '{slot.name}' wired to {resolved.origin} output {resolved.slot} "
+                        f"past bypassed node {', '.join(self._via_bypass)}"
+                    )
+            output[dto.exec_id] = ApiNode(
+                id=dto.exec_id,
+                class_type=node.type,
+                inputs=inputs,
+                title=node.title or node_def.title,
+            )
+        # As the editor does: a link to a node that is not in the prompt (muted) is removed.
+        for node_id, api_node in output.items():
+            for name, value in list(api_node.inputs.items()):
+                if (
+                    isinstance(value, list)
+                    and len(value) == 2
+                    and isinstance(value[0], str)
+                    and value[0] not in output
+                ):
+                    del api_node.inputs[name]
+                    self.report.dropped.append(
+                        f"node {node_id} ({api_node.class_type}) input '{name}' left unconnected: "
+                        f"its source node {value[0]} is not executed"
+                    )
+        return output
+
+    def report_primitives(self) -> None:
+        for exec_id, uses in self.primitive_uses.items():
+            node = self.dtos[exec_id].node
+            title = f" '{node.title}'" if node.title else ""
+            value = _primitive_value(node)
+            if uses:
+                self.report.expanded.append(
+                    f"node {exec_id} (PrimitiveNode{title}) inlined: value {value!r} written into "
+                    + ", ".join(uses)
+                )
+            else:
+                self.report.dropped.append(f"node {exec_id} (PrimitiveNode{title}) dropped: it feeds nothing")
+
+    # ---- widgets
+
+    def widget_values(self, node: _Node, node_def: NodeDef, label: str) -> dict[str, Any]:
+        """Widget inputs in definition order, valued from `widgets_values` (a list, or an object by name)."""
+        slots: list[tuple[str, InputSpec | None]] = []  # None: a widget the prompt does not carry
+        for spec in node_def.inputs:
+            if not spec.is_widget:
+                continue
+            slots.append((spec.name, spec))
+            if _has_control_widget(spec):
+                slots.append(("control_after_generate", None))
+            if spec.upload:
+                slots.append(("upload", None))
+        if any(spec.is_dynamic for spec in node_def.inputs):
+            self.report.guessed.append(
+                f"{label} has dynamic inputs; only its plain widgets and links are used"
+            )
+        out: dict[str, Any] = {}
+        stored = node.widgets_values
+        if isinstance(stored, dict):
+            for name, dict_spec in slots:
+                if dict_spec is None:
+                    continue
+                if name in stored:
+                    out[name] = _wrap(copy.deepcopy(stored[name]))
+                else:
+                    out[name] = _wrap(_default(dict_spec))
+                    self.report.guessed.append(
+                        f"{label} '{name}' not saved; the default {out[name]!r} is used"
+                    )
+            return out
+        values = stored or []
+        if len(values) != len(slots):
+            no_upload = [s for s in slots if s[0] != "upload" or s[1] is not None]
+            plain = [s for s in slots if s[1] is not None]
+            if len(values) == len(no_upload):
+                slots = no_upload
+            elif len(values) == len(plain):
+                slots = plain
+                self.report.guessed.append(
+                    f"{label} saved its widget values without the seed-control values; matched without them"
+                )
+            elif slots or values:
+                self.report.guessed.append(
+                    f"{label} has {len(values)} widget values where its definition has {len(slots)} widgets; "
+                    "matched in order"
+                )
+        for i, (name, maybe_spec) in enumerate(slots):
+            if maybe_spec is None:
+                continue
+            if i < len(values):
+                out[name] = _wrap(copy.deepcopy(values[i]))
+            else:
+                out[name] = _wrap(_default(maybe_spec))
+                self.report.guessed.append(f"{label} '{name}' not saved; the default {out[name]!r} is used")
+        return out
+
+    def promoted_value(self, graph: _Graph, port: _SubgraphPort) -> _Resolved:
+        """The value of a subgraph input nothing outside feeds: the inner widget it is promoted from."""
+        for link_id in port.link_ids:
+            link = graph.links.get(link_id)
+            target = graph.nodes.get(str(link.target_id)) if link else None
+            if link is None or target is None or link.target_slot >= len(target.inputs):
+                continue
+            slot = target.inputs[link.target_slot]
+            node_def = self.catalog.get(target.type)
+            if node_def is None:
+                continue
+            quiet = ConversionReport()
+            saved, self.report = self.report, quiet
+            try:
+                values = self.widget_values(target, node_def, "")
+            finally:
+                self.report = saved
+            name = slot.widget or slot.name
+            if name in values:
+                return _Value(values[name])
+        return None
+
+    # ---- link resolution (the editor's ExecutableNodeDTO.resolveInput / resolveOutput)
+
+    def fail(self, message: str) -> ConversionError:
+        return ConversionError(message, source=self.source)
+
+    def resolve_input(
+        self, dto: _Dto, index: int, visited: set[tuple[str, str, str, int]], want: str | None
+    ) -> _Resolved:
+        node = dto.node
+        key = (dto.graph.name, str(node.id), "I", index)
+        if key in visited:
+            raise self.fail(f"node {dto.exec_id} ({node.type}): its links go round in a circle")
+        visited.add(key)
+        if index >= len(node.inputs):
+            raise self.fail(f"node {dto.exec_id} ({node.type}) has no input #{index}")
+        slot = node.inputs[index]
+        if slot.link is None:
+            return None
+        link = dto.graph.links.get(slot.link)
+        if link is None:
+            raise self.fail(
+                f"node {dto.exec_id} ({node.type}) input '{slot.name}' uses link {slot.link}, "
+                "which the workflow does not have"
+            )
+        instance = dto.instance
+        if instance is not None and link.origin_id == _SUBGRAPH_INPUT_NODE:
+            return self.resolve_from_instance(dto, instance, link, visited)
+        origin = dto.graph.nodes.get(str(link.origin_id))
+        if origin is None:
+            raise self.fail(
+                f"node {dto.exec_id} ({node.type}) input '{slot.name}' is linked (link {link.id}) from "
+                f"node {link.origin_id}, which does not exist"
+            )
+        origin_dto = self.dtos.get(":".join((*dto.path, str(origin.id))))
+        if origin_dto is None:  # pragma: no cover - every node of an expanded graph has a DTO
+            raise self.fail(f"node {dto.exec_id}: source node {origin.id} was not expanded")
+        return self.resolve_output(origin_dto, link.origin_slot, want or slot.type, visited)
+
+    def resolve_from_instance(
+        self, dto: _Dto, instance: _Dto, link: _Link, visited: set[tuple[str, str, str, int]]
+    ) -> _Resolved:
+        """A link that comes in through the subgraph's input: follow it outside the instance."""
+        ports = dto.graph.inputs
+        if link.origin_slot >= len(ports):
+            raise self.fail(
+                f"node {dto.exec_id} ({dto.node.type}) is linked from input #{link.origin_slot} of "
+                f"subgraph '{dto.graph.name}', which has {len(ports)} inputs"
+            )
+        port = ports[link.origin_slot]
+        outer = next((i for i, s in enumerate(instance.node.inputs) if s.name == port.name), None)
+        if outer is None or instance.node.inputs[outer].link is None:
+            return self.promoted_value(dto.graph, port)
+        return self.resolve_input(instance, outer, visited, None)
+
+    def resolve_output(
+        self, dto: _Dto, index: int, want: str, visited: set[tuple[str, str, str, int]]
+    ) -> _Resolved:
+        node = dto.node
+        key = (dto.graph.name, str(node.id), "O", index)
+        if key in visited:
+            raise self.fail(f"node {dto.exec_id} ({node.type}): its links go round in a circle")
+        visited.add(key)
+        if node.mode == MODE_BYPASS:
+            match = _bypass_slot(node, index, want)
+            if match < 0:
+                self.report.guessed.append(
+                    f"node {dto.exec_id} ({node.type}) is bypassed but has no {want} input to pass "
+                    "through; the link is left out"
+                )
+                return None
+            self._via_bypass.append(dto.exec_id)
+            return self.resolve_input(dto, match, visited, None)
+        if node.type in self.subgraphs:
+            if node.mode == MODE_NEVER:
+                return _Ref(dto.exec_id, index)  # removed later with every other link to a muted node
+            return self.resolve_subgraph_output(dto, index, want, visited)
+        if node.type == "Reroute":
+            if not node.inputs:
+                return None
+            self._via_reroute.append(dto.exec_id)
+            return self.resolve_input(dto, 0, visited, want)
+        if node.type == "PrimitiveNode":
+            return _Value(_primitive_value(node), primitive=dto.exec_id)
+        if node.type in NOTE_TYPES:
+            return None
+        return _Ref(dto.exec_id, index)
+
+    def resolve_subgraph_output(
+        self, dto: _Dto, index: int, want: str, visited: set[tuple[str, str, str, int]]
+    ) -> _Resolved:
+        sub = self.subgraphs[dto.node.type]
+        if index >= len(sub.outputs):
+            raise self.fail(
+                f"subgraph instance {dto.exec_id} has no output #{index} "
+                f"('{sub.name}' has {len(sub.outputs)})"
+            )
+        inner_link = next(
+            (
+                link
+                for link in sub.links.values()
+                if link.target_id == _SUBGRAPH_OUTPUT_NODE and link.target_slot == index
+            ),
+            None,
+        )
+        if inner_link is None:
+            return None
+        if inner_link.origin_id == _SUBGRAPH_INPUT_NODE:  # an input wired straight to an output
+            ports = sub.inputs
+            name = ports[inner_link.origin_slot].name if inner_link.origin_slot < len(ports) else None
+            outer = next((i for i, s in enumerate(dto.node.inputs) if s.name == name), None)
+            return None if outer is None else self.resolve_input(dto, outer, visited, None)
+        inner = sub.nodes.get(str(inner_link.origin_id))
+        if inner is None:
+            raise self.fail(
+                f"subgraph '{sub.name}' output #{index} comes from node {inner_link.origin_id}, "
+                "which does not exist"
+            )
+        inner_dto = self.dtos[f"{dto.exec_id}:{inner.id}"]
+        return self.resolve_output(inner_dto, inner_link.origin_slot, want, visited)
+
+
+# --------------------------------------------------------------------------------------------- helpers
+
+
+def _has_control_widget(spec: InputSpec) -> bool:
+    """Whether the editor puts a "control after generate" widget (and value) after this one."""
+    flag = spec.options.get("control_after_generate")
+    if flag is not None:
+        return bool(flag)
+    return spec.type == "INT" and spec.name in _LEGACY_SEED_NAMES
+
+
+def _default(spec: InputSpec) -> Any:
+    if spec.default is not None:
+        return copy.deepcopy(spec.default)
+    if spec.choices:
+        return spec.choices[0]
+    return {"INT": 0, "FLOAT": 0, "BOOLEAN": False, "STRING": ""}.get(spec.type)
+
+
+def _wrap(value: Any) -> Any:
+    """A list is a link in the API format; the editor boxes list values so the server unboxes them."""
+    return {"__value__": value} if isinstance(value, list) else value
+
+
+def _primitive_value(node: _Node) -> Any:
+    stored = node.widgets_values
+    if isinstance(stored, list) and stored:
+        return stored[0]
+    if isinstance(stored, dict) and stored:
+        return next(iter(stored.values()))
+    return None
+
+
+def _type_ok(a: str, b: str) -> bool:
+    """LiteGraph's isValidConnection: `*`/empty match anything, comma lists match any member."""
+    if a in ("", "*") or b in ("", "*") or a == b:
+        return True
+    la, lb = a.lower(), b.lower()
+    if "," not in la and "," not in lb:
+        return la == lb
+    return any(_type_ok(x, y) for x in la.split(",") for y in lb.split(","))
+
+
+def _bypass_slot(node: _Node, index: int, want: str) -> int:
+    """Which input a bypassed node passes through to output `index` (the editor's _getBypassSlotIndex)."""
+    inputs = node.inputs
+    if not inputs:
+        return -1
+    if want in ("*", ""):
+        return index if index < len(inputs) else 0
+    out_type = node.outputs[index].type if index < len(node.outputs) else "*"
+    if index < len(inputs) and _type_ok(inputs[index].type, out_type) and _type_ok(inputs[index].type, want):
+        return index
+    exact = next((i for i, s in enumerate(inputs) if s.type == want), -1)
+    if exact >= 0:
+        return exact
+    return next(
+        (i for i, s in enumerate(inputs) if _type_ok(s.type, out_type) and _type_ok(s.type, want)), -1
+    )
+
+
+def _is_js_index(key: str) -> bool:
+    return bool(_JS_INDEX_RE.match(key)) and int(key) <= _JS_MAX_INDEX
+
+
+def _js_key_order(keys: Mapping[str, Any]) -> list[str]:
+    """Keys as a JavaScript object lists them: array-index keys ascending, then the rest as inserted."""
+    ints = sorted((k for k in keys if _is_js_index(k)), key=int)
+    return ints + [k for k in keys if not _is_js_index(k)]
+
+
+def _execution_order(graph: _Graph) -> list[_Node]:
+    """LiteGraph's computeExecutionOrder: a topological sort seeded in file order; cycles go last."""
+    pending: dict[str, _Node] = {}
+    remaining: dict[str, int] = {}
+    ready: list[_Node] = []
+    for key, node in graph.nodes.items():
+        pending[key] = node
+        count = sum(1 for s in node.inputs if s.link is not None)
+        if count:
+            remaining[key] = count
+        else:
+            ready.append(node)
+    order: list[_Node] = []
+    seen_links: set[int] = set()
+    while ready:
+        node = ready.pop(0)
+        order.append(node)
+        pending.pop(str(node.id), None)
+        for links in node.output_links:
+            for link_id in links:
+                link = graph.links.get(link_id)
+                if link is None or link_id in seen_links:
+                    continue
+                seen_links.add(link_id)
+                target_key = str(link.target_id)
+                if target_key not in graph.nodes or target_key not in remaining:
+                    continue
+                remaining[target_key] -= 1
+                if remaining[target_key] == 0:
+                    ready.append(graph.nodes[target_key])
+    order.extend(pending[k] for k in _js_key_order(pending))
+    return order
+
+
+def convert_ui_workflow(
+    doc: Mapping[str, Any], catalog: NodeCatalog, *, source: str | None = None
+) -> ConversionResult:
+    """Convert an editor (UI-format) workflow to the API format the way the ComfyUI editor queues it.
+
+    Raises WorkflowFormatError for a broken structure, UnknownNodeTypeError naming every node type the
+    catalog lacks, and ConversionError for links that cannot be followed.
+    """
+    if not isinstance(doc, Mapping):
+        raise WorkflowFormatError(
+            f"a UI-format workflow must be a JSON object, got {type(doc).__name__}", source=source
+        )
+    return _Converter(doc, catalog, source).run()
