@@ -1,0 +1,134 @@
+"""Image decoding for the UI: Pillow in, QImage out, always off the UI thread.
+
+`decode_image` and `make_thumbnail` are blocking and meant to run in a worker thread; the `*_async` twins do
+that with `asyncio.to_thread`. A QImage (unlike a QPixmap) may be built in any thread. Every decode goes
+through Pillow's decompression-bomb guard and a pixel budget of our own, so a hostile file turns into an
+`UnsafeInputError` instead of eating the machine's memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from pathlib import Path
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+from PySide6.QtCore import QSize
+from PySide6.QtGui import QImage
+
+from comfydesk.core.errors import UnsafeInputError
+
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "decode_image",
+    "decode_image_async",
+    "make_thumbnail",
+    "make_thumbnail_async",
+]
+
+DEFAULT_MAX_PIXELS = 64_000_000
+"""About 8000 x 8000: far above any image a ComfyUI workflow makes, far below a bomb."""
+
+SizeLike = QSize | tuple[int, int] | int
+
+
+def _box(size: SizeLike) -> tuple[int, int]:
+    if isinstance(size, QSize):
+        return max(1, size.width()), max(1, size.height())
+    if isinstance(size, int):
+        return max(1, size), max(1, size)
+    return max(1, int(size[0])), max(1, int(size[1]))
+
+
+def _open(data: bytes, *, max_pixels: int) -> Image.Image:
+    try:
+        # Pillow's own guard (Image.MAX_IMAGE_PIXELS) warns above its limit and raises above twice that;
+        # our budget, checked from the header below, is the stricter one by default.
+        image = Image.open(io.BytesIO(data))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise UnsafeInputError(f"image refused as a decompression bomb: {exc}") from exc
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise UnsafeInputError("not a readable image", details=str(exc)) from exc
+    width, height = image.size
+    if width * height > max_pixels:
+        image.close()
+        raise UnsafeInputError(
+            f"image refused: {width}x{height} is {width * height:,} pixels, more than the allowed "
+            f"{max_pixels:,} (possible decompression bomb)"
+        )
+    return image
+
+
+def _to_qimage(image: Image.Image) -> QImage:
+    rgba = image if image.mode == "RGBA" else image.convert("RGBA")
+    raw = rgba.tobytes("raw", "RGBA")
+    qimage = QImage(raw, rgba.width, rgba.height, rgba.width * 4, QImage.Format.Format_RGBA8888)
+    # The QImage only borrows `raw`; copy so it owns its pixels once `raw` is collected.
+    return qimage.copy()
+
+
+def decode_image(
+    data: bytes,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_size: QSize | tuple[int, int] | None = None,
+) -> QImage:
+    """Decode encoded image bytes (PNG, JPEG, WebP, ...) into a QImage; blocking, call it off the UI thread.
+
+    `max_size` scales the result down to fit (aspect kept, never up). Raises UnsafeInputError for bombs and
+    for data that is not a readable image.
+    """
+    image = _open(data, max_pixels=max_pixels)
+    try:
+        if max_size is not None:
+            box = _box(max_size)
+            image.draft("RGB", box)  # JPEG: decode at a reduced scale, much faster
+            image.load()
+            shown = ImageOps.exif_transpose(image)
+            shown.thumbnail(box, Image.Resampling.LANCZOS)
+        else:
+            image.load()
+            shown = ImageOps.exif_transpose(image)
+        return _to_qimage(shown)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise UnsafeInputError(f"image refused as a decompression bomb: {exc}") from exc
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise UnsafeInputError("not a readable image", details=str(exc)) from exc
+    finally:
+        image.close()
+
+
+async def decode_image_async(
+    data: bytes,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_size: QSize | tuple[int, int] | None = None,
+) -> QImage:
+    """`decode_image` in a worker thread."""
+    return await asyncio.to_thread(_decode_call, data, max_pixels, max_size)
+
+
+def _decode_call(data: bytes, max_pixels: int, max_size: QSize | tuple[int, int] | None) -> QImage:
+    # Looked up at call time so tests can wrap `decode_image` to see which thread runs it.
+    return decode_image(data, max_pixels=max_pixels, max_size=max_size)
+
+
+def make_thumbnail(
+    source: bytes | Path, size: SizeLike = 256, *, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> QImage:
+    """A thumbnail fitting `size` (an int for a square box) of image bytes or an image file; blocking."""
+    if isinstance(source, Path):
+        try:
+            data = source.read_bytes()
+        except OSError as exc:
+            raise UnsafeInputError(f"cannot read {source.name}", details=str(exc)) from exc
+    else:
+        data = source
+    return decode_image(data, max_pixels=max_pixels, max_size=_box(size))
+
+
+async def make_thumbnail_async(
+    source: bytes | Path, size: SizeLike = 256, *, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> QImage:
+    """`make_thumbnail` in a worker thread."""
+    return await asyncio.to_thread(make_thumbnail, source, size, max_pixels=max_pixels)
