@@ -206,7 +206,7 @@ def _from_image(
 ) -> Workflow:
     from comfydesk.core.pngmeta import read_embedded_workflow
 
-    found = read_embedded_workflow(data) or {}
+    found = read_embedded_workflow(data, source=source) or {}
     ui_doc, prompt = found.get("workflow"), found.get("prompt")
     # The UI workflow keeps node titles and notes, so it is preferred when we can convert it.
     if ui_doc is not None and (catalog is not None or prompt is None):
