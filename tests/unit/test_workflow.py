@@ -88,7 +88,7 @@ def test_spec_v1_workflow_loads_and_renders_back() -> None:
 
 
 def test_v1_ids_become_strings_and_links_survive() -> None:
-    doc = {
+    doc: dict[str, Any] = {
         "id": 7,
         "name": "two",
         "nodes": [
