@@ -1,0 +1,170 @@
+"""What the subcommands share: server options, running a coroutine, the one way errors reach stderr.
+
+Commands import only `comfydesk.core` and `comfydesk.backends` (never Qt), so they work on a headless box.
+Exit codes used across commands: 0 success, 1 the work itself failed (a conversion, an execution),
+2 the server could not be reached or the input was refused (validation, bad file), 130 interrupted by Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import sys
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from comfydesk.core.errors import CatalogError, ComfyDeskError
+from comfydesk.core.nodes import NodeCatalog, parse_object_info, parse_v1_nodes
+
+if TYPE_CHECKING:
+    from comfydesk.backends.comfyui import ComfyUIBackend
+
+__all__ = [
+    "DEFAULT_SERVER",
+    "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_UNAVAILABLE",
+    "add_catalog_options",
+    "add_server_options",
+    "default_server",
+    "error",
+    "load_catalog",
+    "load_catalog_file",
+    "make_backend",
+    "redact",
+    "run_coroutine",
+    "server_url",
+    "token_of",
+]
+
+DEFAULT_SERVER = "http://127.0.0.1:8188"
+SERVER_ENV = "COMFYDESK_SERVER"
+TOKEN_ENV = "COMFYDESK_TOKEN"
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_UNAVAILABLE = 2
+EXIT_INTERRUPTED = 130
+
+T = TypeVar("T")
+
+
+def default_server() -> str:
+    """The server used when --server is not given: $COMFYDESK_SERVER, else the local ComfyUI port."""
+    return os.environ.get(SERVER_ENV, "").strip() or DEFAULT_SERVER
+
+
+def add_server_options(parser: argparse.ArgumentParser, *, token: bool = True) -> None:
+    parser.add_argument(
+        "--server",
+        metavar="URL",
+        default=None,
+        help=f"ComfyUI address (default: ${SERVER_ENV} or {DEFAULT_SERVER})",
+    )
+    if token:
+        parser.add_argument(
+            "--token",
+            metavar="T",
+            default=None,
+            help=f"bearer token for a server behind a proxy that wants one (default: ${TOKEN_ENV})",
+        )
+
+
+def add_catalog_options(parser: argparse.ArgumentParser) -> None:
+    """--server URL or --object-info FILE, for commands that only need node definitions."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--server",
+        metavar="URL",
+        default=None,
+        help=f"read node definitions from this ComfyUI (default: ${SERVER_ENV} or {DEFAULT_SERVER})",
+    )
+    group.add_argument(
+        "--object-info",
+        metavar="FILE",
+        default=None,
+        help="read node definitions from a saved /object_info (or /api/v1 nodes) JSON file instead",
+    )
+    parser.add_argument("--token", metavar="T", default=None, help=f"bearer token (default: ${TOKEN_ENV})")
+
+
+def server_url(args: argparse.Namespace) -> str:
+    url: str | None = getattr(args, "server", None)
+    return (url or default_server()).rstrip("/")
+
+
+def token_of(args: argparse.Namespace) -> str | None:
+    token: str | None = getattr(args, "token", None)
+    return token or os.environ.get(TOKEN_ENV) or None
+
+
+_USERINFO_RE = re.compile(r"(://)[^/@\s]+@")
+
+
+def redact(text: str, token: str | None = None) -> str:
+    """`text` without the token or a password written into a URL (`http://user:secret@host`)."""
+    if token:
+        text = text.replace(token, "***")
+    return _USERINFO_RE.sub(r"\1***@", text)
+
+
+def error(message: str) -> None:
+    """Print one error the way every command does: `comfydesk: <message>` on stderr."""
+    print(f"comfydesk: {message}", file=sys.stderr, flush=True)
+
+
+def describe_error(exc: ComfyDeskError) -> str:
+    return exc.user_text()
+
+
+def run_coroutine(coro: Coroutine[Any, Any, T]) -> T:
+    """Run one coroutine to completion on a fresh event loop."""
+    return asyncio.run(coro)
+
+
+def make_backend(args: argparse.Namespace, *, timeout: float = 30.0) -> ComfyUIBackend:
+    """The ComfyUI backend for --server/--token (imported lazily: `nodes --object-info` needs no network)."""
+    from comfydesk.backends.comfyui import ComfyUIBackend
+
+    return ComfyUIBackend(server_url(args), token=token_of(args), timeout=timeout)
+
+
+def load_catalog_file(path: str | Path) -> NodeCatalog:
+    """Node definitions from a saved /object_info answer or an /api/v1 node list; raises CatalogError."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise CatalogError(f"{p}: cannot read the file: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise CatalogError(f"{p}: not a UTF-8 text file") from exc
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CatalogError(
+            f"{p}: not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
+        ) from exc
+    if isinstance(doc, list) or (isinstance(doc, dict) and ("nodes" in doc or "data" in doc)):
+        return parse_v1_nodes(doc)
+    return parse_object_info(doc)
+
+
+async def fetch_catalog(args: argparse.Namespace) -> NodeCatalog:
+    backend = make_backend(args)
+    try:
+        return await backend.node_catalog()
+    finally:
+        await backend.close()
+
+
+def load_catalog(args: argparse.Namespace) -> NodeCatalog:
+    """From --object-info FILE when given, otherwise from the server; raises CatalogError or BackendError."""
+    path: str | None = getattr(args, "object_info", None)
+    if path:
+        return load_catalog_file(path)
+    return run_coroutine(fetch_catalog(args))
