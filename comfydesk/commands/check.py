@@ -1,0 +1,110 @@
+"""`comfydesk check`: is the server there, what is it, what does it have."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from comfydesk.backends.base import DeviceInfo, QueueItem, ServerInfo
+from comfydesk.commands._common import (
+    EXIT_OK,
+    EXIT_UNAVAILABLE,
+    add_server_options,
+    error,
+    make_backend,
+    redact,
+    run_coroutine,
+    server_url,
+    token_of,
+)
+from comfydesk.core.errors import ComfyDeskError
+
+__all__ = ["format_report", "format_size", "register"]
+
+
+def register(subparsers: Any) -> None:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "check",
+        help="check that a server answers and show what it is",
+        description="Connect to a ComfyUI server and print its kind and version, devices, node count and "
+        "queue. Exit 0 when it answers, 2 when it cannot be reached.",
+    )
+    add_server_options(parser)
+    parser.set_defaults(handler=handle)
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    info: ServerInfo
+    node_count: int
+    queue: tuple[QueueItem, ...]
+
+
+def format_size(n: int | None) -> str:
+    if n is None:
+        return "?"
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.1f} {unit}" if unit != "B" else f"{n} B"
+        size /= 1024
+    return f"{size:.1f} TiB"  # pragma: no cover - the loop always returns
+
+
+def _device(d: DeviceInfo) -> str:
+    vram = ""
+    if d.vram_total is not None:
+        vram = f", VRAM {format_size(d.vram_total)}"
+        if d.vram_free is not None:
+            vram += f" ({format_size(d.vram_free)} free)"
+    return f"{d.name} ({d.type}{vram})"
+
+
+def format_report(result: CheckResult, url: str) -> list[str]:
+    info = result.info
+    kind = {"comfyui": "ComfyUI", "comfydesk-gateway": "comfydesk gateway"}.get(info.kind, info.kind)
+    running = sum(1 for q in result.queue if q.running)
+    pending = len(result.queue) - running
+    lines = [
+        f"server:  {url}",
+        f"kind:    {kind} {info.version}".rstrip(),
+    ]
+    if info.python_version:
+        lines.append(f"python:  {info.python_version.split()[0]}")
+    if info.os:
+        lines.append(f"os:      {info.os}")
+    if info.devices:
+        lines.append(f"devices: {_device(info.devices[0])}")
+        lines.extend(f"         {_device(d)}" for d in info.devices[1:])
+    else:
+        lines.append("devices: none reported")
+    lines.append(f"nodes:   {result.node_count}")
+    lines.append(f"queue:   {len(result.queue)} ({running} running, {pending} pending)")
+    return lines
+
+
+async def _check(args: argparse.Namespace) -> CheckResult:
+    backend = make_backend(args, timeout=10.0)
+    try:
+        info = await backend.server_info()
+        catalog = await backend.node_catalog()
+        queue = await backend.queue()
+    finally:
+        await backend.close()
+    return CheckResult(info=info, node_count=len(catalog), queue=tuple(queue))
+
+
+def handle(args: argparse.Namespace) -> int:
+    url = server_url(args)
+    try:
+        result = run_coroutine(_check(args))
+    except ComfyDeskError as exc:
+        message = exc.user_text()
+        if url not in message:
+            message = f"{url}: {message}"
+        error(redact(message, token_of(args)))
+        return EXIT_UNAVAILABLE
+    sys.stdout.write("\n".join(format_report(result, redact(url, token_of(args)))) + "\n")
+    return EXIT_OK

@@ -1,0 +1,393 @@
+"""`comfydesk run`: run a workflow file on a server, show progress, save every output.
+
+Inputs are set with `--set NAME=VALUE`, where NAME is a `{placeholder}`, `NODE_ID.input` or
+`Node title.input`; the value is parsed by the field's type from the node definitions. The graph is
+checked against the server's node definitions before it is submitted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from comfydesk.commands._common import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_UNAVAILABLE,
+    add_server_options,
+    error,
+    make_backend,
+    redact,
+    run_coroutine,
+    token_of,
+)
+from comfydesk.commands._progress import ProgressView
+from comfydesk.commands._run_inputs import (
+    ImageFile,
+    SetError,
+    resolve_sets,
+    safe_stem,
+    text_of,
+    write_unique,
+)
+from comfydesk.core.errors import (
+    BackendError,
+    ComfyDeskError,
+    UnknownNodeTypeError,
+    ValidationError,
+    WorkflowError,
+)
+from comfydesk.core.events import Completed, Failed, Interrupted, OutputRef
+from comfydesk.core.graph import ApiGraph
+from comfydesk.core.nodes import NodeCatalog
+from comfydesk.core.templates import FormSpec, build_form
+from comfydesk.core.workflow import Workflow, load_workflow
+
+if TYPE_CHECKING:
+    from comfydesk.backends.comfyui import ComfyUIBackend
+
+__all__ = ["DEFAULT_OUT_DIR", "register"]
+
+DEFAULT_OUT_DIR = "comfydesk-output"
+
+
+def register(subparsers: Any) -> None:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "run",
+        help="run a workflow and save its outputs",
+        description="Run a workflow (API or UI format JSON, the /api/v1 workflow shape, or a PNG/WebP "
+        "carrying a workflow) on a ComfyUI server, show progress on stderr and save every output.",
+    )
+    parser.add_argument("file", metavar="FILE", help="the workflow to run")
+    add_server_options(parser)
+    parser.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="set an input: a {placeholder} name, NODE_ID.input or 'Node title.input' (repeatable); "
+        "for an image input, a local file path is uploaded first",
+    )
+    parser.add_argument(
+        "--out",
+        metavar="DIR",
+        default=DEFAULT_OUT_DIR,
+        help=f"folder for the outputs (default: ./{DEFAULT_OUT_DIR}); existing files are never overwritten",
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object {execution_id, status, outputs, elapsed} instead of the paths",
+    )
+    parser.add_argument(
+        "--timeout",
+        metavar="S",
+        type=float,
+        default=None,
+        help="give up (and cancel the run on the server) after S seconds; default: wait as long as it takes",
+    )
+    parser.set_defaults(handler=handle)
+
+
+# --------------------------------------------------------------------------------------------------------
+# The run
+
+
+@dataclass
+class RunResult:
+    code: int
+    execution_id: str | None = None
+    status: str = ""
+    outputs: list[dict[str, str]] = field(default_factory=list)
+    elapsed: float = 0.0
+    error: str = ""
+
+
+class _Abort(Exception):
+    """Leave the run with an exit code after the message was printed."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+def _print_issues(exc: ValidationError, form: FormSpec | None) -> None:
+    n = len(exc.issues)
+    error(f"the workflow is not valid ({n} problem{'s' if n != 1 else ''}):")
+    placeholders = {f.key for f in form.placeholders} if form else set()
+    for issue in exc.issues:
+        line = issue.describe()
+        if issue.field_key in placeholders and issue.kind == "required_input_missing":
+            line += f" Pass --set {issue.field_key}=VALUE."
+        print(f"  {line}", file=sys.stderr)
+
+
+def _load(data: bytes, path: Path, catalog: NodeCatalog) -> Workflow:
+    try:
+        return load_workflow(data, catalog=catalog, source=str(path))
+    except ComfyDeskError as exc:
+        error(exc.user_text())
+        raise _Abort(EXIT_UNAVAILABLE) from exc
+
+
+async def _upload_images(backend: ComfyUIBackend, values: dict[str, Any]) -> bool:
+    uploaded = False
+    for key, value in list(values.items()):
+        if isinstance(value, ImageFile):
+            try:
+                data = value.path.read_bytes()
+            except OSError as exc:
+                error(f"--set {key}: cannot read {value.path}: {exc.strerror or exc}")
+                raise _Abort(EXIT_UNAVAILABLE) from exc
+            image = await backend.upload_image(data, value.path.name)
+            print(f"uploaded {value.path} as {image.input_value}", file=sys.stderr)
+            values[key] = image.input_value
+            uploaded = True
+    return uploaded
+
+
+async def _prepare(backend: ComfyUIBackend, args: argparse.Namespace, data: bytes, path: Path) -> ApiGraph:
+    catalog = await backend.node_catalog()
+    workflow = _load(data, path, catalog)
+    if workflow.report is not None:
+        for line in workflow.report.lines():
+            print(line, file=sys.stderr)
+    form: FormSpec | None = None
+    try:
+        form = build_form(workflow, catalog)
+        values = resolve_sets(form, args.sets)
+        if await _upload_images(backend, values):
+            # LoadImage's option list is a snapshot of the input folder: fetch it again to see the upload.
+            catalog = await backend.node_catalog(refresh=True)
+            form = build_form(workflow, catalog)
+        return form.fill(values)
+    except SetError as exc:
+        error(exc.user_text())
+        raise _Abort(EXIT_UNAVAILABLE) from exc
+    except UnknownNodeTypeError as exc:
+        error(exc.user_text())
+        raise _Abort(EXIT_UNAVAILABLE) from exc
+    except ValidationError as exc:
+        _print_issues(exc, form)
+        raise _Abort(EXIT_UNAVAILABLE) from exc
+
+
+async def _save_outputs(
+    backend: ComfyUIBackend, outputs: Sequence[OutputRef], out_dir: Path
+) -> list[dict[str, str]]:
+    from comfydesk.backends.comfyui import safe_output_name
+
+    written: list[dict[str, str]] = []
+    for ref in outputs:
+        if ref.is_file:
+            name = safe_output_name(ref)
+            data = await backend.fetch_output(ref)
+        elif ref.kind == "text" or isinstance(ref.data, str):
+            name = f"{safe_stem(ref.node_id)}_{safe_stem(ref.kind)}.txt"
+            data = text_of(ref.data).encode("utf-8")
+        else:  # flags such as {"animated": [true]} describe other outputs; they are not results
+            continue
+        path = write_unique(out_dir, name, data)
+        written.append({"path": str(path), "node_id": ref.node_id, "kind": ref.kind})
+    return written
+
+
+async def _interrupt(backend: ComfyUIBackend, execution_id: str, view: ProgressView) -> None:
+    view.message("interrupted: cancelling the run on the server ...")
+    try:
+        await asyncio.wait_for(backend.cancel(execution_id), timeout=10)
+    except (BackendError, TimeoutError) as exc:
+        error(f"could not cancel run {execution_id} on the server: {exc}")
+
+
+async def _follow(
+    backend: ComfyUIBackend,
+    events: asyncio.Queue[object],
+    execution_id: str,
+    view: ProgressView,
+    stop: asyncio.Event,
+    deadline: float | None,
+) -> object:
+    """Feed the run's events to the view until its terminal event, Ctrl-C (returns `stop`) or the deadline."""
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        while True:
+            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+            getter = asyncio.ensure_future(events.get())
+            done, _ = await asyncio.wait(
+                {getter, stopped}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+            if getter not in done:
+                getter.cancel()
+                return stop if stopped in done else TimeoutError()
+            event = getter.result()
+            if isinstance(event, Exception):
+                raise event
+            if getattr(event, "execution_id", execution_id) != execution_id:
+                continue
+            _connection_note(event, view)
+            view.handle(event)
+            if isinstance(event, Completed | Failed | Interrupted):
+                return event
+    finally:
+        stopped.cancel()
+
+
+def _connection_note(event: object, view: ProgressView) -> None:
+    from comfydesk.backends.base import ConnectionChanged, ConnectionState
+
+    if isinstance(event, ConnectionChanged) and event.status.state is ConnectionState.RECONNECTING:
+        wait = f", retrying in {event.status.next_try_in:.0f} s" if event.status.next_try_in else ""
+        view.message(f"connection lost{wait} ({event.status.reason or 'no reason given'})")
+    elif (
+        isinstance(event, ConnectionChanged)
+        and event.status.state is ConnectionState.CONNECTED
+        and event.status.attempt
+    ):
+        view.message("reconnected")
+
+
+async def _pump(backend: ComfyUIBackend, queue: asyncio.Queue[object]) -> None:
+    try:
+        async for event in backend.events():
+            await queue.put(event)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # handed to the follower, which raises it where the run is handled
+        await queue.put(exc)
+
+
+def _install_sigint(stop: asyncio.Event) -> bool:
+    loop = asyncio.get_running_loop()
+
+    def on_sigint() -> None:
+        stop.set()
+        # A second Ctrl-C while we cancel on the server stops waiting (KeyboardInterrupt, exit 130).
+        loop.remove_signal_handler(signal.SIGINT)
+
+    try:
+        loop.add_signal_handler(signal.SIGINT, on_sigint)
+    except (NotImplementedError, RuntimeError, ValueError):  # Windows, or not the main thread
+        return False
+    return True
+
+
+async def _run(args: argparse.Namespace, data: bytes, path: Path) -> RunResult:
+    stop = asyncio.Event()
+    hooked = _install_sigint(stop)
+    backend = make_backend(args)
+    pump: asyncio.Task[None] | None = None
+    execution_id: str | None = None
+    view: ProgressView | None = None
+    try:
+        await backend.connect()
+        graph = await _prepare(backend, args, data, path)
+        events: asyncio.Queue[object] = asyncio.Queue()
+        pump = asyncio.create_task(_pump(backend, events))
+        await asyncio.sleep(0)  # let the pump subscribe before anything can happen to our run
+        if stop.is_set():
+            return RunResult(EXIT_INTERRUPTED, status="cancelled")
+        execution = await backend.submit(graph)
+        execution_id = execution.id
+        t0 = time.monotonic()
+        view = ProgressView(graph, await backend.node_catalog(), sys.stderr, sys.stderr.isatty(), t0)
+        print(f"submitted {execution_id}", file=sys.stderr, flush=True)
+        deadline = t0 + args.timeout if args.timeout else None
+        outcome = await _follow(backend, events, execution_id, view, stop, deadline)
+        view.end()
+        elapsed = round(time.monotonic() - t0, 3)
+        if outcome is stop:
+            await _interrupt(backend, execution_id, view)
+            return RunResult(EXIT_INTERRUPTED, execution_id, "cancelled", elapsed=elapsed)
+        if isinstance(outcome, TimeoutError):
+            error(f"the run took longer than {args.timeout:g} s; cancelling it on the server")
+            await _interrupt(backend, execution_id, view)
+            return RunResult(EXIT_FAILED, execution_id, "cancelled", elapsed=elapsed, error="timed out")
+        if isinstance(outcome, Failed):
+            info = outcome.error
+            where = f"node {info.node_id} ({info.node_type})" if info.node_id else "the server"
+            exc_type = f"{info.exception_type}: " if info.exception_type else ""
+            message = f"run {execution_id} failed at {where}: {exc_type}{info.message.strip()}"
+            error(message)
+            return RunResult(EXIT_FAILED, execution_id, "failed", elapsed=elapsed, error=message)
+        if isinstance(outcome, Interrupted):
+            message = f"run {execution_id} was interrupted on the server ({outcome.reason})"
+            error(message)
+            return RunResult(EXIT_FAILED, execution_id, "cancelled", elapsed=elapsed, error=message)
+        assert isinstance(outcome, Completed)
+        written = await _save_outputs(backend, outcome.outputs, Path(args.out))
+        elapsed = round(time.monotonic() - t0, 3)
+        return RunResult(EXIT_OK, execution_id, "completed", written, elapsed)
+    except asyncio.CancelledError:
+        # Ctrl-C where our handler could not be installed: asyncio.run cancels us; tell the server first.
+        if execution_id is not None and view is not None:
+            await _interrupt(backend, execution_id, view)
+        raise
+    finally:
+        if hooked:
+            with contextlib.suppress(Exception):
+                asyncio.get_running_loop().remove_signal_handler(signal.SIGINT)
+        if pump is not None:
+            pump.cancel()
+            with contextlib.suppress(BaseException):
+                await pump
+        with contextlib.suppress(Exception):
+            await backend.close()
+
+
+def _report(result: RunResult, as_json: bool) -> None:
+    if as_json:
+        doc: dict[str, Any] = {
+            "execution_id": result.execution_id,
+            "status": result.status,
+            "outputs": result.outputs,
+            "elapsed": result.elapsed,
+        }
+        if result.error:
+            doc["error"] = result.error
+        print(json.dumps(doc, ensure_ascii=False))
+    else:
+        for item in result.outputs:
+            print(item["path"])
+    sys.stdout.flush()
+
+
+def handle(args: argparse.Namespace) -> int:
+    path = Path(args.file)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        error(f"{path}: cannot read the file: {exc.strerror or exc}")
+        return EXIT_UNAVAILABLE
+    try:
+        result = run_coroutine(_run(args, data, path))
+    except _Abort as exc:
+        return exc.code
+    except ValidationError as exc:  # the server refused the graph after our own check passed
+        _print_issues(exc, None)
+        return EXIT_UNAVAILABLE
+    except BackendError as exc:
+        error(redact(exc.user_text(), token_of(args)))
+        return EXIT_UNAVAILABLE
+    except WorkflowError as exc:
+        error(exc.user_text())
+        return EXIT_UNAVAILABLE
+    except ComfyDeskError as exc:
+        error(redact(exc.user_text(), token_of(args)))
+        return EXIT_FAILED
+    if result.code == EXIT_INTERRUPTED and not result.execution_id:
+        return EXIT_INTERRUPTED
+    if result.code in (EXIT_OK, EXIT_FAILED) or args.json:
+        _report(result, args.json)
+    return result.code
