@@ -46,6 +46,8 @@ __all__ = [
     "RunState",
     "events_from_history",
     "history_entry_from_json",
+    "history_shows_finished",
+    "missing_outputs_from_history",
     "outputs_from_ui",
     "parse_binary_frame",
     "prompt_error",
@@ -434,24 +436,13 @@ def events_from_history(run: RunState, entry: Mapping[str, Any]) -> list[Executi
     names = {name for name, _ in messages}
     status = entry.get("status")
     status_str = status.get("status_str") if isinstance(status, dict) else None
-    finished = bool(names & {"execution_success", "execution_error", "execution_interrupted"}) or (
-        status_str in ("success", "error")
-    )
-    if not finished:
+    if not history_shows_finished(entry):
         return []
     events: list[ExecutionEvent] = []
-    for name, data in messages:
-        if name == "execution_cached":
-            run.cached_nodes = run.cached_nodes | frozenset(str(n) for n in data.get("nodes") or ())
     if not run.started and "execution_start" in names:
         run.started = True
         events.append(Started(run.prompt_id))
-    for node_id, refs in _history_outputs(entry):
-        if node_id in run.delivered_nodes:
-            continue
-        run.delivered_nodes.add(node_id)
-        run.outputs.extend(refs)
-        events.append(NodeOutput(run.prompt_id, node_id, refs, cached=node_id in run.cached_nodes))
+    events += missing_outputs_from_history(run, entry)
     terminal: ExecutionEvent | None = None
     for name, data in messages:
         if name == "execution_error":
@@ -466,6 +457,31 @@ def events_from_history(run: RunState, entry: Mapping[str, Any]) -> list[Executi
     run.terminal = True
     events.append(terminal)
     return events
+
+
+def missing_outputs_from_history(run: RunState, entry: Mapping[str, Any]) -> list[NodeOutput]:
+    """NodeOutputs in a history entry that the run has not delivered yet (marks them delivered)."""
+    for name, data in _history_messages(entry):
+        if name == "execution_cached":
+            run.cached_nodes = run.cached_nodes | frozenset(str(n) for n in data.get("nodes") or ())
+    events: list[NodeOutput] = []
+    for node_id, refs in _history_outputs(entry):
+        if node_id in run.delivered_nodes:
+            continue
+        run.delivered_nodes.add(node_id)
+        run.outputs.extend(refs)
+        events.append(NodeOutput(run.prompt_id, node_id, refs, cached=node_id in run.cached_nodes))
+    return events
+
+
+def history_shows_finished(entry: Mapping[str, Any]) -> bool:
+    """True when a /history entry records the end of its run."""
+    names = {name for name, _ in _history_messages(entry)}
+    status = entry.get("status")
+    status_str = status.get("status_str") if isinstance(status, dict) else None
+    return bool(names & {"execution_success", "execution_error", "execution_interrupted"}) or (
+        status_str in ("success", "error")
+    )
 
 
 def queue_items_from_json(doc: Any, client_id: str) -> list[QueueItem]:

@@ -1,0 +1,611 @@
+"""The native ComfyUI backend: HTTP for requests, one WebSocket for events, reconnect with reconciliation.
+
+Facts about the protocol come from the captures in `fixtures/comfyui/README.md` (ComfyUI 0.8.0). In short:
+we choose each prompt id ourselves (so events that race the POST answer are still ours), negotiate type-4
+preview frames, treat `execution_success/_error/_interrupted` as the end of a run, and after a dropped
+socket ask `/queue` and `/history/{id}` what happened meanwhile, delivering every output exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import mimetypes
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, cast
+from urllib.parse import quote
+
+import httpx
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+
+from comfydesk.backends.base import (
+    BackendEvent,
+    ConnectionChanged,
+    ConnectionState,
+    ConnectionStatus,
+    DeviceInfo,
+    Execution,
+    HistoryEntry,
+    QueueItem,
+    ServerInfo,
+    UploadedImage,
+    WorkflowSummary,
+)
+from comfydesk.backends.comfyui_http import (
+    CONNECT_TIMEOUT,
+    ServerAddress,
+    TransportConfig,
+    auth_headers,
+    json_body,
+    make_ssl_context,
+    scrub,
+)
+from comfydesk.backends.comfyui_protocol import (
+    FEATURE_FLAGS_MESSAGE,
+    LOST_RUN_MESSAGE,
+    ProtocolMapper,
+    RunState,
+    events_from_history,
+    history_entry_from_json,
+    history_shows_finished,
+    missing_outputs_from_history,
+    prompt_error,
+    queue_items_from_json,
+    safe_output_name,
+)
+from comfydesk.backends.reconnect import ReconnectPolicy
+from comfydesk.core.errors import (
+    AuthenticationError,
+    BackendError,
+    OutputUnavailable,
+    ServerResponseError,
+    ServerUnreachable,
+)
+from comfydesk.core.events import (
+    TERMINAL_EVENTS,
+    Completed,
+    ExecutionEvent,
+    Failed,
+    FailureInfo,
+    Interrupted,
+    OutputRef,
+    Queued,
+)
+from comfydesk.core.graph import ApiGraph
+from comfydesk.core.nodes import NodeCatalog, parse_object_info
+
+__all__ = ["ComfyUIBackend", "ReconnectPolicy", "safe_output_name"]
+
+log = logging.getLogger(__name__)
+
+_CLOSED = object()
+_MAX_FRAME = 64 * 1024 * 1024  # previews of big images are large; ComfyUI itself has no cap
+_HISTORY_POLLS = 25  # after a gap, how often to ask /history for a run the socket says has ended
+
+
+class ComfyUIBackend:
+    """A connection to one ComfyUI server (`Backend` protocol)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        token: str | None = None,
+        basic_auth: tuple[str, str] | None = None,
+        ca_file: str | None = None,
+        verify_tls: bool = True,
+        timeout: float = 30.0,
+        client_id: str | None = None,
+        reconnect: ReconnectPolicy | None = None,
+    ) -> None:
+        address = ServerAddress.parse(url)
+        basic = basic_auth or address.userinfo
+        secrets = tuple(s for s in (token, *(basic or ())) if s)
+        self.url = address.display
+        self.client_id = client_id or str(uuid.uuid4())
+        self._address = address
+        self._transport = TransportConfig(
+            address=address,
+            headers=auth_headers(token, basic),
+            ssl_context=make_ssl_context(ca_file=ca_file, verify_tls=verify_tls),
+            timeout=timeout,
+            secrets=secrets,
+        )
+        self._policy = reconnect or ReconnectPolicy()
+        self._http: httpx.AsyncClient | None = None
+        self._prefix: str | None = None
+        self._mapper = ProtocolMapper()
+        self._queue: asyncio.Queue[object] = asyncio.Queue()
+        self._status = ConnectionStatus(ConnectionState.DISCONNECTED)
+        self._ws: ClientConnection | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._closing = False
+        self._generation = 0
+        self._held: dict[str, list[BackendEvent]] = {}  # events waiting for their run's Queued
+        self._submitting: set[str] = set()
+        self._catalog: NodeCatalog | None = None
+        self._uploads: dict[str, UploadedImage] = {}
+        self._upload_locks: dict[str, asyncio.Lock] = {}
+
+    # -- lifecycle ------------------------------------------------------------------------------------
+
+    @property
+    def status(self) -> ConnectionStatus:
+        return self._status
+
+    async def connect(self) -> None:
+        """Probe the server, open the WebSocket and start listening; raises ServerUnreachable."""
+        if self._reader is not None and not self._reader.done():
+            return
+        self._closing = False
+        self._set_status(ConnectionStatus(ConnectionState.CONNECTING))
+        try:
+            await self._ensure_prefix()
+            self._ws = await self._open_socket()
+        except BackendError as exc:
+            self._set_status(ConnectionStatus(ConnectionState.DISCONNECTED, reason=str(exc)))
+            raise
+        self._set_status(ConnectionStatus(ConnectionState.CONNECTED))
+        self._reader = asyncio.create_task(self._listen(), name=f"comfyui-listen {self.url}")
+
+    async def close(self) -> None:
+        self._closing = True
+        tasks = [t for t in (self._reader, *self._tasks) if t is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._reader = None
+        if self._ws is not None:
+            with contextlib.suppress(Exception):
+                await self._ws.close()
+            self._ws = None
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+        if self._status.state is not ConnectionState.DISCONNECTED:
+            self._set_status(ConnectionStatus(ConnectionState.DISCONNECTED, reason="closed"))
+        self._queue.put_nowait(_CLOSED)
+
+    async def events(self) -> AsyncIterator[BackendEvent]:
+        """Every event of this connection, in order; ends after `close()`."""
+        while True:
+            item = await self._queue.get()
+            if item is _CLOSED:
+                return
+            yield cast(BackendEvent, item)
+
+    def _set_status(self, status: ConnectionStatus) -> None:
+        self._status = status
+        self._queue.put_nowait(ConnectionChanged(status))
+
+    # -- HTTP -----------------------------------------------------------------------------------------
+
+    def _client(self) -> httpx.AsyncClient:
+        if self._http is None:
+            self._http = self._transport.client()
+        return self._http
+
+    async def _ensure_prefix(self) -> str:
+        """`/api` when the server mirrors its routes there (ComfyUI does), else the bare routes."""
+        if self._prefix is None:
+            resp = await self._transport.request(self._client(), "GET", "/api/system_stats", ok=())
+            ok = resp.status_code == 200
+            if ok:
+                try:
+                    ok = isinstance(json.loads(resp.content), dict)
+                except ValueError:
+                    ok = False
+            self._prefix = "/api" if ok else ""
+        return self._prefix
+
+    async def _request(
+        self, method: str, route: str, *, ok: tuple[int, ...] = (200,), api: bool = True, **kwargs: Any
+    ) -> httpx.Response:
+        prefix = await self._ensure_prefix() if api else ""
+        return await self._transport.request(self._client(), method, prefix + route, ok=ok, **kwargs)
+
+    async def _get_json(self, route: str, *, api: bool = True, **kwargs: Any) -> Any:
+        resp = await self._request("GET", route, api=api, **kwargs)
+        return json_body(resp, f"GET {route.split('?')[0]}")
+
+    # -- WebSocket ------------------------------------------------------------------------------------
+
+    async def _open_socket(self) -> ClientConnection:
+        prefix = await self._ensure_prefix()
+        route = f"{prefix}/ws".lstrip("/")
+        ws_url = f"{self._address.ws_base}{route}?clientId={quote(self.client_id, safe='')}"
+        try:
+            ws = await connect(
+                ws_url,
+                additional_headers=self._transport.headers,
+                ssl=self._transport.ssl_context if ws_url.startswith("wss:") else None,
+                open_timeout=min(CONNECT_TIMEOUT, self._transport.timeout),
+                max_size=_MAX_FRAME,
+            )
+        except InvalidStatus as exc:
+            status = exc.response.status_code
+            if status in (401, 403):
+                raise AuthenticationError(self.url, status) from None
+            raise ServerUnreachable(self.url, f"the WebSocket handshake was answered HTTP {status}") from None
+        except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
+            raise self._transport.unreachable(exc, "WebSocket") from None
+        try:
+            await ws.send(json.dumps(FEATURE_FLAGS_MESSAGE))
+        except ConnectionClosed as exc:
+            raise ServerUnreachable(self.url, "the WebSocket closed during the handshake") from exc
+        self._mapper.reset_connection()
+        self._generation += 1
+        return ws
+
+    async def _listen(self) -> None:
+        while not self._closing:
+            ws = self._ws
+            if ws is None:
+                return
+            try:
+                async for frame in ws:
+                    self._dispatch(frame)
+            except ConnectionClosed:
+                pass
+            if self._closing or not await self._reconnect():
+                return
+
+    def _dispatch(self, frame: str | bytes) -> None:
+        events = self._mapper.feed_text(frame) if isinstance(frame, str) else self._mapper.feed_binary(frame)
+        for event in events:
+            self._emit(event)
+
+    def _emit(self, event: BackendEvent) -> None:
+        pid = getattr(event, "execution_id", None)
+        if pid is not None and pid in self._held:
+            self._held[pid].append(event)
+            return
+        if isinstance(event, TERMINAL_EVENTS):
+            run = self._mapper.runs.get(event.execution_id)
+            if run is not None and run.gap:
+                # Messages may have been lost while the socket was down; fill in from /history first.
+                self._spawn(self._finish_after_gap(run, event))
+                return
+        self._queue.put_nowait(event)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _reconnect(self) -> bool:
+        """Retry the socket per the policy; on success reconcile every unfinished run. False: gave up."""
+        for run in self._mapper.unfinished():
+            run.gap = True
+        self._ws = None
+        attempt = 0
+        while not self._closing:
+            attempt += 1
+            delay = self._policy.delay(attempt)
+            self._set_status(ConnectionStatus(ConnectionState.RECONNECTING, attempt, round(delay, 3)))
+            await asyncio.sleep(delay)
+            try:
+                ws = await self._open_socket()
+                try:
+                    await self._reconcile()
+                except BaseException:
+                    await ws.close()
+                    raise
+            except BackendError as exc:
+                log.info("reconnect attempt %d to %s failed: %s", attempt, self.url, exc)
+                if self._policy.gives_up_after(attempt):
+                    reason = f"gave up after {attempt} attempts: {exc}"
+                    self._set_status(ConnectionStatus(ConnectionState.DISCONNECTED, attempt, reason=reason))
+                    return False
+                continue
+            self._ws = ws
+            self._set_status(ConnectionStatus(ConnectionState.CONNECTED))
+            return True
+        return False
+
+    async def _reconcile(self, runs: list[RunState] | None = None) -> None:
+        """Ask the server what became of runs whose messages we may have missed."""
+        runs = [r for r in (runs or self._mapper.unfinished()) if r.prompt_id not in self._submitting]
+        if not runs:
+            return
+        in_queue = {q.execution_id for q in await self.queue()}
+        for run in runs:
+            if run.terminal or run.prompt_id in in_queue:
+                run.gap = True  # still pending or running: keep waiting, top up at its end
+                continue
+            doc = await self._get_json(f"/history/{quote(run.prompt_id, safe='')}")
+            entry = doc.get(run.prompt_id) if isinstance(doc, dict) else None
+            if isinstance(entry, Mapping) and history_shows_finished(entry):
+                for event in events_from_history(run, entry):
+                    self._emit(event)
+            elif not run.terminal:
+                run.terminal = True
+                self._emit(Failed(run.prompt_id, FailureInfo(LOST_RUN_MESSAGE)))
+
+    async def _finish_after_gap(self, run: RunState, terminal: ExecutionEvent) -> None:
+        entry: Mapping[str, Any] | None = None
+        for attempt in range(_HISTORY_POLLS):
+            try:
+                doc = await self._get_json(f"/history/{quote(run.prompt_id, safe='')}")
+            except BackendError as exc:
+                log.info("cannot top up run %s from history: %s", run.prompt_id, exc)
+                break
+            found = doc.get(run.prompt_id) if isinstance(doc, dict) else None
+            if isinstance(found, Mapping) and history_shows_finished(found):
+                entry = found
+                break
+            # The server writes history just after it sends the terminal message.
+            await asyncio.sleep(min(0.5, 0.02 * (attempt + 1)))
+        run.gap = False
+        if entry is not None:
+            for event in missing_outputs_from_history(run, entry):
+                self._emit(event)
+        if isinstance(terminal, Completed):
+            terminal = Completed(run.prompt_id, tuple(run.outputs))
+        self._emit(terminal)
+
+    # -- server facts ---------------------------------------------------------------------------------
+
+    async def server_info(self) -> ServerInfo:
+        doc = await self._get_json("/system_stats")
+        if not isinstance(doc, dict):
+            raise ServerResponseError("GET /system_stats did not return an object", body=str(doc)[:500])
+        system_raw = doc.get("system")
+        system: dict[str, Any] = system_raw if isinstance(system_raw, dict) else {}
+        devices = []
+        for dev in doc.get("devices") or ():
+            if isinstance(dev, dict):
+                devices.append(
+                    DeviceInfo(
+                        name=str(dev.get("name", "")),
+                        type=str(dev.get("type", "")),
+                        vram_total=dev.get("vram_total") if isinstance(dev.get("vram_total"), int) else None,
+                        vram_free=dev.get("vram_free") if isinstance(dev.get("vram_free"), int) else None,
+                    )
+                )
+        return ServerInfo(
+            kind="comfyui",
+            version=str(system.get("comfyui_version") or "unknown"),
+            url=self.url,
+            name=self._address.display.split("://", 1)[-1],
+            python_version=str(system.get("python_version") or ""),
+            os=str(system.get("os") or ""),
+            devices=tuple(devices),
+            raw=doc,
+        )
+
+    async def node_catalog(self, *, refresh: bool = False) -> NodeCatalog:
+        """Every node definition of the server, parsed off the event loop; cached until `refresh`."""
+        if self._catalog is None or refresh:
+            resp = await self._request("GET", "/object_info")
+            self._catalog = await asyncio.to_thread(_parse_catalog, resp.content)
+        return self._catalog
+
+    # -- workflows ------------------------------------------------------------------------------------
+
+    async def list_workflows(self) -> list[WorkflowSummary]:
+        """Saved workflows (`userdata:<path>`) then templates (`template:<name>`)."""
+        out: list[WorkflowSummary] = []
+        resp = await self._request(
+            "GET",
+            "/userdata",
+            ok=(200, 404),
+            params={"dir": "workflows", "recurse": "true", "split": "false"},
+        )
+        if resp.status_code == 200:
+            for item in json_body(resp, "GET /userdata") or ():
+                path = item.get("path") if isinstance(item, dict) else item
+                if isinstance(path, str) and path.endswith(".json"):
+                    name = path.removesuffix(".json")
+                    out.append(WorkflowSummary(id=f"userdata:{path}", name=name, source="userdata"))
+        resp = await self._request("GET", "/templates/index.json", ok=(200, 404), api=False)
+        if resp.status_code == 200:
+            out += _templates(json_body(resp, "GET /templates/index.json"))
+        return out
+
+    async def get_workflow(self, workflow_id: str) -> Any:
+        kind, _, name = workflow_id.partition(":")
+        if not _:
+            kind, name = "userdata", workflow_id
+        if kind == "template":
+            route, api = f"/templates/{quote(name, safe='')}.json", False
+        elif kind == "userdata":
+            route, api = f"/userdata/{quote('workflows/' + name, safe='')}", True
+        else:
+            raise ValueError(f"unknown workflow id {workflow_id!r}")
+        resp = await self._request("GET", route, ok=(200, 404), api=api)
+        if resp.status_code == 404:
+            raise ServerResponseError(f"the server has no workflow {workflow_id!r}", status=404)
+        return json_body(resp, f"GET workflow {workflow_id}")
+
+    # -- runs -----------------------------------------------------------------------------------------
+
+    async def submit(
+        self,
+        graph: ApiGraph | None = None,
+        *,
+        workflow_id: str | None = None,
+        inputs: Mapping[str, Any] | None = None,
+        front: bool = False,
+    ) -> Execution:
+        """POST the graph with our own prompt id; its events follow `Queued` on the event stream."""
+        if graph is None:
+            raise ValueError("the ComfyUI backend runs API graphs: pass `graph` (resolve workflows first)")
+        pid = str(uuid.uuid4())
+        run = self._mapper.track(pid)
+        self._held[pid] = []
+        self._submitting.add(pid)
+        generation = self._generation
+        body: dict[str, Any] = {"prompt": graph.to_prompt(), "client_id": self.client_id, "prompt_id": pid}
+        if front:
+            body["front"] = True
+        try:
+            resp = await self._request("POST", "/prompt", json=body, ok=())
+            if resp.status_code != 200:
+                raise prompt_error(resp.status_code, scrub(resp.text, self._transport.secrets), graph)
+            doc = json_body(resp, "POST /prompt")
+        except BaseException:
+            self._mapper.forget(pid)
+            self._held.pop(pid, None)
+            self._submitting.discard(pid)
+            raise
+        self._submitting.discard(pid)
+        number = doc.get("number") if isinstance(doc, dict) else None
+        try:
+            position = await self._position_of(pid)
+        except BackendError:
+            position = None
+        held = self._held.pop(pid, [])
+        self._queue.put_nowait(Queued(pid, position))
+        for event in held:
+            self._emit(event)
+        if generation != self._generation and not run.terminal:
+            # The socket was replaced while we were posting: messages may be lost.
+            run.gap = True
+            self._spawn(self._reconcile_quietly([run]))
+        return Execution(pid, number if isinstance(number, int) else None, graph, workflow_id)
+
+    async def _reconcile_quietly(self, runs: list[RunState]) -> None:
+        try:
+            await self._reconcile(runs)
+        except BackendError as exc:
+            log.info("reconciling after submit failed: %s", exc)
+
+    async def _position_of(self, pid: str) -> int:
+        for item in await self.queue():
+            if item.execution_id == pid:
+                return item.position
+        return 0  # already running or done
+
+    async def cancel(self, execution_id: str) -> None:
+        """Delete a pending run from the queue, or interrupt it when it is running."""
+        item = _find(await self.queue(), execution_id)
+        if item is None:
+            return
+        if item.running:
+            await self._request("POST", "/interrupt", json={"prompt_id": execution_id})
+            return
+        await self._request("POST", "/queue", json={"delete": [execution_id]})
+        after = _find(await self.queue(), execution_id)
+        if after is not None and after.running:
+            await self._request("POST", "/interrupt", json={"prompt_id": execution_id})
+        elif after is None:
+            await self._mark_cancelled(execution_id)
+
+    async def interrupt(self) -> None:
+        """Interrupt whatever the server is running now (anyone's run)."""
+        await self._request("POST", "/interrupt")
+
+    async def clear_queue(self) -> None:
+        """Remove every pending run (anyone's); the running one goes on."""
+        before = await self.queue()
+        await self._request("POST", "/queue", json={"clear": True})
+        remaining = {q.execution_id for q in await self.queue()}
+        for item in before:
+            if not item.running and item.execution_id not in remaining:
+                await self._mark_cancelled(item.execution_id)
+
+    async def _mark_cancelled(self, pid: str) -> None:
+        """A run of ours left the queue without running: the socket will never say so, we do."""
+        run = self._mapper.runs.get(pid)
+        if run is None or run.terminal or run.started:
+            return
+        doc = await self._get_json(f"/history/{quote(pid, safe='')}")
+        if isinstance(doc, dict) and doc.get(pid):
+            return  # it ran after all; its own messages tell the story
+        if not run.terminal:
+            run.terminal = True
+            self._emit(Interrupted(pid, None, reason="cancelled"))
+
+    async def queue(self) -> list[QueueItem]:
+        return queue_items_from_json(await self._get_json("/queue"), self.client_id)
+
+    async def history(self, execution_id: str | None = None) -> list[HistoryEntry]:
+        route = "/history" if execution_id is None else f"/history/{quote(execution_id, safe='')}"
+        doc = await self._get_json(route)
+        if not isinstance(doc, dict):
+            raise ServerResponseError(f"GET {route} did not return an object", body=str(doc)[:500])
+        return [history_entry_from_json(str(pid), entry) for pid, entry in doc.items()]
+
+    # -- files ----------------------------------------------------------------------------------------
+
+    async def fetch_output(self, ref: OutputRef) -> bytes:
+        """The bytes of an output file (`/view`); OutputUnavailable when the server no longer has it."""
+        if not ref.filename:
+            raise OutputUnavailable(f"output of node {ref.node_id} is inline {ref.kind}, not a file")
+        params = {"filename": ref.filename, "type": ref.type or "output", "subfolder": ref.subfolder}
+        resp = await self._request("GET", "/view", params=params, ok=(200, 404))
+        if resp.status_code == 404:
+            where = f"{ref.subfolder}/{ref.filename}" if ref.subfolder else ref.filename
+            raise OutputUnavailable(
+                f"the server no longer has the {ref.type} file '{where}'",
+                hint="Temporary outputs vanish when the server restarts; run the workflow again.",
+            )
+        return resp.content
+
+    async def upload_image(
+        self, data: bytes, filename: str, *, subfolder: str = "", overwrite: bool = False
+    ) -> UploadedImage:
+        """Upload an input image once per content (sha256) per session; repeats return the first answer."""
+        digest = hashlib.sha256(data).hexdigest()
+        lock = self._upload_locks.setdefault(digest, asyncio.Lock())
+        async with lock:
+            cached = self._uploads.get(digest)
+            if cached is not None:
+                return cached
+            mime = mimetypes.guess_type(filename)[0] or "application/octet-stream"
+            resp = await self._request(
+                "POST",
+                "/upload/image",
+                files={"image": (filename, data, mime)},
+                data={"type": "input", "subfolder": subfolder, "overwrite": "true" if overwrite else "false"},
+            )
+            doc = json_body(resp, "POST /upload/image")
+            if not isinstance(doc, dict) or not isinstance(doc.get("name"), str):
+                raise ServerResponseError("POST /upload/image did not name the stored file", body=resp.text)
+            subfolder_back = str(doc.get("subfolder") or "")
+            uploaded = UploadedImage(doc["name"], subfolder_back, str(doc.get("type") or "input"))
+            self._uploads[digest] = uploaded
+            return uploaded
+
+
+def _parse_catalog(content: bytes) -> NodeCatalog:
+    try:
+        doc = json.loads(content)
+    except ValueError:
+        raise ServerResponseError(
+            "GET /object_info did not answer JSON", body=content[:2000].decode("utf-8", "replace")
+        ) from None
+    return parse_object_info(doc)
+
+
+def _templates(doc: Any) -> list[WorkflowSummary]:
+    out: list[WorkflowSummary] = []
+    for group in doc if isinstance(doc, list) else ():
+        if not isinstance(group, dict):
+            continue
+        category = str(group.get("title") or group.get("category") or "")
+        for tpl in group.get("templates") or ():
+            if isinstance(tpl, dict) and isinstance(tpl.get("name"), str):
+                out.append(
+                    WorkflowSummary(
+                        id=f"template:{tpl['name']}",
+                        name=str(tpl.get("title") or tpl["name"]),
+                        source="template",
+                        description=str(tpl.get("description") or ""),
+                        category=category,
+                    )
+                )
+    return out
+
+
+def _find(items: list[QueueItem], pid: str) -> QueueItem | None:
+    return next((q for q in items if q.execution_id == pid), None)
