@@ -120,6 +120,13 @@ class FormSpec:
                 return f
         raise KeyError(key)
 
+    def field_for(self, node_id: str, input_name: str | None) -> FormField | None:
+        """The field that sets `input_name` of `node_id` (a placeholder's when it sits there), if any."""
+        for f in self.fields():
+            if (f.node_id, f.input_name) == (node_id, input_name) or (node_id, input_name) in f.targets:
+                return f
+        return None
+
     def defaults(self) -> dict[str, Any]:
         """Each field's current value in the workflow (a placeholder's: its input's default, or "")."""
         return {f.key: copy.deepcopy(f.value) for f in self.fields()}

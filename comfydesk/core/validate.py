@@ -17,6 +17,7 @@ from typing import Any
 from comfydesk.core.errors import ValidationError, ValidationIssue
 from comfydesk.core.graph import ApiGraph, ApiNode, is_link
 from comfydesk.core.nodes import DYNAMIC_TYPES, InputSpec, NodeCatalog, NodeDef
+from comfydesk.core.workflow import PLACEHOLDER_RE
 
 __all__ = ["ISSUE_KINDS", "types_compatible", "validate_graph", "validate_or_raise"]
 
@@ -56,9 +57,10 @@ def _fmt(value: Any) -> str:
 
 
 class _Checker:
-    def __init__(self, graph: ApiGraph, catalog: NodeCatalog) -> None:
+    def __init__(self, graph: ApiGraph, catalog: NodeCatalog, *, allow_placeholders: bool = False) -> None:
         self.graph = graph
         self.catalog = catalog
+        self.allow_placeholders = allow_placeholders
         self.issues: list[ValidationIssue] = []
 
     def add(
@@ -186,6 +188,8 @@ class _Checker:
                 received=value,
             )
             return
+        if self.allow_placeholders and isinstance(value, str) and PLACEHOLDER_RE.search(value):
+            return  # a template: the form fills it before it is sent
         converted = self.convert(node, spec, value)
         if converted is None:
             return
@@ -261,13 +265,18 @@ class _Checker:
         return value
 
 
-def validate_graph(graph: ApiGraph, catalog: NodeCatalog) -> list[ValidationIssue]:
-    """Every problem of `graph` against `catalog`, in graph order (a missing output node comes first)."""
-    return _Checker(graph, catalog).run()
+def validate_graph(
+    graph: ApiGraph, catalog: NodeCatalog, *, allow_placeholders: bool = False
+) -> list[ValidationIssue]:
+    """Every problem of `graph` against `catalog`, in graph order (a missing output node comes first).
+
+    With `allow_placeholders`, a literal holding a `{name}` placeholder is not checked (stored templates).
+    """
+    return _Checker(graph, catalog, allow_placeholders=allow_placeholders).run()
 
 
-def validate_or_raise(graph: ApiGraph, catalog: NodeCatalog) -> None:
+def validate_or_raise(graph: ApiGraph, catalog: NodeCatalog, *, allow_placeholders: bool = False) -> None:
     """Raise `ValidationError` listing every problem, or return when the graph is fine."""
-    issues = validate_graph(graph, catalog)
+    issues = validate_graph(graph, catalog, allow_placeholders=allow_placeholders)
     if issues:
         raise ValidationError(issues)

@@ -243,6 +243,9 @@ def test_placeholders_typed_by_their_input(txt2img: Workflow, catalog: NodeCatal
     )
     assert f.field("seed").kind is FieldKind.SEED and f.field("seed").control is SeedControl.RANDOMIZE
     assert "3.steps" not in {x.key for x in f.fields()} and "3.cfg" in {x.key for x in f.fields()}
+    # server errors are placed by node and input
+    assert f.field_for("3", "steps") is steps and f.field_for("7", "text") is subject
+    assert f.field_for("3", "cfg") is f.field("3.cfg") and f.field_for("3", "model") is None
     out = f.fill({"subject": "a cat", "style": "oil", "steps": 12, "seed": 7})
     assert out["6"].inputs["text"] == "a photo of a cat, oil"
     assert out["7"].inputs["text"] == 'oil {"json": {"kept": true}} a cat'

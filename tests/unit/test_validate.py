@@ -301,5 +301,20 @@ def test_validate_or_raise_lists_everything(catalog: NodeCatalog) -> None:
     assert "and 1 more" in str(err)
 
 
+def test_placeholders_allowed_for_templates(catalog: NodeCatalog) -> None:
+    p = _txt2img()
+    p["3"]["inputs"]["steps"] = "{steps}"
+    p["6"]["inputs"]["text"] = "a photo of {subject}"
+    p["3"]["inputs"]["latent_image"] = "{latent}"
+    graph = ApiGraph.from_prompt(p)
+    assert kinds(validate_graph(graph, catalog)) == [
+        ("invalid_input_type", "3", "steps"),
+        ("link_required", "3", "latent_image"),
+    ]
+    assert kinds(validate_graph(graph, catalog, allow_placeholders=True)) == [
+        ("link_required", "3", "latent_image")
+    ]
+
+
 def test_fixture_path_exists() -> None:
     assert Path(FIXTURES, "errors").is_dir()
