@@ -28,13 +28,18 @@ from comfydesk.backends.base import (
     ConnectionChanged,
     ConnectionState,
     ConnectionStatus,
-    DeviceInfo,
     Execution,
     HistoryEntry,
     QueueItem,
     ServerInfo,
     UploadedImage,
     WorkflowSummary,
+)
+from comfydesk.backends.comfyui_documents import (
+    catalog_from_bytes,
+    server_info_from_stats,
+    templates_from_index,
+    userdata_workflows,
 )
 from comfydesk.backends.comfyui_http import (
     CONNECT_TIMEOUT,
@@ -77,7 +82,7 @@ from comfydesk.core.events import (
     Queued,
 )
 from comfydesk.core.graph import ApiGraph
-from comfydesk.core.nodes import NodeCatalog, parse_object_info
+from comfydesk.core.nodes import NodeCatalog
 
 __all__ = ["ComfyUIBackend", "ReconnectPolicy", "safe_output_name"]
 
@@ -102,6 +107,7 @@ class ComfyUIBackend:
         timeout: float = 30.0,
         client_id: str | None = None,
         reconnect: ReconnectPolicy | None = None,
+        preview_metadata: bool = True,
     ) -> None:
         address = ServerAddress.parse(url)
         basic = basic_auth or address.userinfo
@@ -117,6 +123,8 @@ class ComfyUIBackend:
             secrets=secrets,
         )
         self._policy = reconnect or ReconnectPolicy()
+        # False keeps ComfyUI's legacy type-1 preview frames (attributed to the executing node).
+        self._preview_metadata = preview_metadata
         self._http: httpx.AsyncClient | None = None
         self._prefix: str | None = None
         self._mapper = ProtocolMapper()
@@ -237,10 +245,11 @@ class ComfyUIBackend:
             raise ServerUnreachable(self.url, f"the WebSocket handshake was answered HTTP {status}") from None
         except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
             raise self._transport.unreachable(exc, "WebSocket") from None
-        try:
-            await ws.send(json.dumps(FEATURE_FLAGS_MESSAGE))
-        except ConnectionClosed as exc:
-            raise ServerUnreachable(self.url, "the WebSocket closed during the handshake") from exc
+        if self._preview_metadata:
+            try:
+                await ws.send(json.dumps(FEATURE_FLAGS_MESSAGE))
+            except ConnectionClosed as exc:
+                raise ServerUnreachable(self.url, "the WebSocket closed during the handshake") from exc
         self._mapper.reset_connection()
         self._generation += 1
         return ws
@@ -356,37 +365,13 @@ class ComfyUIBackend:
 
     async def server_info(self) -> ServerInfo:
         doc = await self._get_json("/system_stats")
-        if not isinstance(doc, dict):
-            raise ServerResponseError("GET /system_stats did not return an object", body=str(doc)[:500])
-        system_raw = doc.get("system")
-        system: dict[str, Any] = system_raw if isinstance(system_raw, dict) else {}
-        devices = []
-        for dev in doc.get("devices") or ():
-            if isinstance(dev, dict):
-                devices.append(
-                    DeviceInfo(
-                        name=str(dev.get("name", "")),
-                        type=str(dev.get("type", "")),
-                        vram_total=dev.get("vram_total") if isinstance(dev.get("vram_total"), int) else None,
-                        vram_free=dev.get("vram_free") if isinstance(dev.get("vram_free"), int) else None,
-                    )
-                )
-        return ServerInfo(
-            kind="comfyui",
-            version=str(system.get("comfyui_version") or "unknown"),
-            url=self.url,
-            name=self._address.display.split("://", 1)[-1],
-            python_version=str(system.get("python_version") or ""),
-            os=str(system.get("os") or ""),
-            devices=tuple(devices),
-            raw=doc,
-        )
+        return server_info_from_stats(doc, url=self.url, name=self.url.split("://", 1)[-1])
 
     async def node_catalog(self, *, refresh: bool = False) -> NodeCatalog:
         """Every node definition of the server, parsed off the event loop; cached until `refresh`."""
         if self._catalog is None or refresh:
             resp = await self._request("GET", "/object_info")
-            self._catalog = await asyncio.to_thread(_parse_catalog, resp.content)
+            self._catalog = await asyncio.to_thread(catalog_from_bytes, resp.content)
         return self._catalog
 
     # -- workflows ------------------------------------------------------------------------------------
@@ -401,14 +386,10 @@ class ComfyUIBackend:
             params={"dir": "workflows", "recurse": "true", "split": "false"},
         )
         if resp.status_code == 200:
-            for item in json_body(resp, "GET /userdata") or ():
-                path = item.get("path") if isinstance(item, dict) else item
-                if isinstance(path, str) and path.endswith(".json"):
-                    name = path.removesuffix(".json")
-                    out.append(WorkflowSummary(id=f"userdata:{path}", name=name, source="userdata"))
+            out += userdata_workflows(json_body(resp, "GET /userdata"))
         resp = await self._request("GET", "/templates/index.json", ok=(200, 404), api=False)
         if resp.status_code == 200:
-            out += _templates(json_body(resp, "GET /templates/index.json"))
+            out += templates_from_index(json_body(resp, "GET /templates/index.json"))
         return out
 
     async def get_workflow(self, workflow_id: str) -> Any:
@@ -575,36 +556,6 @@ class ComfyUIBackend:
             uploaded = UploadedImage(doc["name"], subfolder_back, str(doc.get("type") or "input"))
             self._uploads[digest] = uploaded
             return uploaded
-
-
-def _parse_catalog(content: bytes) -> NodeCatalog:
-    try:
-        doc = json.loads(content)
-    except ValueError:
-        raise ServerResponseError(
-            "GET /object_info did not answer JSON", body=content[:2000].decode("utf-8", "replace")
-        ) from None
-    return parse_object_info(doc)
-
-
-def _templates(doc: Any) -> list[WorkflowSummary]:
-    out: list[WorkflowSummary] = []
-    for group in doc if isinstance(doc, list) else ():
-        if not isinstance(group, dict):
-            continue
-        category = str(group.get("title") or group.get("category") or "")
-        for tpl in group.get("templates") or ():
-            if isinstance(tpl, dict) and isinstance(tpl.get("name"), str):
-                out.append(
-                    WorkflowSummary(
-                        id=f"template:{tpl['name']}",
-                        name=str(tpl.get("title") or tpl["name"]),
-                        source="template",
-                        description=str(tpl.get("description") or ""),
-                        category=category,
-                    )
-                )
-    return out
 
 
 def _find(items: list[QueueItem], pid: str) -> QueueItem | None:

@@ -488,3 +488,66 @@ def test_reconnect_policy_backoff_is_capped_and_jittered() -> None:
         assert base * 0.8 - 1e-9 <= policy.delay(k, rng=rng) <= min(30.0, base * 1.2) + 1e-9
     assert not policy.gives_up_after(100)
     assert ReconnectPolicy(max_attempts=3).gives_up_after(3)
+
+
+# -- addresses, credentials and HTTP documents ---------------------------------------------------------
+
+
+def test_server_address_keeps_the_path_prefix_and_drops_credentials() -> None:
+    from comfydesk.backends.comfyui_http import ServerAddress
+
+    addr = ServerAddress.parse("https://alice:s3cret@gpu.example:8443/comfy/?token=abc")
+    assert addr.display == "https://gpu.example:8443/comfy"
+    assert addr.http_base == "https://gpu.example:8443/comfy/"
+    assert addr.ws_base == "wss://gpu.example:8443/comfy/"
+    assert addr.userinfo == ("alice", "s3cret")
+    plain = ServerAddress.parse("127.0.0.1:8188")
+    assert (plain.display, plain.ws_base) == ("http://127.0.0.1:8188", "ws://127.0.0.1:8188/")
+    with pytest.raises(ValueError):
+        ServerAddress.parse("ftp://host")
+
+
+def test_credentials_become_one_authorization_header_and_stay_out_of_errors() -> None:
+    from comfydesk.backends.comfyui import ComfyUIBackend
+    from comfydesk.backends.comfyui_http import auth_headers, scrub
+
+    assert auth_headers("tok", ("u", "p")) == {"Authorization": "Bearer tok"}
+    assert auth_headers(None, ("u", "p")) == {"Authorization": "Basic dTpw"}
+    assert auth_headers(None, None) == {}
+    assert scrub("refused token tok123 for u", ("tok123",)) == "refused token *** for u"
+    backend = ComfyUIBackend("http://bob:hunter22@host:1/comfy", token="T0KEN-xyz")
+    assert backend.url == "http://host:1/comfy"
+    assert "hunter22" not in backend.url and "T0KEN" not in backend.url
+
+
+def test_server_info_from_the_captured_system_stats() -> None:
+    from comfydesk.backends.comfyui_documents import server_info_from_stats
+
+    info = server_info_from_stats(load_json("system_stats.json"), url="http://h:1", name="h:1")
+    assert (info.kind, info.version, info.os) == ("comfyui", "0.8.0", "linux")
+    assert info.devices[0].name == "cpu" and info.devices[0].vram_total == 25276510208
+    with pytest.raises(ServerResponseError):
+        server_info_from_stats([], url="http://h:1")
+
+
+def test_workflow_listings_from_captures() -> None:
+    from comfydesk.backends.comfyui_documents import templates_from_index, userdata_workflows
+
+    plain = userdata_workflows(load_json("misc/userdata_list.json"))
+    full = userdata_workflows(load_json("userdata_list_full_info.json"))
+    assert [w.id for w in plain] == [w.id for w in full] == ["userdata:demo.json", "userdata:sub/nested.json"]
+    assert plain[1].name == "sub/nested" and plain[0].source == "userdata"
+    templates = templates_from_index(load_json("templates_index.json"))
+    assert len(templates) > 50 and all(t.source == "template" for t in templates)
+    first = templates[0]
+    assert first.id == "template:templates-color_illustration"
+    assert first.name == "Add Color to Line Art Illustration" and first.category == "Use cases"
+
+
+def test_catalog_from_bytes() -> None:
+    from comfydesk.backends.comfyui_documents import catalog_from_bytes
+
+    catalog = catalog_from_bytes((FIXTURES / "object_info_KSampler.json").read_bytes())
+    assert "KSampler" in catalog
+    with pytest.raises(ServerResponseError):
+        catalog_from_bytes(b'{"KSampler": ')
