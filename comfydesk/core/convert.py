@@ -18,7 +18,6 @@ Whatever was dropped, expanded or inferred is listed in the `ConversionReport`.
 from __future__ import annotations
 
 import copy
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +25,17 @@ from typing import Any
 from comfydesk.core.errors import ConversionError, UnknownNodeTypeError, WorkflowFormatError
 from comfydesk.core.graph import ApiGraph, ApiNode
 from comfydesk.core.nodes import InputSpec, NodeCatalog, NodeDef
+from comfydesk.core.uigraph import (
+    SUBGRAPH_INPUT_NODE,
+    SUBGRAPH_OUTPUT_NODE,
+    SubgraphPort,
+    UiGraph,
+    UiGraphParser,
+    UiLink,
+    UiNode,
+    execution_order,
+    js_key_order,
+)
 
 __all__ = ["ConversionReport", "ConversionResult", "convert_ui_workflow", "is_ui_workflow"]
 
@@ -34,12 +44,8 @@ MODE_BYPASS = 4
 NOTE_TYPES = frozenset({"Note", "MarkdownNote"})
 #: Node types that live only in the editor and never reach the server.
 FRONTEND_ONLY_TYPES = NOTE_TYPES | {"PrimitiveNode", "Reroute"}
-_SUBGRAPH_INPUT_NODE = -10
-_SUBGRAPH_OUTPUT_NODE = -20
 #: Before `control_after_generate` existed the editor gave these INT inputs a seed control widget.
 _LEGACY_SEED_NAMES = frozenset({"seed", "noise_seed"})
-_JS_INDEX_RE = re.compile(r"^(0|[1-9][0-9]*)$")
-_JS_MAX_INDEX = 2**32 - 2
 
 
 @dataclass
@@ -74,203 +80,6 @@ def is_ui_workflow(doc: object) -> bool:
     return any(isinstance(n, Mapping) and ("widgets_values" in n or "pos" in n) for n in nodes)
 
 
-# --------------------------------------------------------------------------------------------- parsing
-
-
-@dataclass
-class _Link:
-    id: int
-    origin_id: Any
-    origin_slot: int
-    target_id: Any
-    target_slot: int
-    type: str
-
-
-@dataclass
-class _Slot:
-    name: str
-    type: str
-    link: int | None = None
-    widget: str | None = None
-
-
-@dataclass
-class _Node:
-    id: Any
-    type: str
-    mode: int
-    title: str | None
-    inputs: list[_Slot]
-    outputs: list[_Slot]
-    output_links: list[list[int]]
-    widgets_values: list[Any] | dict[str, Any] | None
-    properties: Mapping[str, Any]
-
-
-@dataclass
-class _SubgraphPort:
-    name: str
-    type: str
-    link_ids: list[int]
-
-
-@dataclass
-class _Graph:
-    name: str  # "" for the root graph
-    nodes: dict[str, _Node]  # keyed by str(id), in file order
-    links: dict[int, _Link]
-    inputs: list[_SubgraphPort] = field(default_factory=list)
-    outputs: list[_SubgraphPort] = field(default_factory=list)
-
-
-class _Parser:
-    def __init__(self, source: str | None) -> None:
-        self.source = source
-
-    def fail(self, message: str) -> WorkflowFormatError:
-        return WorkflowFormatError(message, source=self.source)
-
-    def graph(self, raw: Any, where: str, *, name: str = "") -> _Graph:
-        if not isinstance(raw, Mapping):
-            raise self.fail(f"{where} is not an object")
-        nodes_raw = raw.get("nodes")
-        if not isinstance(nodes_raw, list):
-            raise self.fail(f"{where}: 'nodes' must be a list, got {type(nodes_raw).__name__}")
-        links_raw = raw.get("links", [])
-        if links_raw is None:
-            links_raw = []
-        if not isinstance(links_raw, list):
-            raise self.fail(f"{where}: 'links' must be a list, got {type(links_raw).__name__}")
-        nodes: dict[str, _Node] = {}
-        for idx, item in enumerate(nodes_raw):
-            node = self.node(item, idx, where)
-            key = str(node.id)
-            if key in nodes:
-                raise self.fail(f"{where}: node id {key} is used twice")
-            nodes[key] = node
-        links: dict[int, _Link] = {}
-        for idx, item in enumerate(links_raw):
-            link = self.link(item, idx, where)
-            links[link.id] = link
-        graph = _Graph(name=name, nodes=nodes, links=links)
-        graph.inputs = self.ports(raw.get("inputs", []), f"{where} inputs")
-        graph.outputs = self.ports(raw.get("outputs", []), f"{where} outputs")
-        return graph
-
-    def node(self, raw: Any, idx: int, where: str) -> _Node:
-        if not isinstance(raw, Mapping):
-            raise self.fail(f"{where}: node #{idx} is not an object")
-        node_id = raw.get("id")
-        if isinstance(node_id, bool) or not isinstance(node_id, int | str) or node_id == "":
-            raise self.fail(f"{where}: node #{idx} has no usable 'id'")
-        node_type = raw.get("type")
-        if not isinstance(node_type, str) or not node_type:
-            raise self.fail(f"{where}: node {node_id} has no 'type'")
-        label = f"{where}: node {node_id} ({node_type})"
-        mode = raw.get("mode", 0)
-        if isinstance(mode, bool) or not isinstance(mode, int):
-            raise self.fail(f"{label}: 'mode' is not a number")
-        title = raw.get("title")
-        inputs = [
-            self.slot(s, f"{label} input #{i}") for i, s in enumerate(self.as_list(raw, "inputs", label))
-        ]
-        outputs: list[_Slot] = []
-        output_links: list[list[int]] = []
-        for i, s in enumerate(self.as_list(raw, "outputs", label)):
-            outputs.append(self.slot(s, f"{label} output #{i}", is_output=True))
-            links = s.get("links") if isinstance(s, Mapping) else None
-            output_links.append([x for x in links if _is_int(x)] if isinstance(links, list) else [])
-        wv = raw.get("widgets_values")
-        if wv is not None and not isinstance(wv, list | dict):
-            raise self.fail(f"{label}: 'widgets_values' must be a list or an object")
-        props = raw.get("properties")
-        return _Node(
-            id=node_id,
-            type=node_type,
-            mode=mode,
-            title=title if isinstance(title, str) and title else None,
-            inputs=inputs,
-            outputs=outputs,
-            output_links=output_links,
-            widgets_values=wv,
-            properties=props if isinstance(props, Mapping) else {},
-        )
-
-    def as_list(self, raw: Mapping[str, Any], key: str, label: str) -> list[Any]:
-        value = raw.get(key)
-        if value is None:
-            return []
-        if not isinstance(value, list):
-            raise self.fail(f"{label}: '{key}' must be a list")
-        return value
-
-    def slot(self, raw: Any, label: str, *, is_output: bool = False) -> _Slot:
-        if not isinstance(raw, Mapping):
-            raise self.fail(f"{label} is not an object")
-        name = raw.get("name")
-        if not isinstance(name, str):
-            raise self.fail(f"{label} has no 'name'")
-        link = None if is_output else raw.get("link")
-        if link is not None and not _is_int(link):
-            raise self.fail(f"{label} '{name}': 'link' is not a link id")
-        widget = raw.get("widget")
-        widget_name = widget.get("name") if isinstance(widget, Mapping) else None
-        slot_type = raw.get("type", "*")
-        return _Slot(
-            name=name,
-            type=slot_type if isinstance(slot_type, str) else str(slot_type),
-            link=link,
-            widget=widget_name if isinstance(widget_name, str) else None,
-        )
-
-    def link(self, raw: Any, idx: int, where: str) -> _Link:
-        if isinstance(raw, list) and len(raw) >= 5:
-            fields = raw[:5]
-            link_type = raw[5] if len(raw) > 5 else "*"
-        elif isinstance(raw, Mapping):
-            fields = [raw.get(k) for k in ("id", "origin_id", "origin_slot", "target_id", "target_slot")]
-            link_type = raw.get("type", "*")
-        else:
-            raise self.fail(f"{where}: link #{idx} is neither [id, from, slot, to, slot, type] nor an object")
-        link_id, origin_id, origin_slot, target_id, target_slot = fields
-        if not (_is_int(link_id) and _is_int(origin_slot) and _is_int(target_slot)):
-            raise self.fail(f"{where}: link #{idx} has a missing or non-numeric id or slot")
-        for end in (origin_id, target_id):
-            if isinstance(end, bool) or not isinstance(end, int | str):
-                raise self.fail(f"{where}: link {link_id} does not name the nodes it joins")
-        return _Link(
-            link_id,
-            origin_id,
-            origin_slot,
-            target_id,
-            target_slot,
-            link_type if isinstance(link_type, str) else str(link_type),
-        )
-
-    def ports(self, raw: Any, where: str) -> list[_SubgraphPort]:
-        if not isinstance(raw, list):
-            raise self.fail(f"{where} must be a list")
-        ports = []
-        for i, item in enumerate(raw):
-            if not isinstance(item, Mapping) or not isinstance(item.get("name"), str):
-                raise self.fail(f"{where}: #{i} has no 'name'")
-            ids = item.get("linkIds")
-            port_type = item.get("type", "*")
-            ports.append(
-                _SubgraphPort(
-                    name=item["name"],
-                    type=port_type if isinstance(port_type, str) else "*",
-                    link_ids=[x for x in ids if _is_int(x)] if isinstance(ids, list) else [],
-                )
-            )
-        return ports
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 # ------------------------------------------------------------------------------------------ conversion
 
 
@@ -279,8 +88,8 @@ class _Dto:
     """One node as the executor sees it: a real node, or a subgraph instance, with its full id."""
 
     exec_id: str
-    node: _Node
-    graph: _Graph
+    node: UiNode
+    graph: UiGraph
     path: tuple[str, ...]
     instance: _Dto | None  # the subgraph instance this node sits in
 
@@ -305,9 +114,9 @@ class _Converter:
         self.catalog = catalog
         self.source = source
         self.report = ConversionReport()
-        parser = _Parser(source)
+        parser = UiGraphParser(source)
         self.root = parser.graph(doc, "workflow")
-        self.subgraphs: dict[str, _Graph] = {}
+        self.subgraphs: dict[str, UiGraph] = {}
         definitions = doc.get("definitions")
         raw_subgraphs = definitions.get("subgraphs", []) if isinstance(definitions, Mapping) else []
         if not isinstance(raw_subgraphs, list):
@@ -328,20 +137,20 @@ class _Converter:
     # ---- expansion
 
     def run(self) -> ConversionResult:
-        self.expand(self.root, (), None, _execution_order(self.root), ())
+        self.expand(self.root, (), None, execution_order(self.root), ())
         if self.unknown:
             where = "; ".join(f"{t} at node {', '.join(ids)}" for t, ids in sorted(self.unknown.items()))
             raise UnknownNodeTypeError(self.unknown, source=self.source, where=where)
         output = self.emit()
         self.report_primitives()
-        return ConversionResult(ApiGraph({k: output[k] for k in _js_key_order(output)}), self.report)
+        return ConversionResult(ApiGraph({k: output[k] for k in js_key_order(output)}), self.report)
 
     def expand(
         self,
-        graph: _Graph,
+        graph: UiGraph,
         path: tuple[str, ...],
         instance: _Dto | None,
-        order: list[_Node],
+        order: list[UiNode],
         stack: tuple[str, ...],
     ) -> None:
         for node in order:
@@ -445,7 +254,7 @@ class _Converter:
             value = _primitive_value(node)
             if uses:
                 self.report.expanded.append(
-                    f"node {exec_id} (PrimitiveNode{title}) inlined: value {value!r} written into "
+                    f"node {exec_id} (PrimitiveNode{title}) inlined: value {_short(value)} written into "
                     + ", ".join(uses)
                 )
             else:
@@ -453,7 +262,7 @@ class _Converter:
 
     # ---- widgets
 
-    def widget_values(self, node: _Node, node_def: NodeDef, label: str) -> dict[str, Any]:
+    def widget_values(self, node: UiNode, node_def: NodeDef, label: str) -> dict[str, Any]:
         """Widget inputs in definition order, valued from `widgets_values` (a list, or an object by name)."""
         slots: list[tuple[str, InputSpec | None]] = []  # None: a widget the prompt does not carry
         for spec in node_def.inputs:
@@ -508,7 +317,7 @@ class _Converter:
                 self.report.guessed.append(f"{label} '{name}' not saved; the default {out[name]!r} is used")
         return out
 
-    def promoted_value(self, graph: _Graph, port: _SubgraphPort) -> _Resolved:
+    def promoted_value(self, graph: UiGraph, port: SubgraphPort) -> _Resolved:
         """The value of a subgraph input nothing outside feeds: the inner widget it is promoted from."""
         for link_id in port.link_ids:
             link = graph.links.get(link_id)
@@ -555,7 +364,7 @@ class _Converter:
                 "which the workflow does not have"
             )
         instance = dto.instance
-        if instance is not None and link.origin_id == _SUBGRAPH_INPUT_NODE:
+        if instance is not None and link.origin_id == SUBGRAPH_INPUT_NODE:
             return self.resolve_from_instance(dto, instance, link, visited)
         origin = dto.graph.nodes.get(str(link.origin_id))
         if origin is None:
@@ -569,7 +378,7 @@ class _Converter:
         return self.resolve_output(origin_dto, link.origin_slot, want or slot.type, visited)
 
     def resolve_from_instance(
-        self, dto: _Dto, instance: _Dto, link: _Link, visited: set[tuple[str, str, str, int]]
+        self, dto: _Dto, instance: _Dto, link: UiLink, visited: set[tuple[str, str, str, int]]
     ) -> _Resolved:
         """A link that comes in through the subgraph's input: follow it outside the instance."""
         ports = dto.graph.inputs
@@ -630,13 +439,13 @@ class _Converter:
             (
                 link
                 for link in sub.links.values()
-                if link.target_id == _SUBGRAPH_OUTPUT_NODE and link.target_slot == index
+                if link.target_id == SUBGRAPH_OUTPUT_NODE and link.target_slot == index
             ),
             None,
         )
         if inner_link is None:
             return None
-        if inner_link.origin_id == _SUBGRAPH_INPUT_NODE:  # an input wired straight to an output
+        if inner_link.origin_id == SUBGRAPH_INPUT_NODE:  # an input wired straight to an output
             ports = sub.inputs
             name = ports[inner_link.origin_slot].name if inner_link.origin_slot < len(ports) else None
             outer = next((i for i, s in enumerate(dto.node.inputs) if s.name == name), None)
@@ -675,7 +484,12 @@ def _wrap(value: Any) -> Any:
     return {"__value__": value} if isinstance(value, list) else value
 
 
-def _primitive_value(node: _Node) -> Any:
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _primitive_value(node: UiNode) -> Any:
     stored = node.widgets_values
     if isinstance(stored, list) and stored:
         return stored[0]
@@ -694,7 +508,7 @@ def _type_ok(a: str, b: str) -> bool:
     return any(_type_ok(x, y) for x in la.split(",") for y in lb.split(","))
 
 
-def _bypass_slot(node: _Node, index: int, want: str) -> int:
+def _bypass_slot(node: UiNode, index: int, want: str) -> int:
     """Which input a bypassed node passes through to output `index` (the editor's _getBypassSlotIndex)."""
     inputs = node.inputs
     if not inputs:
@@ -710,50 +524,6 @@ def _bypass_slot(node: _Node, index: int, want: str) -> int:
     return next(
         (i for i, s in enumerate(inputs) if _type_ok(s.type, out_type) and _type_ok(s.type, want)), -1
     )
-
-
-def _is_js_index(key: str) -> bool:
-    return bool(_JS_INDEX_RE.match(key)) and int(key) <= _JS_MAX_INDEX
-
-
-def _js_key_order(keys: Mapping[str, Any]) -> list[str]:
-    """Keys as a JavaScript object lists them: array-index keys ascending, then the rest as inserted."""
-    ints = sorted((k for k in keys if _is_js_index(k)), key=int)
-    return ints + [k for k in keys if not _is_js_index(k)]
-
-
-def _execution_order(graph: _Graph) -> list[_Node]:
-    """LiteGraph's computeExecutionOrder: a topological sort seeded in file order; cycles go last."""
-    pending: dict[str, _Node] = {}
-    remaining: dict[str, int] = {}
-    ready: list[_Node] = []
-    for key, node in graph.nodes.items():
-        pending[key] = node
-        count = sum(1 for s in node.inputs if s.link is not None)
-        if count:
-            remaining[key] = count
-        else:
-            ready.append(node)
-    order: list[_Node] = []
-    seen_links: set[int] = set()
-    while ready:
-        node = ready.pop(0)
-        order.append(node)
-        pending.pop(str(node.id), None)
-        for links in node.output_links:
-            for link_id in links:
-                link = graph.links.get(link_id)
-                if link is None or link_id in seen_links:
-                    continue
-                seen_links.add(link_id)
-                target_key = str(link.target_id)
-                if target_key not in graph.nodes or target_key not in remaining:
-                    continue
-                remaining[target_key] -= 1
-                if remaining[target_key] == 0:
-                    ready.append(graph.nodes[target_key])
-    order.extend(pending[k] for k in _js_key_order(pending))
-    return order
 
 
 def convert_ui_workflow(

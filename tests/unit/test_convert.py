@@ -183,6 +183,21 @@ def test_unlinked_subgraph_input_takes_the_promoted_widget_value(catalog: NodeCa
     assert next(iter(inputs)) == "seed"
 
 
+def test_unlinked_subgraph_input_gives_one_value_to_every_inner_widget(catalog: NodeCatalog) -> None:
+    doc = ui("flux_fill_inpaint_example")
+    sub = doc["definitions"]["subgraphs"][0]
+    sampler = node_of(doc, 3, sub)
+    sampler["widgets_values"][0] = 1234  # seed, the first widget the "seed" subgraph input feeds
+    sampler["inputs"].append({"name": "steps", "type": "INT", "widget": {"name": "steps"}, "link": 104})
+    sub["links"].append(
+        {"id": 104, "origin_id": -10, "origin_slot": 2, "target_id": 3, "target_slot": 5, "type": "INT"}
+    )
+    sub["inputs"][2]["linkIds"].append(104)
+    inputs = convert(doc, catalog).graph["47:3"].inputs
+    assert inputs["seed"] == 1234
+    assert inputs["steps"] == 1234  # the instance has one widget for that input, not the inner 20
+
+
 def test_subgraph_input_fed_from_outside_by_a_primitive(catalog: NodeCatalog) -> None:
     doc = ui("flux_fill_inpaint_example")
     doc["nodes"].append(
