@@ -1,0 +1,215 @@
+"""Building blocks of the form: a field row (label, editor, reset, error) and a collapsible node group."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QFont
+from PySide6.QtWidgets import (
+    QFrame,
+    QGridLayout,
+    QLabel,
+    QSizePolicy,
+    QStyle,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from comfydesk.core.templates import FieldKind, FormField
+from comfydesk.ui.form.editors import KIND_EDITORS, Editor
+from comfydesk.ui.form.image_field import ImageEditor
+
+__all__ = ["ERROR_RED", "FieldRow", "FormGroupBox", "make_editor"]
+
+ERROR_RED = "#e5484d"
+"""The one hard-coded colour: a red readable on light and dark backgrounds alike."""
+
+_FRAME_OK = "QFrame#fieldFrame { border: 1px solid transparent; border-radius: 4px; }"
+_FRAME_BAD = f"QFrame#fieldFrame {{ border: 1px solid {ERROR_RED}; border-radius: 4px; }}"
+
+
+def make_editor(field: FormField, parent: QWidget | None = None) -> Editor:
+    if field.kind is FieldKind.IMAGE:
+        return ImageEditor(field, parent)
+    return KIND_EDITORS.get(field.kind, KIND_EDITORS[FieldKind.STRING])(field, parent)
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = str(value)
+    if isinstance(value, bool):
+        text = "on" if value else "off"
+    elif isinstance(value, str):
+        text = repr(value) if value == "" else value
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class FieldRow:
+    """The widgets of one field inside a group's grid; not a widget itself so labels align across rows."""
+
+    def __init__(
+        self,
+        field: FormField,
+        *,
+        default: Any,
+        label_text: str,
+        context: str,
+        hidden: bool,
+        parent: QWidget,
+    ) -> None:
+        self.field = field
+        self.key = field.key
+        self.label = QLabel(label_text, parent)
+        self.label.setObjectName("fieldLabel")
+        self.label.setWordWrap(False)
+        self.label.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        if hidden:
+            self.label.setEnabled(False)
+            self.label.setText(f"{label_text} (hidden)")
+        self.frame = QFrame(parent)
+        self.frame.setObjectName("fieldFrame")
+        self.frame.setStyleSheet(_FRAME_OK)
+        self.frame.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        frame_layout = QVBoxLayout(self.frame)
+        frame_layout.setContentsMargins(1, 1, 1, 1)
+        self.editor = make_editor(field, self.frame)
+        frame_layout.addWidget(self.editor)
+        self.label.setBuddy(self.editor.focus_widget())
+
+        self.reset = QToolButton(parent)
+        self.reset.setObjectName("resetButton")
+        self.reset.setAutoRaise(True)
+        self.reset.setIcon(parent.style().standardIcon(QStyle.StandardPixmap.SP_BrowserReload))
+        self.reset.setToolTip(f"Reset to default ({_short(default, 40)}); more in the menu")
+        self.reset.setAccessibleName(f"Reset {field.label.lower()} to default")
+        self.reset.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # one Tab stop per field; the menu has it too
+        self.reset.setPopupMode(QToolButton.ToolButtonPopupMode.MenuButtonPopup)
+
+        self.error = QLabel(parent)
+        self.error.setObjectName("fieldError")
+        self.error.setWordWrap(True)
+        self.error.setStyleSheet(f"color: {ERROR_RED};")
+        self.error.setVisible(False)
+
+        tip = field.tooltip.strip()
+        tip = (tip + "\n\n" if tip else "") + f"Default: {_short(default)}"
+        if context:
+            tip += f"\n{context}"
+        main = self.editor.focus_widget()
+        for widget in (self.label, self.editor, main):
+            widget.setToolTip(tip)
+        main.setAccessibleName(field.label)
+        main.setAccessibleDescription(context)
+        self.context = context
+        self.messages: list[str] = []
+
+    def place(self, grid: QGridLayout, row: int) -> int:
+        """Put the row's widgets on `grid` from `row`; returns the next free row."""
+        top = Qt.AlignmentFlag.AlignTop if self.field.kind in (FieldKind.TEXT, FieldKind.IMAGE) else 0
+        align = Qt.AlignmentFlag.AlignLeft | (top or Qt.AlignmentFlag.AlignVCenter)
+        if top:
+            self.label.setContentsMargins(0, 6, 0, 0)
+        grid.addWidget(self.label, row, 0, align)
+        if self.editor.compact:
+            grid.addWidget(self.frame, row, 1, Qt.AlignmentFlag.AlignLeft)
+        else:
+            grid.addWidget(self.frame, row, 1)
+        grid.addWidget(self.reset, row, 2, Qt.AlignmentFlag.AlignTop)
+        grid.addWidget(self.error, row + 1, 1, 1, 2)
+        return row + 2
+
+    def set_messages(self, messages: list[str]) -> None:
+        if messages == self.messages:
+            return
+        self.messages = list(messages)
+        self.error.setText("\n".join(messages))
+        self.error.setVisible(bool(messages))
+        self.frame.setStyleSheet(_FRAME_BAD if messages else _FRAME_OK)
+        self.editor.focus_widget().setAccessibleDescription(" ".join(messages) or self.context)
+
+
+class FormGroupBox(QFrame):
+    """A titled group of fields; collapsible when it has a header button."""
+
+    collapsed_changed = Signal(bool)
+
+    def __init__(
+        self, title: str, *, key: str, collapsible: bool, collapsed: bool, parent: QWidget | None = None
+    ) -> None:
+        super().__init__(parent)
+        self.key = key
+        self.setObjectName("formGroup")
+        self.setProperty("groupKey", key)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 4, 4, 6)
+        layout.setSpacing(2)
+        self.header: QToolButton | None = None
+        self.title: QLabel | None = None
+        if collapsible:
+            self.header = QToolButton(self)
+            self.header.setStyleSheet(
+                "QToolButton#groupHeader { border: none; border-bottom: 1px solid palette(mid);"
+                " padding: 4px 2px; text-align: left; }"
+            )
+            self.header.setObjectName("groupHeader")
+            self.header.setText(title)
+            self.header.setCheckable(True)
+            self.header.setChecked(not collapsed)
+            self.header.setAutoRaise(True)
+            self.header.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+            self.header.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+            self.header.setAccessibleName(f"{title} group")
+            font = QFont(self.header.font())
+            font.setBold(True)
+            self.header.setFont(font)
+            self.header.toggled.connect(self._toggled)
+            layout.addWidget(self.header)
+        elif title:
+            self.title = QLabel(title, self)
+            self.title.setObjectName("groupTitle")
+            font = QFont(self.title.font())
+            font.setBold(True)
+            self.title.setFont(font)
+            layout.addWidget(self.title)
+        self.body = QWidget(self)
+        self.grid = QGridLayout(self.body)
+        self.grid.setContentsMargins(14 if collapsible else 0, 4, 0, 2)
+        self.grid.setHorizontalSpacing(8)
+        self.grid.setVerticalSpacing(4)
+        self.grid.setColumnStretch(1, 1)
+        layout.addWidget(self.body)
+        self.rows: list[FieldRow] = []
+        self._next_row = 0
+        self._update_arrow()
+        self.body.setVisible(not collapsed)
+        self.set_active(False)
+
+    @property
+    def collapsed(self) -> bool:
+        return self.header is not None and not self.header.isChecked()
+
+    def set_collapsed(self, collapsed: bool) -> None:
+        if self.header is not None:
+            self.header.setChecked(not collapsed)
+
+    def add_row(self, row: FieldRow) -> None:
+        self.rows.append(row)
+        self._next_row = row.place(self.grid, self._next_row)
+
+    def set_active(self, active: bool) -> None:
+        """Mark the group whose node is executing: an accent bar in the palette's highlight colour."""
+        colour = "palette(highlight)" if active else "transparent"
+        self.setStyleSheet(f"QFrame#formGroup {{ border: none; border-left: 3px solid {colour}; }}")
+        self.setProperty("active", active)
+
+    def _toggled(self, expanded: bool) -> None:
+        self.body.setVisible(expanded)
+        self._update_arrow()
+        self.collapsed_changed.emit(not expanded)
+
+    def _update_arrow(self) -> None:
+        if self.header is not None:
+            self.header.setArrowType(
+                Qt.ArrowType.DownArrow if self.header.isChecked() else Qt.ArrowType.RightArrow
+            )
