@@ -17,7 +17,7 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from comfydesk.core.errors import CatalogError, ComfyDeskError
+from comfydesk.core.errors import CatalogError, ServerUnreachable
 from comfydesk.core.nodes import NodeCatalog, parse_object_info, parse_v1_nodes
 
 if TYPE_CHECKING:
@@ -118,10 +118,6 @@ def error(message: str) -> None:
     print(f"comfydesk: {message}", file=sys.stderr, flush=True)
 
 
-def describe_error(exc: ComfyDeskError) -> str:
-    return exc.user_text()
-
-
 def run_coroutine(coro: Coroutine[Any, Any, T]) -> T:
     """Run one coroutine to completion on a fresh event loop."""
     return asyncio.run(coro)
@@ -131,7 +127,11 @@ def make_backend(args: argparse.Namespace, *, timeout: float = 30.0) -> ComfyUIB
     """The ComfyUI backend for --server/--token (imported lazily: `nodes --object-info` needs no network)."""
     from comfydesk.backends.comfyui import ComfyUIBackend
 
-    return ComfyUIBackend(server_url(args), token=token_of(args), timeout=timeout)
+    url = server_url(args)
+    try:
+        return ComfyUIBackend(url, token=token_of(args), timeout=timeout)
+    except ValueError as exc:  # an address that is not a URL we can speak to
+        raise ServerUnreachable(redact(url, token_of(args)), str(exc)) from None
 
 
 def load_catalog_file(path: str | Path) -> NodeCatalog:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import dataclass, field
 from typing import IO
@@ -54,7 +55,8 @@ class ProgressView:
     def line(self) -> str:
         elapsed = clock(time.monotonic() - self.started_at)
         if self.current is None:
-            return f"[{self.percent():3d}%] starting  {elapsed}"
+            what = f"{len(self.done)} cached" if self.done else "starting"
+            return f"[{self.percent():3d}%] {what}  {elapsed}"
         text = f"[{self.percent():3d}%] {self.title(self.current)} (#{self.current})"
         if self.step:
             text += f"  step {self.step[0]}/{self.step[1]}"
@@ -65,6 +67,9 @@ class ProgressView:
             return
         self._last = text
         if self.tty:
+            columns = shutil.get_terminal_size().columns - 1
+            if len(text) > columns > 10:  # a wrapped line cannot be rewritten with \r
+                text = text[: columns - 1] + "…"
             pad = max(0, self._width - len(text))
             self.stream.write("\r" + text + " " * pad)
             self._width = len(text)

@@ -31,7 +31,7 @@ from comfydesk.commands._common import (
     run_coroutine,
     token_of,
 )
-from comfydesk.commands._progress import ProgressView
+from comfydesk.commands._progress import ProgressView, clock
 from comfydesk.commands._run_inputs import (
     ImageFile,
     SetError,
@@ -167,6 +167,11 @@ async def _prepare(backend: ComfyUIBackend, args: argparse.Namespace, data: byte
     try:
         form = build_form(workflow, catalog)
         values = resolve_sets(form, args.sets)
+        uploads = {k for k, v in values.items() if isinstance(v, ImageFile)}
+        if uploads:  # report what is wrong with the rest before sending files anywhere
+            issues = form.validate({k: v for k, v in values.items() if k not in uploads})
+            if [i for i in issues if i.field_key not in uploads]:
+                raise ValidationError([i for i in issues if i.field_key not in uploads])
         if await _upload_images(backend, values):
             # LoadImage's option list is a snapshot of the input folder: fetch it again to see the upload.
             catalog = await backend.node_catalog(refresh=True)
@@ -219,24 +224,36 @@ async def _follow(
     stop: asyncio.Event,
     deadline: float | None,
 ) -> object:
-    """Feed the run's events to the view until its terminal event, Ctrl-C (returns `stop`) or the deadline."""
+    """Feed the run's events to the view until its terminal event, Ctrl-C (returns `stop`), the deadline
+    (returns a TimeoutError) or a connection the backend gave up on (returns that ConnectionChanged)."""
+    from comfydesk.backends.base import ConnectionChanged, ConnectionState
+
     stopped = asyncio.ensure_future(stop.wait())
     try:
         while True:
             timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if view.tty:  # keep the elapsed time moving while a node reports nothing (model loading)
+                timeout = 1.0 if timeout is None else min(timeout, 1.0)
             getter = asyncio.ensure_future(events.get())
             done, _ = await asyncio.wait(
                 {getter, stopped}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
             )
             if getter not in done:
                 getter.cancel()
-                return stop if stopped in done else TimeoutError()
+                if stopped in done:
+                    return stop
+                if deadline is not None and time.monotonic() >= deadline:
+                    return TimeoutError()
+                view.show(view.line())
+                continue
             event = getter.result()
             if isinstance(event, Exception):
                 raise event
             if getattr(event, "execution_id", execution_id) != execution_id:
                 continue
             _connection_note(event, view)
+            if isinstance(event, ConnectionChanged) and event.status.state is ConnectionState.DISCONNECTED:
+                return event
             view.handle(event)
             if isinstance(event, Completed | Failed | Interrupted):
                 return event
@@ -298,13 +315,15 @@ async def _run(args: argparse.Namespace, data: bytes, path: Path) -> RunResult:
         await asyncio.sleep(0)  # let the pump subscribe before anything can happen to our run
         if stop.is_set():
             return RunResult(EXIT_INTERRUPTED, status="cancelled")
+        t0 = time.monotonic()
         execution = await backend.submit(graph)
         execution_id = execution.id
-        t0 = time.monotonic()
         view = ProgressView(graph, await backend.node_catalog(), sys.stderr, sys.stderr.isatty(), t0)
         print(f"submitted {execution_id}", file=sys.stderr, flush=True)
         deadline = t0 + args.timeout if args.timeout else None
         outcome = await _follow(backend, events, execution_id, view, stop, deadline)
+        if isinstance(outcome, Completed):
+            view.show(f"[100%] completed  {clock(time.monotonic() - t0)}")
         view.end()
         elapsed = round(time.monotonic() - t0, 3)
         if outcome is stop:
@@ -314,6 +333,10 @@ async def _run(args: argparse.Namespace, data: bytes, path: Path) -> RunResult:
             error(f"the run took longer than {args.timeout:g} s; cancelling it on the server")
             await _interrupt(backend, execution_id, view)
             return RunResult(EXIT_FAILED, execution_id, "cancelled", elapsed=elapsed, error="timed out")
+        if not isinstance(outcome, Completed | Failed | Interrupted):  # the backend gave up reconnecting
+            reason = getattr(getattr(outcome, "status", None), "reason", "") or "connection lost"
+            error(f"lost the connection to {backend.url} during run {execution_id}: {reason}")
+            return RunResult(EXIT_UNAVAILABLE, execution_id, "failed", elapsed=elapsed, error=reason)
         if isinstance(outcome, Failed):
             info = outcome.error
             where = f"node {info.node_id} ({info.node_type})" if info.node_id else "the server"
