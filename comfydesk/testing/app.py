@@ -193,7 +193,7 @@ async def _respond(send: Send, status: int, body: bytes, content_type: bytes) ->
 
 def create_app(config: FakeConfig) -> Starlette:
     """The ASGI app; `app.state.fake` is the `FakeServer`. The executor thread starts with the app."""
-    from comfydesk.testing import routes, routes_files
+    from comfydesk.testing import routes, routes_files, routes_jobs
 
     fake = FakeServer(config)
     mirrored: list[BaseRoute] = [
@@ -209,6 +209,7 @@ def create_app(config: FakeConfig) -> Starlette:
         elif isinstance(route, WebSocketRoute):
             table.append(WebSocketRoute("/api" + route.path, route.endpoint))
     table += routes_files.UNMIRRORED
+    table += [Route("/api" + r.path, r.endpoint, methods=r.methods) for r in routes_jobs.ROUTES]
     table.append(
         Route("/{path:path}", routes.unknown_route, methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
     )
