@@ -17,7 +17,7 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from comfydesk.core.errors import CatalogError, ServerUnreachable
+from comfydesk.core.errors import CatalogError, ComfyDeskError, ServerUnreachable
 from comfydesk.core.nodes import NodeCatalog, parse_object_info, parse_v1_nodes
 
 if TYPE_CHECKING:
@@ -32,6 +32,7 @@ __all__ = [
     "add_catalog_options",
     "add_server_options",
     "default_server",
+    "describe",
     "error",
     "load_catalog",
     "load_catalog_file",
@@ -111,6 +112,15 @@ def redact(text: str, token: str | None = None) -> str:
     if token:
         text = text.replace(token, "***")
     return _USERINFO_RE.sub(r"\1***@", text)
+
+
+def describe(exc: ComfyDeskError) -> str:
+    """The error's message and, when it has one, its hint, as one readable sentence pair."""
+    message = exc.message.rstrip()
+    if not exc.hint:
+        return message
+    end = "" if message.endswith((".", "!", "?", ":")) else "."
+    return f"{message}{end} {exc.hint.strip()}"
 
 
 def error(message: str) -> None:

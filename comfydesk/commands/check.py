@@ -12,6 +12,7 @@ from comfydesk.commands._common import (
     EXIT_OK,
     EXIT_UNAVAILABLE,
     add_server_options,
+    describe,
     error,
     make_backend,
     redact,
@@ -101,7 +102,7 @@ def handle(args: argparse.Namespace) -> int:
     try:
         result = run_coroutine(_check(args))
     except ComfyDeskError as exc:
-        message = exc.user_text()
+        message = describe(exc)
         if url not in message:
             message = f"{url}: {message}"
         error(redact(message, token_of(args)))

@@ -13,6 +13,7 @@ from comfydesk.commands._common import (
     EXIT_OK,
     EXIT_UNAVAILABLE,
     add_catalog_options,
+    describe,
     error,
     load_catalog,
 )
@@ -76,15 +77,15 @@ def handle(args: argparse.Namespace) -> int:
         if args.object_info or args.server or needs_catalog(data):
             catalog = load_catalog(args)
     except CatalogError as exc:
-        error(exc.user_text())
+        error(describe(exc))
         return EXIT_FAILED
     except BackendError as exc:
-        error(f"converting {path} needs the server's node definitions: {exc.user_text()}")
+        error(f"converting {path} needs the server's node definitions: {describe(exc)}")
         return EXIT_UNAVAILABLE
     try:
         workflow = load_workflow(data, catalog=catalog, source=str(path))
     except WorkflowError as exc:
-        error(exc.user_text())
+        error(describe(exc))
         if exc.details:
             print(exc.details, file=sys.stderr)
         return EXIT_FAILED

@@ -13,6 +13,7 @@ from comfydesk.commands._common import (
     EXIT_OK,
     EXIT_UNAVAILABLE,
     add_catalog_options,
+    describe,
     error,
     load_catalog,
 )
@@ -72,10 +73,10 @@ def handle(args: argparse.Namespace) -> int:
     try:
         catalog = load_catalog(args)
     except CatalogError as exc:
-        error(exc.user_text())
+        error(describe(exc))
         return EXIT_FAILED
     except BackendError as exc:
-        error(exc.user_text())
+        error(describe(exc))
         return EXIT_UNAVAILABLE
     for warning in catalog.warnings:
         error(f"warning: {warning}")

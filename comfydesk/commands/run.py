@@ -25,6 +25,7 @@ from comfydesk.commands._common import (
     EXIT_OK,
     EXIT_UNAVAILABLE,
     add_server_options,
+    describe,
     error,
     make_backend,
     redact,
@@ -137,7 +138,7 @@ def _load(data: bytes, path: Path, catalog: NodeCatalog) -> Workflow:
     try:
         return load_workflow(data, catalog=catalog, source=str(path))
     except ComfyDeskError as exc:
-        error(exc.user_text())
+        error(describe(exc))
         raise _Abort(EXIT_UNAVAILABLE) from exc
 
 
@@ -178,10 +179,10 @@ async def _prepare(backend: ComfyUIBackend, args: argparse.Namespace, data: byte
             form = build_form(workflow, catalog)
         return form.fill(values)
     except SetError as exc:
-        error(exc.user_text())
+        error(describe(exc))
         raise _Abort(EXIT_UNAVAILABLE) from exc
     except UnknownNodeTypeError as exc:
-        error(exc.user_text())
+        error(describe(exc))
         raise _Abort(EXIT_UNAVAILABLE) from exc
     except ValidationError as exc:
         _print_issues(exc, form)
@@ -401,13 +402,13 @@ def handle(args: argparse.Namespace) -> int:
         _print_issues(exc, None)
         return EXIT_UNAVAILABLE
     except BackendError as exc:
-        error(redact(exc.user_text(), token_of(args)))
+        error(redact(describe(exc), token_of(args)))
         return EXIT_UNAVAILABLE
     except WorkflowError as exc:
-        error(exc.user_text())
+        error(describe(exc))
         return EXIT_UNAVAILABLE
     except ComfyDeskError as exc:
-        error(redact(exc.user_text(), token_of(args)))
+        error(redact(describe(exc), token_of(args)))
         return EXIT_FAILED
     if result.code == EXIT_INTERRUPTED and not result.execution_id:
         return EXIT_INTERRUPTED
