@@ -149,6 +149,10 @@ class RunState(QObject):
         """(index, total) of this run in its batch."""
         return self._batch
 
+    def node_title(self, node_id: str) -> str:
+        """The title shown for a node of the current graph."""
+        return self._title(node_id)
+
     def elapsed(self) -> float:
         """Seconds since `Started` (frozen once the run ended); 0.0 before it started."""
         if self._started_at is None:

@@ -1,0 +1,109 @@
+"""ErrorView: the one widget that shows an error — message, optional details (traceback), and Copy."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QFont, QFontDatabase, QGuiApplication
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QPushButton,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
+
+from comfydesk.core.events import FailureInfo
+
+__all__ = ["ERROR_RED", "ErrorView"]
+
+ERROR_RED = "#e5484d"
+"""Readable on light and dark palettes alike."""
+
+
+class ErrorView(QFrame):
+    """Message (selectable), a "Details" toggle revealing a read-only monospace box, and "Copy"."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("errorView")
+        self.setStyleSheet(
+            f"QFrame#errorView {{ border: 1px solid {ERROR_RED}; border-radius: 4px;"
+            " background: rgba(229, 72, 77, 0.08); }"
+        )
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(8, 6, 8, 6)
+        layout.setSpacing(4)
+        self.title = QLabel(self)
+        self.title.setObjectName("errorTitle")
+        font = QFont(self.title.font())
+        font.setBold(True)
+        self.title.setFont(font)
+        self.title.setStyleSheet(f"color: {ERROR_RED};")
+        self.message = QLabel(self)
+        self.message.setObjectName("errorMessage")
+        self.message.setWordWrap(True)
+        self.message.setTextInteractionFlags(
+            Qt.TextInteractionFlag.TextSelectableByMouse | Qt.TextInteractionFlag.TextSelectableByKeyboard
+        )
+        self.message.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        buttons = QHBoxLayout()
+        self.details_button = QPushButton("Details", self)
+        self.details_button.setObjectName("errorDetailsButton")
+        self.details_button.setCheckable(True)
+        self.details_button.setAccessibleName("Show error details")
+        self.details_button.toggled.connect(self._toggle_details)
+        self.copy_button = QPushButton("Copy", self)
+        self.copy_button.setObjectName("errorCopyButton")
+        self.copy_button.setAccessibleName("Copy the error to the clipboard")
+        self.copy_button.clicked.connect(self.copy)
+        buttons.addWidget(self.details_button)
+        buttons.addWidget(self.copy_button)
+        buttons.addStretch(1)
+        self.details = QPlainTextEdit(self)
+        self.details.setObjectName("errorDetails")
+        self.details.setReadOnly(True)
+        self.details.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        self.details.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+        self.details.setAccessibleName("Error details")
+        self.details.setMinimumHeight(120)
+        self.details.setVisible(False)
+        layout.addWidget(self.title)
+        layout.addWidget(self.message)
+        layout.addLayout(buttons)
+        layout.addWidget(self.details, 1)
+        self.set_error("", "")
+
+    def set_error(self, message: str, details: str = "", *, title: str = "Error") -> None:
+        """Show `message`; `details` (a traceback, a server body) behind the Details toggle."""
+        self.title.setText(title)
+        self.message.setText(message)
+        self.details.setPlainText(details)
+        self.details_button.setVisible(bool(details))
+        if not details:
+            self.details_button.setChecked(False)
+
+    def set_failure(self, failure: FailureInfo, *, node_title: str = "") -> None:
+        """Show a failed run: where it failed, the exception type and message, the traceback as details."""
+        where = node_title or failure.node_type or ""
+        if failure.node_id:
+            where = f"{where} (#{failure.node_id})" if where else f"node #{failure.node_id}"
+        title = f"Failed in {where}" if where else "The run failed"
+        exc = f"{failure.exception_type}: " if failure.exception_type else ""
+        self.set_error(f"{exc}{failure.message.strip()}", "".join(failure.traceback).rstrip(), title=title)
+
+    def text(self) -> str:
+        """Everything shown, as plain text (what Copy puts on the clipboard)."""
+        parts = [self.title.text(), self.message.text()]
+        if self.details.toPlainText():
+            parts += ["", self.details.toPlainText()]
+        return "\n".join(p for p in parts if p is not None).strip()
+
+    def copy(self) -> None:
+        QGuiApplication.clipboard().setText(self.text())
+
+    def _toggle_details(self, shown: bool) -> None:
+        self.details.setVisible(shown)
+        self.details_button.setText("Hide details" if shown else "Details")

@@ -1,0 +1,170 @@
+"""ResultsStrip: a horizontal strip of this session's result thumbnails, newest first, and a plain viewer."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QSize, Qt, QThreadPool, Signal
+from PySide6.QtGui import QIcon, QImage, QPixmap
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QDialog,
+    QLabel,
+    QListView,
+    QListWidget,
+    QListWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from comfydesk.app.images import decode_image, make_thumbnail
+from comfydesk.app.run_state import ResultItem
+from comfydesk.core.errors import UnsafeInputError
+
+__all__ = ["ImageViewer", "ResultsStrip"]
+
+THUMB_SIZE = 112
+ITEM_ROLE = Qt.ItemDataRole.UserRole
+
+
+class _Relay(QObject):
+    done = Signal(object, object)  # key, QImage | str (error)
+
+
+def _in_pool(relay: _Relay, key: object, job: Callable[[], QImage]) -> None:
+    """Run `job` on Qt's thread pool; its QImage (or error text) comes back on the UI thread via `relay`."""
+
+    def work() -> None:
+        try:
+            result: object = job()
+        except (UnsafeInputError, OSError) as exc:
+            result = str(exc)
+        with contextlib.suppress(RuntimeError):  # the receiver may be gone
+            relay.done.emit(key, result)
+
+    QThreadPool.globalInstance().start(work)
+
+
+class ResultsStrip(QListWidget):
+    """Thumbnails of results, newest first; double-click or Enter emits `open_requested(ResultItem)`."""
+
+    open_requested = Signal(object)  # ResultItem
+
+    def __init__(self, parent: QWidget | None = None, *, open_in_viewer: bool = True) -> None:
+        super().__init__(parent)
+        self.setObjectName("resultsStrip")
+        self.open_in_viewer = open_in_viewer
+        self.setViewMode(QListView.ViewMode.IconMode)
+        self.setFlow(QListView.Flow.LeftToRight)
+        self.setWrapping(False)
+        self.setMovement(QListView.Movement.Static)
+        self.setResizeMode(QListView.ResizeMode.Adjust)
+        self.setIconSize(QSize(THUMB_SIZE, THUMB_SIZE))
+        self.setGridSize(QSize(THUMB_SIZE + 16, THUMB_SIZE + 28))
+        self.setUniformItemSizes(True)
+        self.setHorizontalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.setFixedHeight(THUMB_SIZE + 28 + 2 * self.frameWidth() + 20)
+        self.setAccessibleName("Results of this session")
+        self._placeholder = self._make_placeholder()
+        self._relay = _Relay(self)
+        self._relay.done.connect(self._thumbnail_ready)
+        self._pending: dict[Path, QListWidgetItem] = {}
+        self.viewer: ImageViewer | None = None
+        self.itemActivated.connect(self._activated)
+
+    def add_results(self, items: Sequence[ResultItem]) -> None:
+        """Add results at the front (newest first); missing thumbnails are made off the UI thread."""
+        for result in sorted(items, key=lambda r: r.created):
+            item = QListWidgetItem(self._placeholder, result.created.strftime("%H:%M:%S"))
+            item.setData(ITEM_ROLE, result)
+            item.setToolTip(
+                f"{result.workflow_name}\n{result.created:%Y-%m-%d %H:%M:%S} · node {result.node_id}\n"
+                f"{result.path.name}"
+            )
+            item.setTextAlignment(Qt.AlignmentFlag.AlignHCenter)
+            self.insertItem(0, item)
+            if result.thumbnail is not None and not result.thumbnail.isNull():
+                item.setIcon(QIcon(QPixmap.fromImage(result.thumbnail)))
+            else:
+                self._pending[result.path] = item
+                _in_pool(self._relay, result.path, lambda p=result.path: make_thumbnail(p, THUMB_SIZE))
+        if items:
+            self.scrollToTop()
+
+    def results(self) -> list[ResultItem]:
+        """The results shown, newest first."""
+        out: list[ResultItem] = []
+        for row in range(self.count()):
+            item = self.item(row)
+            if item is not None:
+                out.append(item.data(ITEM_ROLE))
+        return out
+
+    def _thumbnail_ready(self, key: object, result: object) -> None:
+        item = self._pending.pop(key, None) if isinstance(key, Path) else None
+        if item is None:
+            return
+        data = item.data(ITEM_ROLE)
+        if isinstance(result, QImage) and isinstance(data, ResultItem):
+            data.thumbnail = result
+            item.setIcon(QIcon(QPixmap.fromImage(result)))
+        else:
+            item.setToolTip(f"{item.toolTip()}\n({result})")
+
+    def _activated(self, item: QListWidgetItem) -> None:
+        result = item.data(ITEM_ROLE)
+        if not isinstance(result, ResultItem):
+            return
+        self.open_requested.emit(result)
+        if self.open_in_viewer:
+            self.viewer = ImageViewer(result, self.window())
+            self.viewer.show()
+
+    def _make_placeholder(self) -> QIcon:
+        pixmap = QPixmap(THUMB_SIZE, THUMB_SIZE)
+        pixmap.fill(self.palette().color(self.backgroundRole()).darker(110))
+        return QIcon(pixmap)
+
+
+class ImageViewer(QDialog):
+    """A plain window showing one result, scaled to fit; the full image is decoded off the UI thread."""
+
+    def __init__(self, result: ResultItem, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("imageViewer")
+        self.setWindowTitle(f"{result.workflow_name} — {result.path.name}")
+        self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.result = result
+        self.label = QLabel("Loading…", self)
+        self.label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.label.setMinimumSize(320, 240)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.label)
+        self.resize(900, 700)
+        self.image: QImage | None = None
+        self._relay = _Relay(self)
+        self._relay.done.connect(self._loaded)
+        path = result.path
+        _in_pool(self._relay, path, lambda: decode_image(path.read_bytes(), max_size=(4096, 4096)))
+
+    def _loaded(self, _key: object, result: object) -> None:
+        if isinstance(result, QImage):
+            self.image = result
+            self._show_scaled()
+        else:
+            self.label.setText(f"Cannot show this image: {result}")
+
+    def _show_scaled(self) -> None:
+        if self.image is not None:
+            self.label.setPixmap(
+                QPixmap.fromImage(self.image).scaled(
+                    self.label.size(),
+                    Qt.AspectRatioMode.KeepAspectRatio,
+                    Qt.TransformationMode.SmoothTransformation,
+                )
+            )
