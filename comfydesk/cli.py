@@ -16,8 +16,12 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def _cmd_gui(args: argparse.Namespace) -> int:
-    build_parser().print_help()
-    return 0
+    from pathlib import Path
+
+    from comfydesk.app import run_app
+
+    data_dir = Path(args.data_dir) if args.data_dir else None
+    return run_app(server=args.server, data_dir=data_dir)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -40,6 +40,8 @@ class WorkflowPrefs:
     pinned: list[str] = field(default_factory=list)
     hidden: list[str] = field(default_factory=list)
     last_seed: int | None = None
+    collapsed: list[str] = field(default_factory=list)
+    seed_controls: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -47,6 +49,8 @@ class WorkflowPrefs:
             "pinned": list(self.pinned),
             "hidden": list(self.hidden),
             "last_seed": self.last_seed,
+            "collapsed": list(self.collapsed),
+            "seed_controls": {str(k): str(v) for k, v in self.seed_controls.items()},
         }
 
     @classmethod
@@ -55,11 +59,14 @@ class WorkflowPrefs:
             return cls()
         values = doc.get("values")
         seed = doc.get("last_seed")
+        controls = doc.get("seed_controls")
         return cls(
             values=dict(values) if isinstance(values, dict) else {},
             pinned=[str(k) for k in doc.get("pinned", []) if isinstance(k, str)],
             hidden=[str(k) for k in doc.get("hidden", []) if isinstance(k, str)],
             last_seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
+            collapsed=[str(k) for k in doc.get("collapsed", []) if isinstance(k, str)],
+            seed_controls={str(k): str(v) for k, v in controls.items()} if isinstance(controls, dict) else {},
         )
 
 

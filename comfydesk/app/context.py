@@ -1,0 +1,234 @@
+"""The one place everything is built: stores, app-state models, and how they are wired together.
+
+`build_context(server=..., data_dir=...)` makes an `AppContext`; the main window takes it and binds its views
+to the models in it. Nothing here is a module-level singleton: two windows on two data dirs do not meet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from PySide6.QtCore import QObject, Signal
+
+from comfydesk.app.catalog import CatalogModel
+from comfydesk.app.connection import BackendFactory, ConnectionModel
+from comfydesk.app.controller import FormMemory, RunController
+from comfydesk.app.demo import DEMO_LABEL, DemoEngine
+from comfydesk.app.library import CurrentWorkflow, LibraryModel
+from comfydesk.app.run_state import RunState
+from comfydesk.app.tasks import ErrorModel, TaskRunner
+from comfydesk.backends.base import Backend
+from comfydesk.core.errors import ComfyDeskError
+from comfydesk.store.paths import AppPaths, resolve_paths
+from comfydesk.store.profiles import Profile, ProfileStore
+from comfydesk.store.secrets import SecretStore
+from comfydesk.store.settings import Settings
+
+__all__ = ["AppContext", "build_context", "default_backend_factory", "profile_for_url"]
+
+log = logging.getLogger(__name__)
+DEMO_PROFILE_ID = "demo"
+
+
+def default_backend_factory(profile: Profile, secret: str | None) -> Backend:
+    """The backend for a profile: native ComfyUI for local/remote; the /api/v1 gateway is not there yet."""
+    if profile.kind == "v1-gateway":
+        raise ComfyDeskError(
+            "the /api/v1 gateway backend is not available yet", hint="Use a ComfyUI profile for now."
+        )
+    from comfydesk.backends.comfyui import ComfyUIBackend
+
+    return ComfyUIBackend(
+        profile.url,
+        token=secret if profile.auth == "token" and secret else None,
+        basic_auth=(profile.username, secret or "") if profile.auth == "basic" else None,
+        ca_file=profile.ca_file or None,
+        verify_tls=profile.verify_tls,
+    )
+
+
+def profile_for_url(url: str) -> Profile:
+    """A profile for an address given on the command line (not saved)."""
+    if "://" not in url:
+        url = f"http://{url}"
+    host = (urlsplit(url).hostname or "").lower()
+    local = host in ("127.0.0.1", "localhost", "::1")
+    return Profile(
+        id="cli",
+        name=urlsplit(url).netloc or url,
+        kind="comfyui-local" if local else "comfyui-remote",
+        url=url,
+    )
+
+
+class ProfilesModel(QObject):
+    """The saved profiles as app state (the dialog binds to it)."""
+
+    profiles_changed = Signal(object)  # list[Profile]
+
+    def __init__(
+        self, store: ProfileStore, secrets: SecretStore, settings: Settings, parent: QObject | None = None
+    ) -> None:
+        super().__init__(parent)
+        self.store = store
+        self.secrets = secrets
+        self.settings = settings
+
+    def profiles(self) -> list[Profile]:
+        return self.store.all()
+
+    def secret(self, profile: Profile) -> str | None:
+        return self.secrets.get(profile.secret_key) if profile.auth != "none" else None
+
+    def save(self, profile: Profile, secret: str | None = None) -> None:
+        """Save a profile; `secret` None keeps the stored one, "" removes it."""
+        self.store.save(profile)
+        if profile.auth == "none":
+            self.secrets.delete(profile.secret_key)
+        elif secret is not None:
+            self.secrets.set(profile.secret_key, secret)
+        self.profiles_changed.emit(self.store.all())
+
+    def delete(self, profile_id: str) -> None:
+        profile = self.store.get(profile_id)
+        if profile is not None:
+            self.secrets.delete(profile.secret_key)
+        self.store.delete(profile_id)
+        self.profiles_changed.emit(self.store.all())
+
+    def use_secret_file(self, enabled: bool) -> None:
+        """The user's explicit choice: keep tokens in a 0600 file when there is no keyring."""
+        self.secrets.use_file(enabled)
+        self.settings.secrets_in_file = self.secrets.uses_file
+
+
+@dataclass
+class AppContext:
+    """Everything one window uses, built by `build_context`."""
+
+    paths: AppPaths
+    settings: Settings
+    profiles: ProfilesModel
+    secrets: SecretStore
+    errors: ErrorModel
+    tasks: TaskRunner
+    connection: ConnectionModel
+    catalog: CatalogModel
+    library: LibraryModel
+    run_state: RunState
+    controller: RunController
+    memory: FormMemory
+    demo: DemoEngine
+    server: str | None = None
+    _cleanups: list[Callable[[], None]] = field(default_factory=list)
+
+    # -- start-up ----------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Scan the library and connect to the given server or the last profile; all in the background."""
+        self.library.refresh()
+        if self.settings.last_workflow:
+            self.library.select(self.settings.last_workflow)
+        self.connect_profile(self.initial_profile(), remember=self.server is None)
+
+    def initial_profile(self) -> Profile:
+        if self.server:
+            return self.profiles.store.find_by_url(self.server) or profile_for_url(self.server)
+        return self.profiles.store.get(self.settings.last_profile) or self.profiles.store.first()
+
+    # -- actions the views call --------------------------------------------------------------------
+    def connect_profile(self, profile: Profile, *, remember: bool = True) -> None:
+        if remember and profile.id not in ("cli", DEMO_PROFILE_ID):
+            self.settings.last_profile = profile.id
+        self.connection.connect_to(profile, self.profiles.secret(profile))
+
+    def retry(self) -> None:
+        if self.connection.profile is None:
+            self.connect_profile(self.initial_profile())
+        else:
+            self.connection.reconnect()
+
+    def start_demo(self) -> None:
+        """Start the demo engine and connect to it once it listens."""
+        self.demo.start()
+
+    def _on_demo_url(self, url: object) -> None:
+        if isinstance(url, str):
+            self.library.set_samples_dir(self.demo.samples_dir())
+            profile = Profile(id=DEMO_PROFILE_ID, name=DEMO_LABEL, kind="comfyui-local", url=url)
+            self.connect_profile(profile, remember=False)
+
+    def _on_current(self, current: object) -> None:
+        if isinstance(current, CurrentWorkflow):
+            self.settings.last_workflow = current.key
+        self.controller.set_current(current if isinstance(current, CurrentWorkflow) else None)
+
+    def _on_renamed(self, old: str, new: str) -> None:
+        self.settings.rename_workflow_prefs(old, new)
+
+    # -- shutdown ----------------------------------------------------------------------------------
+    def shutdown(self) -> None:
+        """Synchronous part of closing: write pending settings, stop the demo engine."""
+        self.memory.flush()
+        for undo in self._cleanups:
+            undo()
+        self._cleanups.clear()
+        self.demo.stop()
+
+    async def aclose(self) -> None:
+        self.memory.flush()
+        await self.connection.aclose()
+        await self.demo.astop()
+        await asyncio.sleep(0)
+
+
+def build_context(
+    server: str | None = None,
+    data_dir: Path | None = None,
+    *,
+    backend_factory: BackendFactory | None = None,
+    parent: QObject | None = None,
+) -> AppContext:
+    """Build every store and model and wire them; no I/O beyond reading the small settings files."""
+    paths = resolve_paths(data_dir).ensure()
+    settings = Settings(paths.settings_file)
+    secrets = SecretStore(paths.secrets_file, use_file=settings.secrets_in_file)
+    profiles = ProfilesModel(ProfileStore(paths.profiles_file), secrets, settings, parent)
+    errors = ErrorModel(parent)
+    tasks = TaskRunner(errors)
+    connection = ConnectionModel(tasks, backend_factory or default_backend_factory, parent)
+    catalog = CatalogModel(tasks, parent)
+    library = LibraryModel(tasks, paths.library_dir, parent)
+    run_state = RunState(parent)
+    memory = FormMemory(settings, parent)
+    controller = RunController(
+        tasks, connection, run_state, errors, paths.results_dir, memory=memory, parent=parent
+    )
+    demo = DemoEngine(tasks, paths.demo_dir, parent)
+    ctx = AppContext(
+        paths=paths,
+        settings=settings,
+        profiles=profiles,
+        secrets=secrets,
+        errors=errors,
+        tasks=tasks,
+        connection=connection,
+        catalog=catalog,
+        library=library,
+        run_state=run_state,
+        controller=controller,
+        memory=memory,
+        demo=demo,
+        server=server,
+    )
+    connection.backend_changed.connect(catalog.load_from)
+    connection.backend_changed.connect(library.set_backend)
+    catalog.catalog_changed.connect(library.set_catalog)
+    library.current_changed.connect(ctx._on_current)
+    library.renamed.connect(ctx._on_renamed)
+    demo.url_changed.connect(ctx._on_demo_url)
+    return ctx

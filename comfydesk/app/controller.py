@@ -1,0 +1,451 @@
+"""The run controller: form values -> graph -> uploads -> submit, events -> RunState, outputs -> result files.
+
+`run(batch)` takes the bound form's values, fills the FormSpec, uploads image fields (a file or a pasted
+image), and submits; for a batch it applies the form's seed controls after each submission, as ComfyUI's
+"control after generate" does. Events of this window's executions (from `ConnectionModel.event_received`)
+drive the `RunState` the progress panel shows; a completed run's outputs are downloaded, written under
+`results/<date>/` in a worker thread, and published on `results_added`. Validation errors, from the form
+or from the server, come out on `issues_changed` with each issue placed on its field.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime
+from itertools import count
+from pathlib import Path
+from typing import Any, Protocol
+
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from comfydesk.app.connection import ConnectionModel
+from comfydesk.app.images import make_thumbnail_async
+from comfydesk.app.library import CurrentWorkflow
+from comfydesk.app.run_state import PastedImage, ResultItem, RunState
+from comfydesk.app.tasks import ErrorModel, TaskRunner
+from comfydesk.backends.base import Backend, Execution
+from comfydesk.backends.comfyui_protocol import safe_output_name
+from comfydesk.core.errors import ComfyDeskError, UnsafeInputError, ValidationError, ValidationIssue
+from comfydesk.core.events import (
+    TERMINAL_EVENTS,
+    Completed,
+    ExecutionEvent,
+    Failed,
+    Interrupted,
+    OutputRef,
+    Queued,
+)
+from comfydesk.core.templates import FieldKind, FormSpec, build_form
+from comfydesk.store.settings import Settings, WorkflowPrefs
+
+__all__ = ["FormMemory", "FormPort", "QueueEntry", "RunController", "map_issues", "write_unique"]
+
+log = logging.getLogger(__name__)
+MAX_BATCH = 100
+_EARLY_LIMIT = 2000  # events kept for an execution whose submit has not returned yet
+
+
+class FormPort(Protocol):
+    """What the controller needs from the form widget."""
+
+    def values(self) -> dict[str, Any]: ...
+
+    def apply_seed_controls(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class QueueEntry:
+    """One execution this window queued and that has not ended."""
+
+    execution_id: str
+    workflow_name: str
+    batch_index: int
+    batch_total: int
+    running: bool = False
+    position: int | None = None
+
+    @property
+    def label(self) -> str:
+        batch = f" ({self.batch_index + 1}/{self.batch_total})" if self.batch_total > 1 else ""
+        return f"{self.workflow_name}{batch}"
+
+
+@dataclass(slots=True)
+class _Run:
+    execution: Execution
+    workflow_name: str
+    node_titles: dict[str, str]
+    batch_index: int
+    batch_total: int
+    running: bool = False
+    position: int | None = None
+    ended: bool = False
+
+
+def map_issues(
+    issues: tuple[ValidationIssue, ...] | list[ValidationIssue], spec: FormSpec
+) -> list[ValidationIssue]:
+    """Give each issue the key of the form field that owns its node input (when one does)."""
+    owner: dict[tuple[str, str], str] = {}
+    for f in spec.fields():
+        if f.node_id is not None and f.input_name is not None:
+            owner[(f.node_id, f.input_name)] = f.key
+        for target in f.targets:
+            owner.setdefault(target, f.key)
+    return [
+        i if i.field_key else replace(i, field_key=owner.get((i.node_id, i.input_name or ""))) for i in issues
+    ]
+
+
+def write_unique(folder: Path, name: str, data: bytes) -> Path:
+    """Write `data` as `folder/name`, or `name-2`, `name-3`... never overwriting (O_EXCL); blocking."""
+    folder.mkdir(parents=True, exist_ok=True)
+    stem, dot, suffix = name.rpartition(".")
+    if not dot:
+        stem, suffix = name, ""
+    for n in count(1):
+        candidate = folder / (name if n == 1 else f"{stem}-{n}{dot}{suffix}")
+        try:
+            fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            continue
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        return candidate
+    raise AssertionError("unreachable")
+
+
+class FormMemory(QObject):
+    """Per-workflow form memory (values, pinned/hidden, last seed), written to settings after a pause."""
+
+    def __init__(self, settings: Settings, parent: QObject | None = None, *, delay_ms: int = 400) -> None:
+        super().__init__(parent)
+        self.settings = settings
+        self._pending: dict[str, dict[str, Any]] = {}
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(delay_ms)
+        self._timer.timeout.connect(self.flush)
+
+    def remember(self, key: str, **changes: Any) -> None:
+        self._pending.setdefault(key, {}).update(changes)
+        self._timer.start()
+
+    def prefs(self, key: str) -> WorkflowPrefs:
+        """The remembered prefs of a workflow, including changes not written yet."""
+        prefs = self.settings.workflow_prefs(key)
+        for name, value in self._pending.get(key, {}).items():
+            setattr(prefs, name, value)
+        return prefs
+
+    def flush(self) -> None:
+        pending, self._pending = self._pending, {}
+        for key, changes in pending.items():
+            self.settings.update_workflow_prefs(key, **changes)
+
+
+class RunController(QObject):
+    """Runs the current workflow and follows this window's executions."""
+
+    queue_changed = Signal(object)  # list[QueueEntry]
+    issues_changed = Signal(object)  # list[ValidationIssue] (empty: cleared)
+    results_added = Signal(object)  # list[ResultItem]
+    busy_changed = Signal(bool)  # submitting, or something of ours queued/running
+    submitted = Signal(object)  # Execution (its graph is what was sent)
+    last_seed_changed = Signal(str, object)  # field key, the seed the last run used
+    message_changed = Signal(str)
+
+    def __init__(
+        self,
+        tasks: TaskRunner,
+        connection: ConnectionModel,
+        run_state: RunState,
+        errors: ErrorModel,
+        results_dir: Path,
+        *,
+        memory: FormMemory | None = None,
+        clock: Callable[[], datetime] = datetime.now,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._tasks = tasks
+        self._connection = connection
+        self.run_state = run_state
+        self._errors = errors
+        self.results_dir = results_dir
+        self._memory = memory
+        self._clock = clock
+        self._form: FormPort | None = None
+        self._current: CurrentWorkflow | None = None
+        self._runs: dict[str, _Run] = {}
+        self._early: dict[str, list[ExecutionEvent]] = {}
+        self._submitting = False
+        self._stop_batch = False
+        self._busy = False
+        self._issues: list[ValidationIssue] = []
+        connection.event_received.connect(self.handle_event)
+
+    # -- inputs ------------------------------------------------------------------------------------
+    def bind_form(self, form: FormPort | None) -> None:
+        self._form = form
+
+    def set_current(self, current: CurrentWorkflow | None) -> None:
+        self._current = current
+        self._set_issues([])
+
+    @property
+    def busy(self) -> bool:
+        return self._busy
+
+    def queue_entries(self) -> list[QueueEntry]:
+        return [
+            QueueEntry(eid, r.workflow_name, r.batch_index, r.batch_total, r.running, r.position)
+            for eid, r in self._runs.items()
+            if not r.ended
+        ]
+
+    # -- slots -------------------------------------------------------------------------------------
+    def run(self, batch: int = 1) -> None:
+        """Queue `batch` runs (1-100) of the current workflow with the form's values."""
+        if self._submitting:
+            return
+        batch = max(1, min(MAX_BATCH, int(batch)))
+        self._submitting = True
+        self._stop_batch = False
+        self._update_busy()
+        self._tasks.start(self._run_batch(batch), what="Running the workflow")
+
+    def cancel(self) -> None:
+        """Interrupt our running execution and delete what this window queued."""
+        self._stop_batch = True
+        ids = [eid for eid, r in self._runs.items() if not r.ended]
+        ids.sort(key=lambda eid: not self._runs[eid].running)  # pending ones first would start next
+        ids.reverse()
+        if ids:
+            self._tasks.start(self._cancel(ids), what="Cancelling")
+
+    def cancel_execution(self, execution_id: str) -> None:
+        if execution_id in self._runs and not self._runs[execution_id].ended:
+            self._tasks.start(self._cancel([execution_id]), what="Cancelling")
+
+    def handle_event(self, event: object) -> None:
+        """Take an execution event of this client (from the connection)."""
+        eid = getattr(event, "execution_id", None)
+        if not isinstance(eid, str):
+            return
+        run = self._runs.get(eid)
+        if run is None:
+            if self._submitting:  # our submit has not returned yet: keep the events until it does
+                early = self._early.setdefault(eid, [])
+                if len(early) < _EARLY_LIMIT or isinstance(event, TERMINAL_EVENTS):
+                    early.append(event)  # type: ignore[arg-type]
+            return
+        self._apply(run, event)
+
+    # -- internals: submitting ---------------------------------------------------------------------
+    async def _run_batch(self, batch: int) -> None:
+        try:
+            await self._submit_all(batch)
+        finally:
+            self._submitting = False
+            self._early.clear()
+            self._update_busy()
+
+    async def _submit_all(self, batch: int) -> None:
+        current, form = self._current, self._form
+        if current is None or current.spec is None or current.workflow is None:
+            raise ComfyDeskError("no workflow is ready to run", hint="Pick a workflow from the library.")
+        if form is None:
+            raise ComfyDeskError("the form is not ready")
+        backend = self._require_backend()
+        self._set_issues([])
+        self._errors.clear()
+        spec = current.spec
+        values = form.values()
+        for index in range(batch):
+            if self._stop_batch:
+                break
+            graph_values, spec_used = await self._upload_images(backend, current, spec, values)
+            try:
+                graph = spec_used.fill(graph_values)
+            except ValidationError as exc:
+                self._show_validation(exc, spec)
+                return
+            try:
+                execution = await backend.submit(graph)
+            except ValidationError as exc:
+                self._show_validation(exc, spec)
+                return
+            if execution.graph is None:
+                execution = replace(execution, graph=graph)
+            self._register(execution, current, spec, index, batch)
+            self._remember_seed(current, spec, values)
+            values = form.apply_seed_controls()  # control after generate: the next run's values
+        self.message_changed.emit(f"Queued {batch} run{'s' if batch != 1 else ''} of {current.entry.name}")
+
+    def _require_backend(self) -> Backend:
+        backend = self._connection.backend
+        if backend is None:
+            raise ComfyDeskError("not connected to a server", hint="Connect, or start the demo engine.")
+        return backend
+
+    async def _upload_images(
+        self, backend: Backend, current: CurrentWorkflow, spec: FormSpec, values: Mapping[str, Any]
+    ) -> tuple[dict[str, Any], FormSpec]:
+        out = dict(values)
+        uploaded = False
+        for key, value in values.items():
+            if isinstance(value, Path):
+                data = await asyncio.to_thread(value.read_bytes)
+                name = value.name
+            elif isinstance(value, PastedImage):
+                data = value.data
+                ext = "jpg" if value.mime == "image/jpeg" else value.mime.rpartition("/")[2] or "png"
+                name = f"pasted-{hashlib.sha256(data).hexdigest()[:12]}.{ext}"
+            else:
+                continue
+            image = await backend.upload_image(data, name, overwrite=True)
+            out[key] = image.input_value
+            uploaded = True
+        if not uploaded:
+            return out, spec
+        # The new file is not in the form's choice list yet: check against the server's fresh catalog.
+        catalog = await backend.node_catalog(refresh=True)
+        assert current.workflow is not None
+        return out, build_form(current.workflow, catalog)
+
+    def _show_validation(self, exc: ValidationError, spec: FormSpec) -> None:
+        self._set_issues(map_issues(exc.issues, spec))
+        self._errors.report_exception(exc, what="The workflow was not run")
+
+    def _remember_seed(self, current: CurrentWorkflow, spec: FormSpec, values: Mapping[str, Any]) -> None:
+        first: int | None = None
+        for f in spec.fields():
+            seed = values.get(f.key)
+            if f.kind is FieldKind.SEED and isinstance(seed, int) and not isinstance(seed, bool):
+                self.last_seed_changed.emit(f.key, seed)
+                first = seed if first is None else first
+        if first is not None and self._memory is not None:
+            self._memory.remember(current.key, last_seed=first)
+
+    def _register(
+        self, execution: Execution, current: CurrentWorkflow, spec: FormSpec, index: int, total: int
+    ) -> None:
+        graph = execution.graph
+        titles: dict[str, str] = {}
+        if graph is not None:
+            for nid, node in graph.items():
+                ndef = spec.catalog.get(node.class_type)
+                titles[nid] = node.title or (ndef.title if ndef else node.class_type)
+        run = _Run(execution, current.entry.name, titles, index, total)
+        self._runs[execution.id] = run
+        self.submitted.emit(execution)
+        if not self._following():
+            self._follow(run)
+        for event in self._early.pop(execution.id, []):
+            self._apply(run, event)
+        self._publish_queue()
+
+    # -- internals: events -------------------------------------------------------------------------
+    def _following(self) -> bool:
+        status = self.run_state.status
+        return self.run_state.execution_id is not None and status is not None and not status.finished
+
+    def _follow(self, run: _Run) -> None:
+        assert run.execution.graph is not None
+        self.run_state.begin(
+            run.execution.id,
+            graph=run.execution.graph,
+            node_titles=run.node_titles,
+            batch_index=run.batch_index,
+            batch_total=run.batch_total,
+        )
+
+    def _apply(self, run: _Run, event: object) -> None:
+        if run.ended:
+            return
+        eid = run.execution.id
+        if self.run_state.execution_id != eid and not self._following() and not isinstance(event, Queued):
+            self._follow(run)  # the previous run ended: the panel follows this one now
+        self.run_state.apply(event)
+        changed = False
+        if isinstance(event, Queued):
+            changed = run.position != event.position
+            run.position = event.position
+        elif not run.running and not isinstance(event, TERMINAL_EVENTS):
+            run.running, run.position, changed = True, None, True
+        if isinstance(event, TERMINAL_EVENTS):
+            run.ended, changed = True, True
+            if isinstance(event, Completed):
+                self._tasks.start(self._collect(run, event.outputs), what="Saving the results")
+            elif isinstance(event, Failed):
+                log.info("run %s failed: %s", eid, event.error.message)
+            elif isinstance(event, Interrupted):
+                self.message_changed.emit(f"{run.workflow_name}: cancelled")
+            self._start_next_following()
+        if changed:
+            self._publish_queue()
+
+    def _start_next_following(self) -> None:
+        waiting = [r for r in self._runs.values() if not r.ended]
+        if waiting and not self._following():
+            running = [r for r in waiting if r.running]
+            self._follow((running or waiting)[0])
+
+    async def _collect(self, run: _Run, outputs: tuple[OutputRef, ...]) -> None:
+        backend = self._require_backend()
+        day = self.results_dir / self._clock().strftime("%Y-%m-%d")
+        items: list[ResultItem] = []
+        for ref in outputs:
+            if not ref.is_file or ref.kind not in ("images", "gifs"):
+                continue
+            data = await backend.fetch_output(ref)
+            path = await asyncio.to_thread(write_unique, day, safe_output_name(ref), data)
+            try:
+                thumb = await make_thumbnail_async(path, 160)
+            except UnsafeInputError as exc:
+                log.warning("no thumbnail for %s: %s", path.name, exc)
+                thumb = None
+            items.append(
+                ResultItem(path, run.execution.id, run.workflow_name, ref.node_id, self._clock(), thumb)
+            )
+        if items:
+            self.results_added.emit(items)
+            self.message_changed.emit(
+                f"{run.workflow_name}: {len(items)} image{'s' if len(items) != 1 else ''} saved to {day}"
+            )
+
+    async def _cancel(self, ids: list[str]) -> None:
+        backend = self._require_backend()
+        for eid in ids:
+            run = self._runs.get(eid)
+            if run is None or run.ended:
+                continue
+            await backend.cancel(eid)
+            if not run.running:  # a deleted pending run gets no event: end it here
+                run.ended = True
+                if self.run_state.execution_id == eid:
+                    self.run_state.apply(Interrupted(eid, reason="cancelled"))
+        self._start_next_following()
+        self._publish_queue()
+
+    # -- internals: state --------------------------------------------------------------------------
+    def _publish_queue(self) -> None:
+        self.queue_changed.emit(self.queue_entries())
+        self._update_busy()
+
+    def _update_busy(self) -> None:
+        busy = self._submitting or any(not r.ended for r in self._runs.values())
+        if busy != self._busy:
+            self._busy = busy
+            self.busy_changed.emit(busy)
+
+    def _set_issues(self, issues: list[ValidationIssue]) -> None:
+        if issues != self._issues:
+            self._issues = issues
+            self.issues_changed.emit(list(issues))

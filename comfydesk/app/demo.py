@@ -1,0 +1,102 @@
+"""The built-in demo engine: the fake ComfyUI server, in-process, making procedural images (no AI model).
+
+Starting it runs the server's start-up in a worker thread (the server then lives in its own thread); the
+app connects to its URL like to any ComfyUI. Its sample workflows appear in the library.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+
+from comfydesk.app.tasks import TaskRunner
+
+__all__ = ["DEMO_LABEL", "DemoEngine"]
+
+log = logging.getLogger(__name__)
+
+DEMO_LABEL = "Demo engine — procedural images, no AI model"
+
+
+class DemoEngine(QObject):
+    """Starts and stops the in-process demo server; `url_changed` says where it listens (None: stopped)."""
+
+    url_changed = Signal(object)  # str | None
+    starting_changed = Signal(bool)
+
+    def __init__(self, tasks: TaskRunner, data_dir: Path, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._tasks = tasks
+        self.data_dir = data_dir
+        self._server: Any = None
+        self._url: str | None = None
+        self._starting = False
+
+    @property
+    def url(self) -> str | None:
+        return self._url
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    @staticmethod
+    def samples_dir() -> Path | None:
+        try:
+            from comfydesk.testing.demo import sample_workflows_dir
+        except ImportError:
+            return None
+        found: Path = sample_workflows_dir()
+        return found
+
+    def start(self) -> None:
+        """Start the engine in the background (no-op when it runs or is starting)."""
+        if self._server is not None or self._starting:
+            if self._url:
+                self.url_changed.emit(self._url)
+            return
+        self._set_starting(True)
+        self._tasks.start(self._start(), what="Starting the demo engine")
+
+    async def _start(self) -> None:
+        try:
+            server = await asyncio.to_thread(self._start_blocking)
+        finally:
+            self._set_starting(False)
+        self._server = server
+        self._url = str(server.url)
+        self.url_changed.emit(self._url)
+
+    def _start_blocking(self) -> Any:
+        from comfydesk.testing import start_fake_comfyui
+        from comfydesk.testing.demo import demo_config
+
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        return start_fake_comfyui(demo_config(self.data_dir), host="127.0.0.1", port=0)
+
+    def stop(self) -> None:
+        """Stop the server (blocking for a moment; called when the app quits)."""
+        server, self._server = self._server, None
+        if server is not None:
+            try:
+                server.stop()
+            except Exception:
+                log.warning("the demo engine did not stop cleanly", exc_info=True)
+            self._url = None
+            self.url_changed.emit(None)
+
+    async def astop(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            await asyncio.to_thread(server.stop)
+            self._url = None
+            self.url_changed.emit(None)
+
+    def _set_starting(self, starting: bool) -> None:
+        if starting != self._starting:
+            self._starting = starting
+            self.starting_changed.emit(starting)

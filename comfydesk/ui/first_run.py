@@ -1,0 +1,86 @@
+"""The first-run panel: shown in the centre when no server answers. Retry, edit the address, or start the
+built-in demo engine."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+
+from comfydesk.app.demo import DEMO_LABEL
+
+__all__ = ["FirstRunPanel"]
+
+
+class FirstRunPanel(QWidget):
+    """Says that nothing answered and offers the three ways on."""
+
+    retry_requested = Signal()
+    edit_address_requested = Signal()
+    start_demo_requested = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("firstRunPanel")
+        self.title = QLabel("<h2>No ComfyUI server answered</h2>")
+        self.title.setObjectName("firstRunTitle")
+        self.reason = QLabel("")
+        self.reason.setObjectName("firstRunReason")
+        self.reason.setWordWrap(True)
+        self.reason.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        explain = QLabel(
+            "comfydesk runs workflows on a ComfyUI server. Start ComfyUI on this machine, enter the "
+            "address of one elsewhere, or try everything with the built-in demo engine."
+        )
+        explain.setWordWrap(True)
+
+        self.retry_button = QPushButton("&Retry")
+        self.retry_button.setObjectName("retryButton")
+        self.retry_button.setToolTip("Try the same address again (F5)")
+        self.retry_button.clicked.connect(self.retry_requested)
+        self.edit_button = QPushButton("&Edit address…")
+        self.edit_button.setObjectName("editAddressButton")
+        self.edit_button.setToolTip("Open the connection profiles")
+        self.edit_button.clicked.connect(self.edit_address_requested)
+        self.demo_button = QPushButton("Start &demo engine")
+        self.demo_button.setObjectName("startDemoButton")
+        self.demo_button.setToolTip(DEMO_LABEL)
+        self.demo_button.clicked.connect(self.start_demo_requested)
+        demo_note = QLabel(DEMO_LABEL)
+        demo_note.setObjectName("demoLabel")
+        demo_note.setEnabled(False)  # the palette's muted text colour
+
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.retry_button)
+        buttons.addWidget(self.edit_button)
+        buttons.addWidget(self.demo_button)
+        buttons.addStretch(1)
+
+        card = QFrame()
+        card.setFrameShape(QFrame.Shape.StyledPanel)
+        inner = QVBoxLayout(card)
+        inner.setContentsMargins(24, 20, 24, 20)
+        inner.setSpacing(12)
+        inner.addWidget(self.title)
+        inner.addWidget(self.reason)
+        inner.addWidget(explain)
+        inner.addLayout(buttons)
+        inner.addWidget(demo_note)
+        card.setMaximumWidth(640)
+
+        outer = QVBoxLayout(self)
+        outer.addStretch(1)
+        row = QHBoxLayout()
+        row.addStretch(1)
+        row.addWidget(card, 4)
+        row.addStretch(1)
+        outer.addLayout(row)
+        outer.addStretch(2)
+        self.setTabOrder(self.retry_button, self.edit_button)
+        self.setTabOrder(self.edit_button, self.demo_button)
+
+    def set_reason(self, text: str) -> None:
+        self.reason.setText(text)
+
+    def set_demo_starting(self, starting: bool) -> None:
+        self.demo_button.setEnabled(not starting)
+        self.demo_button.setText("Starting the demo engine…" if starting else "Start &demo engine")

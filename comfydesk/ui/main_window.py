@@ -1,0 +1,535 @@
+"""The main window: library and nodes on the left, the form with its run bar, progress and results in the
+centre, the queue on the right, connection state in the status bar.
+
+The window binds views to the models of an `AppContext` and turns user actions into calls of their slots;
+it never talks to a server itself. Layout (geometry, docks) is remembered in the settings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import time
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QByteArray, Qt, QTimer
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QPushButton,
+    QSpinBox,
+    QSplitter,
+    QStackedWidget,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from comfydesk import __version__
+from comfydesk.app.connection import describe_status
+from comfydesk.app.context import AppContext
+from comfydesk.app.controller import MAX_BATCH
+from comfydesk.app.demo import DEMO_LABEL
+from comfydesk.app.library import CurrentWorkflow
+from comfydesk.app.tasks import AppError
+from comfydesk.backends.base import ConnectionState, ConnectionStatus
+from comfydesk.core.templates import SeedControl
+from comfydesk.ui.first_run import FirstRunPanel
+from comfydesk.ui.form import FormView
+from comfydesk.ui.node_pane import NodePane
+from comfydesk.ui.profiles_dialog import ProfilesDialog
+from comfydesk.ui.queue_view import QueueView
+from comfydesk.ui.theme import status_color
+from comfydesk.ui.workflow_pane import WorkflowPane
+
+__all__ = ["MainWindow"]
+
+OPEN_FILTER = "Workflows (*.json *.png *.webp);;All files (*)"
+
+
+def _with_shortcut(text: str, action: QAction) -> str:
+    keys = action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
+    return f"{text} ({keys})" if keys else text
+
+
+class MainWindow(QMainWindow):
+    """See the module docstring. Object names are stable API for tests and style sheets."""
+
+    def __init__(self, ctx: AppContext, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.ctx = ctx
+        self.setObjectName("mainWindow")
+        self.setWindowTitle("comfydesk")
+        self.setDockOptions(QMainWindow.DockOption.AnimatedDocks | QMainWindow.DockOption.AllowTabbedDocks)
+        self._current: CurrentWorkflow | None = None
+        self._last_seeds: dict[str, int] = {}
+        self._status_at = time.monotonic()
+        self._profiles_dialog: ProfilesDialog | None = None
+
+        self._build_actions()
+        self._build_centre()
+        self._build_docks()
+        self._build_menus()
+        self._build_status_bar()
+        self._wire()
+        self._restore_layout()
+        self._on_current(ctx.library.current)
+        self._update_connection()
+        self._update_run_enabled()
+
+    # ------------------------------------------------------------------------------------------ building
+    def _action(
+        self, text: str, slot: Any, *shortcuts: str | QKeySequence.StandardKey, tip: str = ""
+    ) -> QAction:
+        action = QAction(text, self)
+        if shortcuts:
+            action.setShortcuts([QKeySequence(s) for s in shortcuts])
+        action.setToolTip(_with_shortcut(tip or text.replace("&", "").rstrip("…"), action))
+        action.setStatusTip(tip)
+        action.triggered.connect(slot)
+        self.addAction(action)
+        return action
+
+    def _build_actions(self) -> None:
+        ctx = self.ctx
+        self.open_action = self._action("&Open workflow…", self.open_workflow, QKeySequence.StandardKey.Open)
+        self.reveal_action = self._action("&Reveal library folder", lambda: ctx.library.reveal(None))
+        self.quit_action = self._action("&Quit", self.close, QKeySequence.StandardKey.Quit)
+        self.run_action = self._action("&Run", self.run_workflow, "Ctrl+Return", "Ctrl+Enter")
+        self.cancel_action = self._action(
+            "&Cancel", ctx.controller.cancel, "Esc", tip="Cancel this window's runs"
+        )
+        self.reset_action = self._action("Reset form to &defaults", self._reset_form, "Ctrl+Shift+Backspace")
+        self.focus_form_action = self._action("Go to the &form", self._focus_form, "Ctrl+E")
+        self.profiles_action = self._action("&Profiles…", self.show_profiles, "Ctrl+,")
+        self.reconnect_action = self._action("Re&connect", ctx.retry, QKeySequence.StandardKey.Refresh)
+        self.demo_action = self._action("Start &demo engine", ctx.start_demo, tip=DEMO_LABEL)
+        self.about_action = self._action(
+            "&About comfydesk", self.show_about, QKeySequence.StandardKey.HelpContents
+        )
+
+    def _build_centre(self) -> None:
+        self.first_run = FirstRunPanel()
+        self.first_run.retry_requested.connect(self.ctx.retry)
+        self.first_run.edit_address_requested.connect(self.show_profiles)
+        self.first_run.start_demo_requested.connect(self.ctx.start_demo)
+
+        self.workflow_title = QLabel("<h3>No workflow</h3>")
+        self.workflow_title.setObjectName("workflowTitle")
+        self.workflow_description = QLabel()
+        self.workflow_description.setObjectName("workflowDescription")
+        self.workflow_description.setWordWrap(True)
+        self.reset_button = QPushButton("Reset")
+        self.reset_button.setObjectName("resetFormButton")
+        self.reset_button.setToolTip(
+            _with_shortcut("Reset every field to the workflow's value", self.reset_action)
+        )
+        self.reset_button.clicked.connect(self._reset_form)
+        head = QHBoxLayout()
+        head.addWidget(self.workflow_title, 1)
+        head.addWidget(self.reset_button)
+        self.form_message = QLabel("Pick a workflow from the library on the left.")
+        self.form_message.setObjectName("formMessage")
+        self.form_message.setWordWrap(True)
+        self.form = FormView()
+
+        top = QWidget()
+        top_layout = QVBoxLayout(top)
+        top_layout.setContentsMargins(8, 8, 8, 0)
+        top_layout.addLayout(head)
+        top_layout.addWidget(self.workflow_description)
+        top_layout.addWidget(self.form_message)
+        top_layout.addWidget(self.form, 1)
+
+        self.run_button = QPushButton("Run")
+        self.run_button.setObjectName("runButton")
+        self.run_button.setDefault(False)
+        self.run_button.setToolTip(_with_shortcut("Queue the workflow with these values", self.run_action))
+        self.run_button.clicked.connect(self.run_workflow)
+        self.batch = QSpinBox()
+        self.batch.setObjectName("batchCount")
+        self.batch.setRange(1, MAX_BATCH)
+        self.batch.setPrefix("× ")
+        self.batch.setAccessibleName("Batch count")
+        self.batch.setToolTip("How many runs to queue; seeds follow their control mode between runs")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setObjectName("cancelButton")
+        self.cancel_button.setToolTip(
+            _with_shortcut("Interrupt the running one and clear what this window queued", self.cancel_action)
+        )
+        self.cancel_button.clicked.connect(self.ctx.controller.cancel)
+        self.cancel_button.setEnabled(False)
+        bar = QHBoxLayout()
+        bar.addWidget(self.run_button)
+        bar.addWidget(self.batch)
+        bar.addWidget(self.cancel_button)
+        bar.addStretch(1)
+
+        # TODO(integration): ProgressPanel, ResultsStrip and ErrorView come from ui/progress.py,
+        # ui/results.py and ui/error_view.py (another engineer); plain stand-ins until they land.
+        self.progress = self._make_progress()
+        self.results = self._make_results()
+        self.error_view = self._make_error_view()
+
+        bottom = QWidget()
+        bottom_layout = QVBoxLayout(bottom)
+        bottom_layout.setContentsMargins(8, 4, 8, 8)
+        bottom_layout.addLayout(bar)
+        bottom_layout.addWidget(self.error_view)
+        bottom_layout.addWidget(self.progress)
+        bottom_layout.addWidget(self.results)
+
+        self.splitter = QSplitter(Qt.Orientation.Vertical)
+        self.splitter.setObjectName("centreSplitter")
+        self.splitter.addWidget(top)
+        self.splitter.addWidget(bottom)
+        self.splitter.setStretchFactor(0, 3)
+        self.splitter.setStretchFactor(1, 2)
+        self.splitter.setChildrenCollapsible(False)
+
+        self.stack = QStackedWidget()
+        self.stack.setObjectName("centralStack")
+        self.stack.addWidget(self.splitter)
+        self.stack.addWidget(self.first_run)
+        self.setCentralWidget(self.stack)
+
+    def _make_progress(self) -> QWidget:
+        try:
+            from comfydesk.ui.progress import ProgressPanel
+        except ImportError:
+            w = QLabel("")
+            w.setObjectName("progressPanel")
+            return w
+        panel = ProgressPanel()
+        panel.bind(self.ctx.run_state)
+        return panel  # type: ignore[no-any-return]
+
+    def _make_results(self) -> QWidget:
+        try:
+            from comfydesk.ui.results import ResultsStrip
+        except ImportError:
+            w = QLabel("")
+            w.setObjectName("resultsStrip")
+            return w
+        return ResultsStrip()  # type: ignore[no-any-return]
+
+    def _make_error_view(self) -> QWidget:
+        try:
+            from comfydesk.ui.error_view import ErrorView
+        except ImportError:
+            w = QLabel("")
+            w.setObjectName("errorView")
+            w.setWordWrap(True)
+            w.hide()
+            return w
+        view = ErrorView()
+        view.hide()
+        return view  # type: ignore[no-any-return]
+
+    def _build_docks(self) -> None:
+        self.workflow_pane = WorkflowPane(self.ctx.library)
+        self.workflow_pane.open_requested.connect(self.open_workflow)
+        self.node_pane = NodePane(self.ctx.catalog)
+        self.left_tabs = QTabWidget()
+        self.left_tabs.setObjectName("leftTabs")
+        self.left_tabs.addTab(self.workflow_pane, "&Workflows")
+        self.left_tabs.addTab(self.node_pane, "&Nodes")
+        self.library_dock = QDockWidget("Library", self)
+        self.library_dock.setObjectName("libraryDock")
+        self.library_dock.setWidget(self.left_tabs)
+        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.library_dock)
+
+        self.queue_view = QueueView(self.ctx.controller)
+        self.queue_dock = QDockWidget("Queue", self)
+        self.queue_dock.setObjectName("queueDock")
+        self.queue_dock.setWidget(self.queue_view)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.queue_dock)
+        self.resizeDocks([self.library_dock, self.queue_dock], [300, 240], Qt.Orientation.Horizontal)
+
+        self.show_workflows_action = self._action("&Workflows pane", lambda: self._show_tab(0), "Ctrl+1")
+        self.show_nodes_action = self._action("&Nodes pane", lambda: self._show_tab(1), "Ctrl+2")
+        self.library_toggle = self.library_dock.toggleViewAction()
+        self.library_toggle.setText("Show &library")
+        self.library_toggle.setShortcut(QKeySequence("Ctrl+Shift+L"))
+        self.queue_toggle = self.queue_dock.toggleViewAction()
+        self.queue_toggle.setText("Show &queue")
+        self.queue_toggle.setShortcut(QKeySequence("Ctrl+Shift+Q"))
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        file_menu.addActions([self.open_action, self.reveal_action])
+        file_menu.addSeparator()
+        file_menu.addAction(self.quit_action)
+        run_menu = bar.addMenu("&Run")
+        run_menu.addActions([self.run_action, self.cancel_action])
+        run_menu.addSeparator()
+        run_menu.addActions([self.reset_action, self.focus_form_action])
+        view_menu = bar.addMenu("&View")
+        view_menu.addActions([self.show_workflows_action, self.show_nodes_action])
+        view_menu.addSeparator()
+        view_menu.addActions([self.library_toggle, self.queue_toggle])
+        view_menu.addSeparator()
+        theme = view_menu.addAction("Theme follows the system (light/dark)")
+        theme.setCheckable(True)
+        theme.setChecked(True)
+        theme.setEnabled(False)
+        server_menu = bar.addMenu("&Server")
+        server_menu.addActions([self.profiles_action, self.reconnect_action])
+        server_menu.addSeparator()
+        server_menu.addAction(self.demo_action)
+        help_menu = bar.addMenu("&Help")
+        help_menu.addAction(self.about_action)
+
+    def _build_status_bar(self) -> None:
+        self.connection_label = QLabel()
+        self.connection_label.setObjectName("connectionStatus")
+        self.connection_label.setAccessibleName("Connection status")
+        self.statusBar().addPermanentWidget(self.connection_label)
+        self._countdown = QTimer(self)
+        self._countdown.setInterval(1000)
+        self._countdown.timeout.connect(self._update_connection)
+
+    # ------------------------------------------------------------------------------------------ wiring
+    def _wire(self) -> None:
+        ctx = self.ctx
+        conn = ctx.connection
+        conn.status_changed.connect(self._on_status)
+        conn.server_info_changed.connect(lambda _i: self._update_connection())
+        conn.queue_length_changed.connect(lambda _n: self._update_connection())
+        conn.backend_changed.connect(lambda _b: self._update_run_enabled())
+        ctx.library.current_changed.connect(self._on_current)
+        ctx.library.message_changed.connect(self._show_message)
+        ctx.controller.message_changed.connect(self._show_message)
+        ctx.controller.issues_changed.connect(self._on_issues)
+        ctx.controller.busy_changed.connect(self.cancel_button.setEnabled)
+        ctx.controller.busy_changed.connect(self.cancel_action.setEnabled)
+        ctx.controller.last_seed_changed.connect(self._on_last_seed)
+        ctx.controller.results_added.connect(self._on_results)
+        ctx.controller.bind_form(self.form)
+        ctx.run_state.node_changed.connect(lambda node_id, _t: self.form.highlight_node(node_id or None))
+        ctx.errors.error_changed.connect(self._on_error)
+        ctx.demo.starting_changed.connect(self._on_demo_starting)
+        self.form.values_changed.connect(self._on_values)
+        self.form.prefs_changed.connect(self._on_prefs)
+        self.form.reuse_seed_requested.connect(self._on_reuse_seed)
+        self.cancel_action.setEnabled(False)
+        self.setTabOrder(self.form, self.run_button)
+        self.setTabOrder(self.run_button, self.batch)
+        self.setTabOrder(self.batch, self.cancel_button)
+
+    # ------------------------------------------------------------------------------------------ slots
+    def open_workflow(self) -> None:
+        dialog = QFileDialog(self, "Open workflow", str(Path.home()), OPEN_FILTER)
+        dialog.setObjectName("openWorkflowDialog")
+        dialog.setFileMode(QFileDialog.FileMode.ExistingFiles)
+        dialog.filesSelected.connect(lambda files: self.ctx.library.add_files([Path(f) for f in files]))
+        dialog.open()
+
+    def run_workflow(self) -> None:
+        if not self.run_button.isEnabled():
+            return
+        if self._current is not None:
+            controls = {k: str(v) for k, v in self.form.seed_controls().items()}
+            self.ctx.memory.remember(self._current.key, seed_controls=controls)
+        self.ctx.controller.run(self.batch.value())
+
+    def show_profiles(self) -> None:
+        if self._profiles_dialog is None:
+            self._profiles_dialog = ProfilesDialog(
+                self.ctx.profiles, self.ctx.connection, on_connect=self.ctx.connect_profile, parent=self
+            )
+        self._profiles_dialog.open()
+
+    def show_about(self) -> None:
+        box = QMessageBox(
+            QMessageBox.Icon.Information,
+            "About comfydesk",
+            f"comfydesk {__version__}\nRun ComfyUI workflows through generated forms.\n\n"
+            f"Data: {self.ctx.paths.data_dir}",
+            QMessageBox.StandardButton.Ok,
+            self,
+        )
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.open()
+
+    def _show_tab(self, index: int) -> None:
+        self.library_dock.show()
+        self.left_tabs.setCurrentIndex(index)
+        widget = self.left_tabs.currentWidget()
+        search = getattr(widget, "search", None)
+        if isinstance(search, QWidget):
+            search.setFocus(Qt.FocusReason.ShortcutFocusReason)
+
+    def _focus_form(self) -> None:
+        self.form.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        self.form.focusNextChild()
+
+    def _reset_form(self) -> None:
+        self.form.reset_to_defaults()
+
+    def _show_message(self, text: str) -> None:
+        self.statusBar().showMessage(text, 8000)
+
+    def _on_status(self, status: ConnectionStatus) -> None:
+        self._status_at = time.monotonic()
+        if status.state is ConnectionState.RECONNECTING:
+            self._countdown.start()
+        else:
+            self._countdown.stop()
+        if status.state is ConnectionState.DISCONNECTED and not self.ctx.demo.running:
+            self.first_run.set_reason(status.reason)
+            self.stack.setCurrentWidget(self.first_run)
+        elif status.state is ConnectionState.CONNECTED:
+            self.stack.setCurrentWidget(self.splitter)
+        self._update_connection()
+        self._update_run_enabled()
+
+    def _update_connection(self) -> None:
+        conn = self.ctx.connection
+        status = conn.status
+        if status.state is ConnectionState.RECONNECTING and status.next_try_in is not None:
+            left = max(0.0, status.next_try_in - (time.monotonic() - self._status_at))
+            status = ConnectionStatus(status.state, status.attempt, left, status.reason)
+        self.connection_label.setText(describe_status(status, conn.server_info, conn.url, conn.queue_length))
+        color = status_color(status.state.value, self.palette())
+        self.connection_label.setStyleSheet(f"color: {color.name()};")
+
+    def _update_run_enabled(self) -> None:
+        ready = (
+            self._current is not None
+            and self._current.spec is not None
+            and self.ctx.connection.backend is not None
+        )
+        self.run_button.setEnabled(ready)
+        self.run_action.setEnabled(ready)
+
+    def _on_demo_starting(self, starting: bool) -> None:
+        self.first_run.set_demo_starting(starting)
+        self.demo_action.setEnabled(not starting)
+        if starting:
+            self._show_message("Starting the demo engine…")
+
+    def _on_current(self, current: object) -> None:
+        self._current = current if isinstance(current, CurrentWorkflow) else None
+        cur = self._current
+        if cur is None:
+            self.workflow_title.setText("<h3>No workflow</h3>")
+            self.workflow_description.setText("")
+            self.form_message.setText("Pick a workflow from the library on the left.")
+            self.form_message.show()
+            self.form.set_spec(None)
+        else:
+            self.workflow_title.setText(f"<h3>{html.escape(cur.entry.name)}</h3>")
+            desc = cur.entry.description or (cur.workflow.description if cur.workflow else "")
+            self.workflow_description.setText(desc)
+            self.workflow_description.setVisible(bool(desc))
+            problems = "\n".join(f"⚠ {p}" for p in cur.entry.problems)
+            text = "\n".join(t for t in (cur.error, problems) if t)
+            self.form_message.setText(text)
+            self.form_message.setVisible(bool(text))
+            if cur.spec is not None:
+                prefs = self.ctx.memory.prefs(cur.key)
+                self.form.set_spec(
+                    cur.spec,
+                    prefs.values,
+                    pinned=prefs.pinned,
+                    hidden=prefs.hidden,
+                    collapsed=prefs.collapsed,
+                )
+                for key, control in prefs.seed_controls.items():
+                    if control in SeedControl.__members__.values():
+                        self.form.set_seed_control(key, SeedControl(control))
+                if prefs.last_seed is not None:
+                    for f in cur.spec.fields():
+                        if f.kind.value == "seed":
+                            self.form.set_last_seed(f.key, prefs.last_seed)
+                            self._last_seeds[f.key] = prefs.last_seed
+            else:
+                self.form.set_spec(None)
+        self._update_run_enabled()
+
+    def _on_values(self, values: dict[str, Any]) -> None:
+        if self._current is not None:
+            self.ctx.memory.remember(self._current.key, values=values)
+
+    def _on_prefs(self, prefs: object) -> None:
+        if self._current is not None and isinstance(prefs, dict):
+            self.ctx.memory.remember(
+                self._current.key,
+                pinned=list(prefs.get("pinned", [])),
+                hidden=list(prefs.get("hidden", [])),
+                collapsed=list(prefs.get("collapsed", [])),
+            )
+
+    def _on_last_seed(self, key: str, seed: object) -> None:
+        if isinstance(seed, int):
+            self._last_seeds[key] = seed
+            self.form.set_last_seed(key, seed)
+
+    def _on_reuse_seed(self, key: str) -> None:
+        if key in self._last_seeds:
+            self.form.set_value(key, self._last_seeds[key])
+            self.form.values_changed.emit(self.form.values())
+
+    def _on_issues(self, issues: object) -> None:
+        assert isinstance(issues, list)
+        if issues:
+            self.form.show_issues(issues)
+            first = next((i.field_key for i in issues if i.field_key), None)
+            if first:
+                self.form.focus_field(first)
+        else:
+            self.form.clear_issues()
+
+    def _on_results(self, items: object) -> None:
+        add = getattr(self.results, "add_results", None)
+        if callable(add):
+            add(items)
+
+    def _on_error(self, error: object) -> None:
+        view = self.error_view
+        if isinstance(error, AppError):
+            self.statusBar().showMessage(error.text, 15000)
+            show = getattr(view, "show_error", None)
+            if callable(show):
+                show(error)
+            elif isinstance(view, QLabel):
+                view.setText(error.text)
+            view.show()
+        else:
+            clear = getattr(view, "clear", None)
+            if callable(clear):
+                clear()
+            view.hide()
+
+    # ------------------------------------------------------------------------------------------ layout
+    def _restore_layout(self) -> None:
+        settings = self.ctx.settings
+        geometry = settings.window_geometry()
+        if geometry is None or not self.restoreGeometry(QByteArray(geometry)):
+            self.resize(1280, 820)
+        state = settings.window_state()
+        if state is not None:
+            self.restoreState(QByteArray(state))
+
+    def save_layout(self) -> None:
+        self.ctx.settings.set_window_geometry(bytes(self.saveGeometry().data()))
+        self.ctx.settings.set_window_state(bytes(self.saveState().data()))
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.save_layout()
+        self.ctx.shutdown()
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # the loop has ended: nothing left to close asynchronously
+            pass
+        else:
+            self.ctx.tasks.start(self.ctx.aclose(), what="Closing")
+        super().closeEvent(event)
