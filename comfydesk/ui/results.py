@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -91,7 +92,7 @@ class ResultsStrip(QListWidget):
                 item.setIcon(QIcon(QPixmap.fromImage(result.thumbnail)))
             else:
                 self._pending[result.path] = item
-                _in_pool(self._relay, result.path, lambda p=result.path: make_thumbnail(p, THUMB_SIZE))
+                _in_pool(self._relay, result.path, functools.partial(make_thumbnail, result.path, THUMB_SIZE))
         if items:
             self.scrollToTop()
 
@@ -138,7 +139,7 @@ class ImageViewer(QDialog):
         self.setObjectName("imageViewer")
         self.setWindowTitle(f"{result.workflow_name} — {result.path.name}")
         self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        self.result = result
+        self.item = result
         self.label = QLabel("Loading…", self)
         self.label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.label.setMinimumSize(320, 240)
