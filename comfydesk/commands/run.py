@@ -132,6 +132,8 @@ def _print_issues(exc: ValidationError, form: FormSpec | None) -> None:
         if issue.field_key in placeholders and issue.kind == "required_input_missing":
             line += f" Pass --set {issue.field_key}=VALUE."
         print(f"  {line}", file=sys.stderr)
+    if any(i.field_key and i.field_key not in placeholders for i in exc.issues):
+        print("  (change a value with --set NODE_ID.input=VALUE)", file=sys.stderr)
 
 
 def _load(data: bytes, path: Path, catalog: NodeCatalog) -> Workflow:

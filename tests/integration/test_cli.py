@@ -186,6 +186,39 @@ def test_run_validation_error_exits_2_before_submitting(
     assert httpx.get(f"{fake_comfyui.url.rstrip('/')}/history", timeout=10).json() == before
 
 
+def test_run_ui_format_is_converted_then_validated(
+    fake_comfyui: Any, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    ui = FIXTURES / "workflows" / "ui" / "default.json"
+    assert main(["run", str(ui), "--server", fake_comfyui.url, "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "node 15 (MarkdownNote) dropped" in err  # the conversion report
+    assert "  node 4 (Load Checkpoint), input 'ckpt_name': " in err  # the template's model is not there
+    assert "tiny-random-sd15.safetensors" in err and "--set NODE_ID.input=VALUE" in err
+
+
+def test_run_timeout_cancels_on_the_server_and_exits_1(
+    fake_comfyui: Any, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    doc = load_json("workflows/api/slow_steps.json")
+    doc["2"]["inputs"].update(steps=1000, delay=10.0)
+    wf = _write(tmp_path, "slow.json", doc)
+    args = ["run", str(wf), "--server", fake_comfyui.url, "--out", str(tmp_path / "out"), "--json"]
+    assert main([*args, "--timeout", "0.5"]) == 1
+    captured = capsys.readouterr()
+    doc = json.loads(captured.out)
+    assert (doc["status"], doc["error"]) == ("cancelled", "timed out")
+    assert "took longer than 0.5 s" in captured.err
+    base = fake_comfyui.url.rstrip("/")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # interrupted at the fake's next step check
+        entry = httpx.get(f"{base}/history/{doc['execution_id']}", timeout=5).json()
+        if entry:
+            break
+        time.sleep(0.05)
+    assert entry[doc["execution_id"]]["status"]["status_str"] == "error"
+
+
 @pytest.mark.parametrize(
     ("sets", "message"),
     [

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +30,7 @@ from comfydesk.core.events import Cached, NodeStarted, Progress
 from comfydesk.core.nodes import NodeCatalog
 from comfydesk.core.templates import FieldKind, FormSpec, build_form
 from comfydesk.core.workflow import load_workflow
-from tests.conftest import FIXTURES, load_json
+from tests.conftest import FIXTURES, ROOT, load_json
 
 OBJECT_INFO = str(FIXTURES / "object_info.json")
 
@@ -357,3 +359,25 @@ def test_convert_malformed_json_names_line_and_column(
 def test_convert_missing_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     assert main(["convert", str(tmp_path / "nope.json"), "--object-info", OBJECT_INFO]) == 1
     assert "cannot read the file" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------- headless
+
+
+def test_commands_never_import_qt(tmp_path: Path) -> None:
+    """The commands work on a box without a display: running them loads neither PySide6 nor qasync."""
+    code = (
+        "import sys, contextlib, io\n"
+        "from comfydesk.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        f"    assert main(['nodes', '--object-info', {OBJECT_INFO!r}, '--search', 'blur']) == 0\n"
+        f"    assert main(['convert', {str(FIXTURES / 'workflows' / 'ui' / 'default.json')!r},"
+        f" '--object-info', {OBJECT_INFO!r}]) == 0\n"
+        "import comfydesk.backends.comfyui, comfydesk.commands.run, comfydesk.commands.check\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('PySide6', 'qasync', 'shiboken6'))\n"
+        "assert not bad, bad\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=str(ROOT), capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
