@@ -64,7 +64,8 @@ def add_server_options(parser: argparse.ArgumentParser, *, token: bool = True) -
     parser.add_argument(
         "--server",
         metavar="URL",
-        default=None,
+        # SUPPRESS: without the option, `comfydesk --server URL <command>` (the main parser's) still counts.
+        default=argparse.SUPPRESS,
         help=f"ComfyUI address (default: ${SERVER_ENV} or {DEFAULT_SERVER})",
     )
     if token:
@@ -82,7 +83,8 @@ def add_catalog_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--server",
         metavar="URL",
-        default=None,
+        # SUPPRESS: without the option, `comfydesk --server URL <command>` (the main parser's) still counts.
+        default=argparse.SUPPRESS,
         help=f"read node definitions from this ComfyUI (default: ${SERVER_ENV} or {DEFAULT_SERVER})",
     )
     group.add_argument(

@@ -74,7 +74,7 @@ def handle(args: argparse.Namespace) -> int:
     try:
         # A catalog the user named is always used (an image's UI workflow then wins over its API prompt,
         # keeping node titles); otherwise the server is asked only when the file cannot convert without it.
-        if args.object_info or args.server or needs_catalog(data):
+        if args.object_info or getattr(args, "server", None) or needs_catalog(data):
             catalog = load_catalog(args)
     except CatalogError as exc:
         error(describe(exc))

@@ -381,3 +381,16 @@ def test_commands_never_import_qt(tmp_path: Path) -> None:
         [sys.executable, "-c", code], cwd=str(ROOT), capture_output=True, text=True, timeout=60, check=False
     )
     assert proc.returncode == 0, proc.stderr
+
+
+def test_server_option_before_or_after_the_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    from comfydesk.cli import build_parser
+    from comfydesk.commands._common import server_url
+
+    monkeypatch.delenv("COMFYDESK_SERVER", raising=False)
+    parser = build_parser()
+    assert server_url(parser.parse_args(["--server", "http://a:1", "check"])) == "http://a:1"
+    assert server_url(parser.parse_args(["check", "--server", "http://b:2/"])) == "http://b:2"
+    assert server_url(parser.parse_args(["run", "f.json"])) == "http://127.0.0.1:8188"
+    monkeypatch.setenv("COMFYDESK_SERVER", "http://env:3")
+    assert server_url(parser.parse_args(["nodes"])) == "http://env:3"
