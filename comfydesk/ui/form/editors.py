@@ -183,13 +183,13 @@ class SeedEditor(Editor):
         self.minimum = int(field.min) if field.min is not None else 0
         self.maximum = int(field.max) if field.max is not None else SEED_MAX
         self.edit = WideIntEdit(self.minimum, self.maximum, 1, self)
-        self.edit.setMinimumWidth(150)
+        self.edit.setMinimumWidth(120)
         self.edit.textEdited.connect(self.edited)
         self.edit.stepped.connect(self.edited)
         self.mode = QComboBox(self)
         for control in SeedControl:
-            self.mode.addItem(control.value, control)
-        self.mode.setCurrentIndex(self.mode.findData(field.control or SeedControl.FIXED))
+            self.mode.addItem(control.value, control.value)  # plain str data: findData matches it
+        self.set_control(field.control or SeedControl.FIXED)
         self.mode.setAccessibleName(f"{field.label} control after each run")
         self.mode.setToolTip("What happens to the seed after each run")
         self.mode.currentIndexChanged.connect(lambda _i: self.control_changed.emit(self.control()))
@@ -212,10 +212,10 @@ class SeedEditor(Editor):
 
     def control(self) -> SeedControl:
         data = self.mode.currentData()
-        return data if isinstance(data, SeedControl) else SeedControl.FIXED
+        return SeedControl(data) if data in set(SeedControl) else SeedControl.FIXED
 
     def set_control(self, control: SeedControl) -> None:
-        self.mode.setCurrentIndex(self.mode.findData(control))
+        self.mode.setCurrentIndex(max(0, self.mode.findData(SeedControl(control).value)))
 
     def set_last_seed(self, seed: int) -> None:
         self.last_seed = seed

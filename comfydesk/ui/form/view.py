@@ -35,7 +35,9 @@ PINNED_GROUP = "__pinned__"
 class FormView(QScrollArea):
     """The form of the selected workflow; see the module docstring."""
 
-    values_changed = Signal(dict)
+    # A dict, declared `object` so it passes as-is: Signal(dict) converts to a QVariantMap, which cannot
+    # hold a 64-bit unsigned seed (OverflowError above 2**63 - 1).
+    values_changed = Signal(object)
     prefs_changed = Signal(object)  # {"pinned": [...], "hidden": [...], "collapsed": [...]}
     reuse_seed_requested = Signal(str)  # field key
 
