@@ -23,8 +23,8 @@ def _pin_singletons() -> None:
     """Work around a refcount bug of PySide6 6.12 on CPython 3.11.
 
     Each call of a Python override of a Qt virtual (qasync's `timerEvent`, run for every `call_soon`; a
-    widget's `event`) drops one reference to None/True/False that it never took. From 3.12 on those objects are
-    immortal and nothing happens; on 3.11 a few thousand such calls free None and abort the interpreter
+    widget's `event`) drops one reference to None/True/False that it never took. From 3.12 on those objects
+    are immortal and nothing happens; on 3.11 a few thousand such calls free None and abort the interpreter
     ("none_dealloc"). Tests push thousands of events through qasync, so pin the three singletons with a
     large reference count that is never given back.
     """

@@ -74,7 +74,8 @@ def test_every_kind_gets_its_widget(form: FormView, rich_spec: FormSpec) -> None
     assert (cfg.minimum(), cfg.maximum(), cfg.singleStep(), cfg.decimals()) == (0.0, 100.0, 0.1, 2)
     sampler = form.rows["3.sampler_name"].editor.focus_widget()
     assert isinstance(sampler, QComboBox) and sampler.isEditable()
-    assert [sampler.itemText(i) for i in range(sampler.count())] == list(rich_spec.field("3.sampler_name").choices or ())
+    choices = list(rich_spec.field("3.sampler_name").choices or ())
+    assert [sampler.itemText(i) for i in range(sampler.count())] == choices
     completer = sampler.completer()
     assert completer is not None
     assert completer.filterMode() == Qt.MatchFlag.MatchContains
@@ -220,14 +221,16 @@ def test_issues_land_on_their_field_and_links_focus_it(qtbot: QtBot, form: FormV
         field_key=None,  # placed by node and input, as a server's node_errors give them
         message="CFG must be at most 100.0, got 120.",
     )
-    other = ValidationIssue(node_id="4", input_name="ckpt_name", field_key="4.ckpt_name", message="Not on server")
+    other = ValidationIssue(
+        node_id="4", input_name="ckpt_name", field_key="4.ckpt_name", message="Not on the server"
+    )
     form.show_issues([issue, other])
     row = form.rows["3.cfg"]
     assert row.error.text() == "CFG must be at most 100.0, got 120."
     assert not row.error.isHidden()
     assert "#e5484d" in row.frame.styleSheet()
     assert form.error_box.isVisibleTo(form)
-    assert "href=\"field:3.cfg\"" in form.error_box.text()
+    assert 'href="field:3.cfg"' in form.error_box.text()
     assert "2 problems" in form.error_box.text()
 
     form.activateWindow()
@@ -375,9 +378,8 @@ def test_tiny_workflow_form_and_screenshot(
     view.show()
     qtbot.waitExposed(view)
     view.grab().save(str(artifacts_dir / "form.png"))
-    view.show_issues(
-        [ValidationIssue(node_id="3", input_name="cfg", field_key="3.cfg", message="CFG must be at most 100.")]
-    )
+    issue = ValidationIssue(node_id="3", input_name="cfg", field_key="3.cfg", message="CFG must be <= 100.")
+    view.show_issues([issue])
     view.highlight_node("3")
     qapp.processEvents()  # let the layout take the summary box in before grabbing
     qtbot.waitUntil(lambda: view.widget().width() == view.viewport().width())
