@@ -40,11 +40,14 @@ from comfydesk.app.library import CurrentWorkflow
 from comfydesk.app.tasks import AppError
 from comfydesk.backends.base import ConnectionState, ConnectionStatus
 from comfydesk.core.templates import SeedControl
+from comfydesk.ui.error_view import ErrorView
 from comfydesk.ui.first_run import FirstRunPanel
 from comfydesk.ui.form import FormView
 from comfydesk.ui.node_pane import NodePane
 from comfydesk.ui.profiles_dialog import ProfilesDialog
+from comfydesk.ui.progress import ProgressPanel
 from comfydesk.ui.queue_view import QueueView
+from comfydesk.ui.results import ResultsStrip
 from comfydesk.ui.theme import status_color
 from comfydesk.ui.workflow_pane import WorkflowPane
 
@@ -171,11 +174,12 @@ class MainWindow(QMainWindow):
         bar.addWidget(self.cancel_button)
         bar.addStretch(1)
 
-        # TODO(integration): ProgressPanel, ResultsStrip and ErrorView come from ui/progress.py,
-        # ui/results.py and ui/error_view.py (another engineer); plain stand-ins until they land.
-        self.progress = self._make_progress()
-        self.results = self._make_results()
-        self.error_view = self._make_error_view()
+        self.progress = ProgressPanel()
+        self.progress.bind(self.ctx.run_state)
+        self.results = ResultsStrip()
+        self.error_view = ErrorView()
+        self.error_view.setObjectName("appErrorView")  # the progress panel has its own, for failed runs
+        self.error_view.hide()
 
         bottom = QWidget()
         bottom_layout = QVBoxLayout(bottom)
@@ -198,39 +202,6 @@ class MainWindow(QMainWindow):
         self.stack.addWidget(self.splitter)
         self.stack.addWidget(self.first_run)
         self.setCentralWidget(self.stack)
-
-    def _make_progress(self) -> QWidget:
-        try:
-            from comfydesk.ui.progress import ProgressPanel
-        except ImportError:
-            w = QLabel("")
-            w.setObjectName("progressPanel")
-            return w
-        panel = ProgressPanel()
-        panel.bind(self.ctx.run_state)
-        return panel  # type: ignore[no-any-return]
-
-    def _make_results(self) -> QWidget:
-        try:
-            from comfydesk.ui.results import ResultsStrip
-        except ImportError:
-            w = QLabel("")
-            w.setObjectName("resultsStrip")
-            return w
-        return ResultsStrip()  # type: ignore[no-any-return]
-
-    def _make_error_view(self) -> QWidget:
-        try:
-            from comfydesk.ui.error_view import ErrorView
-        except ImportError:
-            w = QLabel("")
-            w.setObjectName("errorView")
-            w.setWordWrap(True)
-            w.hide()
-            return w
-        view = ErrorView()
-        view.hide()
-        return view  # type: ignore[no-any-return]
 
     def _build_docks(self) -> None:
         self.workflow_pane = WorkflowPane(self.ctx.library)
@@ -489,25 +460,18 @@ class MainWindow(QMainWindow):
             self.form.clear_issues()
 
     def _on_results(self, items: object) -> None:
-        add = getattr(self.results, "add_results", None)
-        if callable(add):
-            add(items)
+        assert isinstance(items, list)
+        self.results.add_results(items)
 
     def _on_error(self, error: object) -> None:
-        view = self.error_view
         if isinstance(error, AppError):
             self.statusBar().showMessage(error.text, 15000)
-            show = getattr(view, "show_error", None)
-            if callable(show):
-                show(error)
-            elif isinstance(view, QLabel):
-                view.setText(error.text)
-            view.show()
+            message = f"{error.message} {error.hint}".strip()
+            self.error_view.set_error(message, error.details, title=error.what or "Error")
+            self.error_view.show()
         else:
-            clear = getattr(view, "clear", None)
-            if callable(clear):
-                clear()
-            view.hide()
+            self.error_view.set_error("", "")
+            self.error_view.hide()
 
     # ------------------------------------------------------------------------------------------ layout
     def _restore_layout(self) -> None:

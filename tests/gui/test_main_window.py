@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import socket
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
-import keyring
 import pytest
 import qasync
-from keyring.backends import fail
+from PySide6.QtWidgets import QLabel
 from pytestqt.qtbot import QtBot
 
-from comfydesk.app import create_main_window
-from comfydesk.ui.main_window import MainWindow
+from comfydesk.app.demo import DEMO_LABEL
+from comfydesk.testing.demo import sample_workflows_dir
+from tests.gui.helpers import OpenWindow, windows, write_workflow
+
+
+@pytest.fixture
+def open_window(qtbot: QtBot, qloop: qasync.QEventLoop) -> Iterator[OpenWindow]:
+    yield from windows(qtbot)
 
 
 def closed_port() -> int:
@@ -21,31 +28,60 @@ def closed_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(autouse=True)
-def _no_keyring() -> object:
-    old = keyring.get_keyring()
-    keyring.set_keyring(fail.Keyring())
-    yield
-    keyring.set_keyring(old)
-
-
-def open_window(qtbot: QtBot, data_dir: Path, server: str | None) -> MainWindow:
-    window = create_main_window(server=server, data_dir=data_dir)
-    assert isinstance(window, MainWindow)
-    qtbot.addWidget(window)
-    window.show()
-    return window
-
-
-def test_opens_without_server_and_shows_first_run(
-    qtbot: QtBot, qloop: qasync.QEventLoop, tmp_path: Path, artifacts_dir: Path
+def test_opens_without_server_then_demo_engine(
+    qtbot: QtBot, open_window: OpenWindow, tmp_path: Path, artifacts_dir: Path
 ) -> None:
     url = f"http://127.0.0.1:{closed_port()}"
-    window = open_window(qtbot, tmp_path, url)
-    # Opening returned at once; the failing connect happens in the background.
+    started = time.monotonic()
+    window = open_window(server=url, data_dir=tmp_path)
+    assert time.monotonic() - started < 2.0  # no network on the UI thread, no blocking dialog
     qtbot.waitUntil(lambda: window.stack.currentWidget() is window.first_run, timeout=10_000)
-    assert window.first_run.objectName() == "firstRunPanel"
-    assert window.first_run.isVisible()
-    label = window.findChild(object, "connectionStatus")
+    panel = window.findChild(QLabel, "firstRunReason")
+    assert panel is not None and "127.0.0.1" in panel.text()
+    label = window.findChild(QLabel, "connectionStatus")
     assert label is not None and label.text().startswith("Disconnected:")
+    assert window.first_run.demo_button.toolTip() == DEMO_LABEL
     window.grab().save(str(artifacts_dir / "01-first-run.png"))
+
+    window.first_run.demo_button.click()
+    qtbot.waitUntil(lambda: window.ctx.connection.backend is not None, timeout=15_000)
+    qtbot.waitUntil(lambda: window.stack.currentWidget() is window.splitter, timeout=5_000)
+    samples = sorted(sample_workflows_dir().glob("*.json"))
+    qtbot.waitUntil(lambda: len(window.workflow_pane.visible_names("sample")) == len(samples), timeout=10_000)
+    assert label.text().startswith("Connected: ")
+    qtbot.waitUntil(lambda: window.ctx.catalog.catalog is not None, timeout=10_000)
+    assert "DemoPattern" in window.node_pane.leaf_ids()
+    window.grab().save(str(artifacts_dir / "02-demo-library.png"))
+
+
+def test_geometry_and_last_workflow_restored(qtbot: QtBot, open_window: OpenWindow, tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{closed_port()}"
+    first = open_window(server=url, data_dir=tmp_path)
+    first.resize(760, 560)  # inside the offscreen screen (800x800): Qt clamps to it
+    first.move(40, 30)
+    first.queue_dock.hide()
+    key = write_workflow(tmp_path, "Something", {"1": {"class_type": "EmptyImage", "inputs": {}}})
+    first.ctx.settings.last_workflow = key
+    qtbot.waitUntil(lambda: first.stack.currentWidget() is first.first_run, timeout=10_000)
+    first.close()
+    second = open_window(server=url, data_dir=tmp_path)
+    assert (second.width(), second.height()) == (760, 560)
+    assert not second.queue_dock.isVisible()
+    qtbot.waitUntil(lambda: second.ctx.library.selected_key == key, timeout=5_000)
+    qtbot.waitUntil(lambda: second.workflow_pane.tree.currentItem() is second.workflow_pane.item_for(key))
+
+
+def test_node_pane_filters_as_you_type(qtbot: QtBot, open_window: OpenWindow, tmp_path: Path) -> None:
+    import json
+
+    from comfydesk.core.nodes import parse_object_info
+    from comfydesk.testing.demo import demo_object_info_path
+
+    window = open_window(server=f"http://127.0.0.1:{closed_port()}", data_dir=tmp_path)
+    catalog = parse_object_info(json.loads(demo_object_info_path().read_text()))
+    window.ctx.catalog.set_catalog(catalog)
+    assert len(window.node_pane.leaf_ids()) == len(catalog)
+    qtbot.keyClicks(window.node_pane.search, "pattern")
+    qtbot.waitUntil(lambda: window.node_pane.leaf_ids() == ["DemoPattern"], timeout=2_000)
+    html = window.node_pane.details.toHtml()
+    assert "Demo: Pattern" in html and "seed" in html and "plasma" in html
