@@ -5,13 +5,15 @@ from __future__ import annotations
 import io
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 import qasync
 from PIL import Image
-from PySide6.QtCore import QElapsedTimer, QTimer
-from PySide6.QtGui import QImage
+from PySide6.QtCore import QElapsedTimer, Qt, QTimer
+from PySide6.QtGui import QFontInfo, QGuiApplication, QImage
+from PySide6.QtWidgets import QLabel, QProgressBar
 from pytestqt.qtbot import QtBot
 
 from comfydesk.app import images
@@ -32,6 +34,8 @@ from comfydesk.core.events import (
     Started,
 )
 from comfydesk.core.graph import ApiGraph
+from comfydesk.ui.error_view import ErrorView
+from comfydesk.ui.progress import ProgressPanel
 
 EXEC = "prompt-1"
 TITLES = {
@@ -243,3 +247,148 @@ def test_flood_does_not_block_the_ui(
     assert 1 <= len(previews) < 100  # stale frames dropped
     assert previews[-1].pixelColor(5, 5) == last_color  # the newest frame always lands
     assert decode_threads and all(t != ui_thread for t in decode_threads)
+
+
+# ----------------------------------------------------------------------------------------------- the panel
+def _failure() -> FailureInfo:
+    return FailureInfo(
+        message="Allocation on device 0 would exceed allowed memory. (out of memory)",
+        node_id="3",
+        node_type="KSampler",
+        exception_type="torch.OutOfMemoryError",
+        traceback=(
+            "Traceback (most recent call last):\n",
+            '  File "/ComfyUI/execution.py", line 327, in execute\n',
+            "    output_data, output_ui, has_subgraph = get_output_data(obj, input_data_all)\n",
+            '  File "/ComfyUI/comfy/samplers.py", line 1043, in sample\n',
+            "    return sampler.sample(noise, positive, negative, cfg=cfg, latent_image=latent_image)\n",
+            "torch.OutOfMemoryError: Allocation on device 0 would exceed allowed memory.\n",
+        ),
+    )
+
+
+@pytest.fixture
+def panel(qtbot: QtBot) -> ProgressPanel:
+    widget = ProgressPanel()
+    qtbot.addWidget(widget)
+    widget.resize(560, 170)
+    widget.show()
+    return widget
+
+
+def test_panel_follows_a_run(
+    qtbot: QtBot, qloop: qasync.QEventLoop, panel: ProgressPanel, graph: ApiGraph, artifacts_dir: Path
+) -> None:
+    clock = FakeClock()
+    state = RunState(clock=clock)
+    panel.bind(state)
+    assert panel.findChild(QLabel, "queuePositionLabel").text() == "Ready"
+    state.begin(EXEC, graph=graph, node_titles=TITLES, batch_index=1, batch_total=4)
+    state.apply(Queued(EXEC, position=2))
+    assert panel.findChild(QLabel, "queuePositionLabel").text() == "Waiting — 2 ahead in the queue"
+    state.apply(Queued(EXEC, position=0))
+    assert panel.findChild(QLabel, "queuePositionLabel").text() == "Next in the queue"
+    state.apply(Started(EXEC))
+    assert panel.findChild(QLabel, "queuePositionLabel").text() == "Running — image 2 of 4"
+    assert panel._timer.isActive()  # elapsed ticks only while running
+    state.apply(Cached(EXEC, node_ids=("4", "6", "7")))
+    state.apply(NodeStarted(EXEC, node_id="5"))
+    state.apply(NodeStarted(EXEC, node_id="3"))
+    for step in range(1, 13):
+        clock.now += 0.25
+        state.apply(Progress(EXEC, node_id="3", value=step, max=20))
+    state.apply(Preview(EXEC, node_id="3", image=png_bytes((90, 140, 200), (512, 384))))
+    state._flush_step()
+    clock.now += 3
+    panel._tick()
+
+    assert panel.findChild(QLabel, "nodeLabel").text() == "KSampler"
+    step_bar = panel.findChild(QProgressBar, "stepProgress")
+    assert (step_bar.value(), step_bar.maximum(), step_bar.text()) == (12, 20, "12/20")
+    assert panel.findChild(QLabel, "etaLabel").text() == "ETA 0:02"  # 8 steps at 4 steps/s
+    overall = panel.findChild(QProgressBar, "overallProgress")
+    assert (overall.value(), overall.maximum(), overall.text()) == (4, 7, "4/7 nodes")
+    assert panel.findChild(QLabel, "elapsedLabel").text() == "0:06"
+    preview = panel.findChild(QLabel, "previewImage")
+    qtbot.waitUntil(lambda: not preview.pixmap().isNull())
+    pixmap = preview.pixmap()
+    assert pixmap.width() <= preview.width() and abs(pixmap.width() / pixmap.height() - 4 / 3) < 0.05
+    assert not panel.findChild(ErrorView, "errorView").isVisible()
+    panel.grab().save(str(artifacts_dir / "progress_running.png"))
+
+    state.apply(Completed(EXEC))
+    assert panel.findChild(QLabel, "queuePositionLabel").text() == "Done"
+    assert not panel._timer.isActive()
+    assert overall.value() == 7
+
+
+def test_panel_shows_failure_with_details_and_copy(
+    qtbot: QtBot, panel: ProgressPanel, graph: ApiGraph, artifacts_dir: Path
+) -> None:
+    state = RunState()
+    panel.bind(state)
+    state.begin(EXEC, graph=graph, node_titles=TITLES)
+    state.apply(Started(EXEC))
+    state.apply(NodeStarted(EXEC, node_id="3"))
+    state.apply(Progress(EXEC, node_id="3", value=3, max=20))
+    state.apply(Failed(EXEC, error=_failure()))
+
+    assert panel.findChild(QLabel, "queuePositionLabel").text() == "Failed"
+    view = panel.findChild(ErrorView, "errorView")
+    assert view.isVisible()
+    assert view.title.text() == "Failed in KSampler (#3)"
+    assert view.message.text().startswith("torch.OutOfMemoryError: Allocation on device 0")
+    assert not view.details.isVisible()
+    qtbot.mouseClick(view.details_button, Qt.MouseButton.LeftButton)
+    assert view.details.isVisible() and view.details.isReadOnly()
+    assert "samplers.py" in view.details.toPlainText()
+    assert QFontInfo(view.details.font()).fixedPitch()
+    qtbot.mouseClick(view.copy_button, Qt.MouseButton.LeftButton)
+    copied = QGuiApplication.clipboard().text()
+    assert "Failed in KSampler (#3)" in copied
+    assert "torch.OutOfMemoryError: Allocation on device 0" in copied
+    assert 'File "/ComfyUI/comfy/samplers.py", line 1043' in copied
+    panel.resize(560, 420)
+    qtbot.waitUntil(lambda: panel.height() == 420)
+    panel.grab().save(str(artifacts_dir / "progress_failed.png"))
+
+
+def test_panel_interrupted_and_rebind(panel: ProgressPanel, graph: ApiGraph) -> None:
+    first, second = RunState(), RunState()
+    panel.bind(first)
+    first.begin(EXEC, graph=graph, node_titles=TITLES)
+    first.apply(Started(EXEC))
+    first.apply(Interrupted(EXEC))
+    label = panel.findChild(QLabel, "queuePositionLabel")
+    assert label.text() == "Cancelled"
+    panel.bind(second)  # the first one is let go
+    assert label.text() == "Ready"
+    first.begin("other", graph=graph, node_titles=TITLES)
+    assert label.text() == "Ready"
+    second.begin(EXEC, graph=graph, node_titles=TITLES)
+    assert label.text() == "Waiting in the queue"
+
+
+def test_results_strip_newest_first_with_lazy_thumbnails(qtbot: QtBot, tmp_path: Path) -> None:
+    from datetime import datetime, timedelta
+
+    from comfydesk.app.run_state import ResultItem
+    from comfydesk.ui.results import ResultsStrip
+
+    strip = ResultsStrip(open_in_viewer=False)
+    qtbot.addWidget(strip)
+    start = datetime(2024, 3, 20, 10, 0, 0)
+    items = []
+    for i in range(3):
+        path = tmp_path / f"out_{i}.png"
+        path.write_bytes(png_bytes((i * 80, 100, 200), (256, 256)))
+        items.append(ResultItem(path, EXEC, "Blog Post Image", "9", start + timedelta(minutes=i)))
+    strip.add_results(items[:2])
+    strip.add_results(items[2:])
+    assert [r.path.name for r in strip.results()] == ["out_2.png", "out_1.png", "out_0.png"]
+    qtbot.waitUntil(lambda: all(r.thumbnail is not None for r in strip.results()))
+    first = strip.item(0)
+    assert first is not None
+    with qtbot.waitSignal(strip.open_requested) as blocker:
+        strip.itemActivated.emit(first)
+    assert blocker.args == [items[2]]
