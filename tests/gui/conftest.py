@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,24 +15,6 @@ import qasync
 from PySide6.QtWidgets import QApplication
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _pin_singletons() -> None:
-    """Work around a refcount bug of PySide6 6.12 on CPython 3.11.
-
-    Each call of a Python override of a Qt virtual (qasync's `timerEvent`, run for every `call_soon`; a
-    widget's `event`) drops one reference to None/True/False that it never took. From 3.12 on those objects
-    are immortal and nothing happens; on 3.11 a few thousand such calls free None and abort the interpreter
-    ("none_dealloc"). Tests push thousands of events through qasync, so pin the three singletons with a
-    large reference count that is never given back.
-    """
-    if sys.version_info >= (3, 12):
-        return
-    for obj in (None, True, False):
-        ctypes.c_ssize_t.from_address(id(obj)).value += 1 << 40
-
-
-_pin_singletons()
 
 
 @pytest.fixture
