@@ -332,6 +332,7 @@ class ComfyUIBackend:
                 continue
             doc = await self._get_json(f"/history/{quote(run.prompt_id, safe='')}")
             entry = doc.get(run.prompt_id) if isinstance(doc, dict) else None
+            run.gap = False  # what follows comes from the server's own record: nothing left to top up
             if isinstance(entry, Mapping) and history_shows_finished(entry):
                 for event in events_from_history(run, entry):
                     self._emit(event)

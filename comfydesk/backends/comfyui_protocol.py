@@ -266,7 +266,7 @@ class ProtocolMapper:
             return []
         nodes = tuple(str(n) for n in data.get("nodes") or ())
         run.cached_nodes = run.cached_nodes | frozenset(nodes)
-        return [Cached(run.prompt_id, nodes)]
+        return [*self._begin(run), Cached(run.prompt_id, nodes)]
 
     def _on_executing(self, data: dict[str, Any]) -> list[BackendEvent]:
         pid = data.get("prompt_id")
@@ -285,7 +285,10 @@ class ProtocolMapper:
         if run is None or run.terminal:
             return []
         display = data.get("display_node")
-        return [NodeStarted(run.prompt_id, str(node), None if display is None else str(display))]
+        return [
+            *self._begin(run),
+            NodeStarted(run.prompt_id, str(node), None if display is None else str(display)),
+        ]
 
     def _on_progress(self, data: dict[str, Any]) -> list[BackendEvent]:
         pid = data.get("prompt_id")
@@ -301,7 +304,10 @@ class ProtocolMapper:
             value, maximum = int(data.get("value", 0)), int(data.get("max", 0))
         except (TypeError, ValueError):
             return []
-        return [Progress(run.prompt_id, None if node is None else str(node), value, maximum)]
+        return [
+            *self._begin(run),
+            Progress(run.prompt_id, None if node is None else str(node), value, maximum),
+        ]
 
     def _on_executed(self, data: dict[str, Any]) -> list[BackendEvent]:
         run = self._run(data.get("prompt_id"))
@@ -314,7 +320,10 @@ class ProtocolMapper:
         refs = outputs_from_ui(node_id, data.get("output"))
         run.delivered_nodes.add(node_id)
         run.outputs.extend(refs)
-        return [NodeOutput(run.prompt_id, node_id, refs, cached=node_id in run.cached_nodes)]
+        return [
+            *self._begin(run),
+            NodeOutput(run.prompt_id, node_id, refs, cached=node_id in run.cached_nodes),
+        ]
 
     def _on_execution_success(self, data: dict[str, Any]) -> list[BackendEvent]:
         self.server_sends_terminals = True
@@ -337,11 +346,18 @@ class ProtocolMapper:
             return []
         return self._finish(run, Interrupted(run.prompt_id, _opt_str(data.get("node_id"))))
 
+    def _begin(self, run: RunState) -> list[BackendEvent]:
+        """`Started` when a run's `execution_start` was lost (socket gap) and it evidently runs."""
+        if run.started:
+            return []
+        run.started = True
+        return [Started(run.prompt_id)]
+
     def _finish(self, run: RunState, event: ExecutionEvent) -> list[BackendEvent]:
         run.terminal = True
         if self.current_prompt == run.prompt_id:
             self.current_prompt = self.current_node = None
-        return [event]
+        return [*self._begin(run), event]
 
     # -- binary frames --------------------------------------------------------------------------------
 
@@ -355,7 +371,7 @@ class ProtocolMapper:
         run = self._run(pid)
         if run is None or run.terminal:
             return []
-        return [Preview(run.prompt_id, node, preview.image, preview.mime)]
+        return [*self._begin(run), Preview(run.prompt_id, node, preview.image, preview.mime)]
 
 
 def failure_from_error(data: Mapping[str, Any]) -> FailureInfo:

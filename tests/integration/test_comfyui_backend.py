@@ -114,6 +114,8 @@ def assert_exactly_once(rec: Recorder, pid: str) -> None:
     assert sum(isinstance(e, Queued) for e in events) == 1
     assert sum(isinstance(e, TERMINAL_EVENTS) for e in events) == 1
     assert isinstance(events[-1], TERMINAL_EVENTS), kinds(events)
+    started = sum(isinstance(e, Started) for e in events)
+    assert started == 1 if isinstance(events[-1], Completed) else started <= 1, kinds(events)
     nodes = [e.node_id for e in events if isinstance(e, NodeOutput)]
     assert len(nodes) == len(set(nodes)), f"duplicate outputs {nodes}"
 

@@ -278,7 +278,9 @@ def test_preview_without_an_executing_node_still_names_its_prompt_from_metadata(
     mapper = ProtocolMapper()
     mapper.track("p")
     meta = json.dumps({"node_id": "2", "prompt_id": "p", "image_type": "image/jpeg"}).encode()
-    (event,) = mapper.feed_binary(struct.pack(">II", 4, len(meta)) + meta + b"\xff\xd8")
+    # The run's execution_start was missed (say, a socket gap): Started is supplied once, first.
+    started, event = mapper.feed_binary(struct.pack(">II", 4, len(meta)) + meta + b"\xff\xd8")
+    assert isinstance(started, Started)
     assert isinstance(event, Preview) and (event.execution_id, event.node_id) == ("p", "2")
     # A type-1 frame with nobody executing is dropped rather than misattributed.
     assert mapper.feed_binary(struct.pack(">II", 1, 1) + b"\xff\xd8") == []
