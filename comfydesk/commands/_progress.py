@@ -35,6 +35,7 @@ class ProgressView:
     done: set[str] = field(default_factory=set)
     current: str | None = None
     step: tuple[int, int] | None = None
+    reconnecting: bool = False
     _last: str = ""
     _width: int = 0
 

@@ -44,7 +44,9 @@ from comfydesk.commands._run_inputs import (
 from comfydesk.core.errors import (
     BackendError,
     ComfyDeskError,
+    OutputUnavailable,
     UnknownNodeTypeError,
+    UnsafeInputError,
     ValidationError,
     WorkflowError,
 )
@@ -193,22 +195,31 @@ async def _prepare(backend: ComfyUIBackend, args: argparse.Namespace, data: byte
 
 async def _save_outputs(
     backend: ComfyUIBackend, outputs: Sequence[OutputRef], out_dir: Path
-) -> list[dict[str, str]]:
+) -> tuple[list[dict[str, str]], list[str]]:
+    """Write every output; one that cannot be fetched or has a hostile name is reported, the rest saved."""
     from comfydesk.backends.comfyui import safe_output_name
 
     written: list[dict[str, str]] = []
+    problems: list[str] = []
     for ref in outputs:
-        if ref.is_file:
-            name = safe_output_name(ref)
-            data = await backend.fetch_output(ref)
-        elif ref.kind == "text" or isinstance(ref.data, str):
-            name = f"{safe_stem(ref.node_id)}_{safe_stem(ref.kind)}.txt"
-            data = text_of(ref.data).encode("utf-8")
-        else:  # flags such as {"animated": [true]} describe other outputs; they are not results
+        try:
+            if ref.is_file:
+                name = safe_output_name(ref)
+                data = await backend.fetch_output(ref)
+            elif ref.kind == "text" or isinstance(ref.data, str):
+                name = f"{safe_stem(ref.node_id)}_{safe_stem(ref.kind)}.txt"
+                data = text_of(ref.data).encode("utf-8")
+            else:  # flags such as {"animated": [true]} describe other outputs; they are not results
+                continue
+            path = write_unique(out_dir, name, data)
+        except (OutputUnavailable, UnsafeInputError) as exc:
+            problems.append(f"output of node {ref.node_id} not saved: {describe(exc)}")
             continue
-        path = write_unique(out_dir, name, data)
+        except OSError as exc:
+            problems.append(f"cannot write to {out_dir}: {exc.strerror or exc}")
+            break
         written.append({"path": str(path), "node_id": ref.node_id, "kind": ref.kind})
-    return written
+    return written, problems
 
 
 async def _interrupt(backend: ComfyUIBackend, execution_id: str, view: ProgressView) -> None:
@@ -267,14 +278,16 @@ async def _follow(
 def _connection_note(event: object, view: ProgressView) -> None:
     from comfydesk.backends.base import ConnectionChanged, ConnectionState
 
-    if isinstance(event, ConnectionChanged) and event.status.state is ConnectionState.RECONNECTING:
-        wait = f", retrying in {event.status.next_try_in:.0f} s" if event.status.next_try_in else ""
-        view.message(f"connection lost{wait} ({event.status.reason or 'no reason given'})")
-    elif (
-        isinstance(event, ConnectionChanged)
-        and event.status.state is ConnectionState.CONNECTED
-        and event.status.attempt
-    ):
+    if not isinstance(event, ConnectionChanged):
+        return
+    status = event.status
+    if status.state is ConnectionState.RECONNECTING:
+        view.reconnecting = True
+        wait = f", next try in {status.next_try_in:.1f} s" if status.next_try_in is not None else ""
+        reason = f": {status.reason}" if status.reason else ""
+        view.message(f"connection lost{reason}; reconnecting (attempt {status.attempt}{wait})")
+    elif status.state is ConnectionState.CONNECTED and view.reconnecting:
+        view.reconnecting = False
         view.message("reconnected")
 
 
@@ -352,9 +365,12 @@ async def _run(args: argparse.Namespace, data: bytes, path: Path) -> RunResult:
             error(message)
             return RunResult(EXIT_FAILED, execution_id, "cancelled", elapsed=elapsed, error=message)
         assert isinstance(outcome, Completed)
-        written = await _save_outputs(backend, outcome.outputs, Path(args.out))
+        written, problems = await _save_outputs(backend, outcome.outputs, Path(args.out))
         elapsed = round(time.monotonic() - t0, 3)
-        return RunResult(EXIT_OK, execution_id, "completed", written, elapsed)
+        for problem in problems:
+            error(problem)
+        code = EXIT_FAILED if problems else EXIT_OK
+        return RunResult(code, execution_id, "completed", written, elapsed, "; ".join(problems))
     except asyncio.CancelledError:
         # Ctrl-C where our handler could not be installed: asyncio.run cancels us; tell the server first.
         if execution_id is not None and view is not None:

@@ -219,6 +219,39 @@ def test_run_timeout_cancels_on_the_server_and_exits_1(
     assert entry[doc["execution_id"]]["status"]["status_str"] == "error"
 
 
+def test_run_output_the_server_lost_is_reported_and_exits_1(
+    fake_comfyui: Any, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    fake_comfyui.faults.fail_route("/view", status=404)
+    args = [
+        "run",
+        str(API / "empty_blur_save.json"),
+        "--server",
+        fake_comfyui.url,
+        "--out",
+        str(tmp_path / "out"),
+    ]
+    assert main(args) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "comfydesk: output of node 3 not saved: the server no longer has the output file" in captured.err
+
+
+def test_run_survives_a_dropped_websocket(
+    fake_comfyui: Any, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    doc = load_json("workflows/api/slow_steps.json")
+    doc["2"]["inputs"].update(steps=40)
+    wf = _write(tmp_path, "slow.json", doc)
+    fake_comfyui.faults.drop_websocket_after(12)
+    code = main(["run", str(wf), "--server", fake_comfyui.url, "--out", str(tmp_path / "out")])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    # "reconnected" may not show: the backend can finish the run from /history before it reports the socket up
+    assert "connection lost; reconnecting (attempt 1" in captured.err
+    assert Path(captured.out.strip()).read_bytes().startswith(PNG_MAGIC)
+
+
 @pytest.mark.parametrize(
     ("sets", "message"),
     [
