@@ -255,6 +255,16 @@ class ComfyUIBackend:
         return ws
 
     async def _listen(self) -> None:
+        try:
+            await self._listen_and_reconnect()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug here must not leave the app believing it is connected
+            log.exception("the event stream of %s stopped", self.url)
+            reason = scrub(f"event stream stopped: {type(exc).__name__}: {exc}", self._transport.secrets)
+            self._set_status(ConnectionStatus(ConnectionState.DISCONNECTED, reason=reason))
+
+    async def _listen_and_reconnect(self) -> None:
         while not self._closing:
             ws = self._ws
             if ws is None:

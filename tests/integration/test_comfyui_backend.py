@@ -548,3 +548,83 @@ async def test_restart_mid_run_fails_the_run(
                    and rec.states().count((ConnectionState.CONNECTED, 0)) >= 2)  # fmt: skip
     _, end = await run(backend, rec, graph("empty_blur_save"))  # and life goes on
     assert isinstance(end, Completed)
+
+
+# -- credentials and path prefixes (a tiny server that records what it was sent) -------------------------
+
+
+class RecordingServer:
+    """Answers `/comfy/api/system_stats` over HTTP and accepts `/comfy/api/ws`, recording every request."""
+
+    def __init__(self, *, require: str | None = None) -> None:
+        self.require = require
+        self.requests: list[tuple[str, str | None]] = []
+        self.first_message = asyncio.get_running_loop().create_future()
+
+    def process_request(self, connection: Any, request: Any) -> Any:
+        from websockets.datastructures import Headers
+        from websockets.http11 import Response
+
+        auth = request.headers.get("Authorization")
+        self.requests.append((request.path, auth))
+        if self.require is not None and auth != self.require:
+            return connection.respond(401, "unauthorized")
+        if request.path.startswith("/comfy/api/ws?"):
+            return None  # go on with the WebSocket handshake
+        if request.path == "/comfy/api/system_stats":
+            body = json.dumps(load_json("system_stats.json")).encode()
+            return Response(200, "OK", Headers({"Content-Type": "application/json"}), body)
+        return connection.respond(404, "")
+
+    async def handler(self, ws: Any) -> None:
+        await ws.send(
+            json.dumps({"type": "status", "data": {"status": {"exec_info": {"queue_remaining": 0}}}})
+        )
+        message = await ws.recv()
+        if not self.first_message.done():
+            self.first_message.set_result(json.loads(message))
+        await ws.wait_closed()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "header"),
+    [
+        ({"token": "tok-123"}, "Bearer tok-123"),
+        ({"basic_auth": ("alice", "pw")}, "Basic YWxpY2U6cHc="),
+    ],
+)
+async def test_credentials_reach_http_and_websocket_under_a_path_prefix(kwargs: Any, header: str) -> None:
+    from websockets.asyncio.server import serve
+
+    recorder = RecordingServer(require=header)
+    async with serve(recorder.handler, "127.0.0.1", 0, process_request=recorder.process_request) as server:
+        port = server.sockets[0].getsockname()[1]
+        backend = ComfyUIBackend(f"http://127.0.0.1:{port}/comfy/", client_id="me", **kwargs)
+        try:
+            await backend.connect()
+            assert await asyncio.wait_for(recorder.first_message, TIMEOUT) == {
+                "type": "feature_flags",
+                "data": {"supports_preview_metadata": True},
+            }
+            assert (await backend.server_info()).version == "0.8.0"
+        finally:
+            await backend.close()
+    assert recorder.requests[0] == ("/comfy/api/system_stats", header)
+    assert ("/comfy/api/ws?clientId=me", header) in recorder.requests
+    assert all(auth == header for _, auth in recorder.requests)
+
+
+async def test_refused_credentials_are_an_authentication_error_without_the_secret() -> None:
+    from websockets.asyncio.server import serve
+
+    from comfydesk.core.errors import AuthenticationError
+
+    recorder = RecordingServer(require="Bearer right")
+    async with serve(recorder.handler, "127.0.0.1", 0, process_request=recorder.process_request) as server:
+        port = server.sockets[0].getsockname()[1]
+        backend = ComfyUIBackend(f"http://127.0.0.1:{port}/comfy", token="wrong-token-42")
+        with pytest.raises(AuthenticationError) as info:
+            await backend.connect()
+        await backend.close()
+    assert info.value.status == 401 and "wrong-token-42" not in info.value.user_text()
+    assert f"127.0.0.1:{port}/comfy" in str(info.value)
