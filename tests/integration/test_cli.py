@@ -72,6 +72,29 @@ def test_check_uses_comfydesk_server_env(
     assert "ComfyUI" in capsys.readouterr().out
 
 
+def test_nodes_and_convert_read_definitions_from_the_server(
+    fake_comfyui: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert main(["nodes", "--server", fake_comfyui.url, "--search", "ksampler", "--json"]) == 0
+    ids = [n["id"] for n in json.loads(capsys.readouterr().out)["nodes"]]
+    assert ids[:2] == ["KSampler", "KSamplerAdvanced"]
+    # UI format needs definitions: without options, the default server ($COMFYDESK_SERVER) is asked
+    monkeypatch.setenv("COMFYDESK_SERVER", fake_comfyui.url)
+    assert main(["convert", str(FIXTURES / "workflows" / "ui" / "default.json")]) == 0
+    assert json.loads(capsys.readouterr().out) == load_json("workflows/ui_reference_api/default.json")
+
+
+def test_nodes_and_convert_without_a_server_exit_2(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"http://127.0.0.1:{_free_port()}"
+    assert main(["nodes", "--server", url]) == 2
+    assert url in capsys.readouterr().err
+    monkeypatch.setenv("COMFYDESK_SERVER", url)
+    assert main(["convert", str(FIXTURES / "workflows" / "ui" / "default.json")]) == 2
+    assert "needs the server's node definitions" in capsys.readouterr().err
+
+
 # -------------------------------------------------------------------------------------------------- run
 
 
