@@ -58,7 +58,10 @@ class ComfyDeskError(Exception):
 
     def user_text(self) -> str:
         """Message and hint, as shown to a user (never contains secrets)."""
-        return f"{self.message} {self.hint}".strip()
+        if not self.hint:
+            return self.message
+        sep = " " if self.message.rstrip().endswith((".", "!", "?", ":")) else ". "
+        return f"{self.message.rstrip()}{sep}{self.hint}"
 
     def __str__(self) -> str:
         return self.message
