@@ -41,12 +41,25 @@ def _host(url: str) -> str:
     return urlsplit(url).netloc or url
 
 
-def describe_status(status: ConnectionStatus, info: ServerInfo | None, url: str, queue: int) -> str:
+def server_name(info: ServerInfo | None) -> str:
+    """ "ComfyUI" for a ComfyUI server, "comfydesk gateway" for ours; never the address again."""
+    if info is None:
+        return "server"
+    if info.kind == "comfyui":
+        return "ComfyUI"
+    if info.kind == "comfydesk-gateway":
+        return "comfydesk gateway"
+    return info.name or info.kind
+
+
+def describe_status(
+    status: ConnectionStatus, info: ServerInfo | None, url: str, queue: int, *, note: str = ""
+) -> str:
     """The status bar text: "Connected: ComfyUI 0.8.0 @ host:port · queue 2", "Reconnecting in 3 s ..."."""
     if status.state is ConnectionState.CONNECTED:
-        name = (info.name or ("ComfyUI" if info.kind == "comfyui" else info.kind)) if info else "server"
         version = f" {info.version}" if info and info.version else ""
-        return f"Connected: {name}{version} @ {_host(url)} · queue {queue}"
+        extra = f" ({note})" if note else ""
+        return f"Connected: {server_name(info)}{version}{extra} @ {_host(url)} · queue {queue}"
     if status.state is ConnectionState.CONNECTING:
         return f"Connecting to {_host(url)}…"
     if status.state is ConnectionState.RECONNECTING:
@@ -108,8 +121,13 @@ class ConnectionModel(QObject):
     def url(self) -> str:
         return self._profile.url if self._profile else ""
 
+    @property
+    def note(self) -> str:
+        """A word about the connection shown next to the server name (the demo engine says so)."""
+        return "demo engine" if self._profile is not None and self._profile.id == "demo" else ""
+
     def status_text(self) -> str:
-        return describe_status(self._status, self._info, self.url, self._queue)
+        return describe_status(self._status, self._info, self.url, self._queue, note=self.note)
 
     # -- slots -------------------------------------------------------------------------------------
     def connect_to(self, profile: Profile, secret: str | None = None) -> None:

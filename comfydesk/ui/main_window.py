@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMessageBox,
     QPushButton,
+    QSizePolicy,
     QSpinBox,
     QSplitter,
     QStackedWidget,
@@ -188,13 +189,16 @@ class MainWindow(QMainWindow):
         bottom_layout.addWidget(self.error_view)
         bottom_layout.addWidget(self.progress)
         bottom_layout.addWidget(self.results)
+        bottom_layout.addStretch(1)
+        self.progress.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
 
         self.splitter = QSplitter(Qt.Orientation.Vertical)
         self.splitter.setObjectName("centreSplitter")
         self.splitter.addWidget(top)
         self.splitter.addWidget(bottom)
-        self.splitter.setStretchFactor(0, 3)
-        self.splitter.setStretchFactor(1, 2)
+        self.splitter.setStretchFactor(0, 1)
+        self.splitter.setStretchFactor(1, 0)
+        self.splitter.setSizes([520, 300])
         self.splitter.setChildrenCollapsible(False)
 
         self.stack = QStackedWidget()
@@ -221,7 +225,7 @@ class MainWindow(QMainWindow):
         self.queue_dock.setObjectName("queueDock")
         self.queue_dock.setWidget(self.queue_view)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.queue_dock)
-        self.resizeDocks([self.library_dock, self.queue_dock], [300, 240], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.library_dock, self.queue_dock], [300, 200], Qt.Orientation.Horizontal)
 
         self.show_workflows_action = self._action("&Workflows pane", lambda: self._show_tab(0), "Ctrl+1")
         self.show_nodes_action = self._action("&Nodes pane", lambda: self._show_tab(1), "Ctrl+2")
@@ -368,7 +372,9 @@ class MainWindow(QMainWindow):
         if status.state is ConnectionState.RECONNECTING and status.next_try_in is not None:
             left = max(0.0, status.next_try_in - (time.monotonic() - self._status_at))
             status = ConnectionStatus(status.state, status.attempt, left, status.reason)
-        self.connection_label.setText(describe_status(status, conn.server_info, conn.url, conn.queue_length))
+        self.connection_label.setText(
+            describe_status(status, conn.server_info, conn.url, conn.queue_length, note=conn.note)
+        )
         color = status_color(status.state.value, self.palette())
         self.connection_label.setStyleSheet(f"color: {color.name()};")
 

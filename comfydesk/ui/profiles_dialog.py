@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from comfydesk.app.connection import ConnectionModel
+from comfydesk.app.connection import ConnectionModel, server_name
 from comfydesk.app.context import ProfilesModel
 from comfydesk.app.tasks import AppError
 from comfydesk.backends.base import ServerInfo
@@ -269,8 +269,7 @@ class ProfilesDialog(QDialog):
         if self._editing is None or profile_id != self._editing.id:
             return
         if isinstance(result, ServerInfo):
-            name = result.name or ("ComfyUI" if result.kind == "comfyui" else result.kind)
-            self.test_result.setText(f"✓ {name} {result.version} answered at {result.url}")
+            self.test_result.setText(f"✓ {server_name(result)} {result.version} answered at {result.url}")
         elif isinstance(result, AppError):
             self.test_result.setText(f"✗ {result.message} {result.hint}".strip())
 
