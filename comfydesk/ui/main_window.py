@@ -224,8 +224,10 @@ class MainWindow(QMainWindow):
         self.queue_dock = QDockWidget("Queue", self)
         self.queue_dock.setObjectName("queueDock")
         self.queue_dock.setWidget(self.queue_view)
-        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.queue_dock)
-        self.resizeDocks([self.library_dock, self.queue_dock], [300, 200], Qt.Orientation.Horizontal)
+        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.queue_dock)
+        self.splitDockWidget(self.library_dock, self.queue_dock, Qt.Orientation.Vertical)
+        self.resizeDocks([self.library_dock], [320], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.library_dock, self.queue_dock], [560, 160], Qt.Orientation.Vertical)
 
         self.show_workflows_action = self._action("&Workflows pane", lambda: self._show_tab(0), "Ctrl+1")
         self.show_nodes_action = self._action("&Nodes pane", lambda: self._show_tab(1), "Ctrl+2")

@@ -14,7 +14,7 @@ from pytestqt.qtbot import QtBot
 
 from comfydesk.app.demo import DEMO_LABEL
 from comfydesk.testing.demo import sample_workflows_dir
-from tests.gui.helpers import OpenWindow, windows, write_workflow
+from tests.gui.helpers import OpenWindow, pick, windows, write_workflow
 
 
 @pytest.fixture
@@ -52,6 +52,23 @@ def test_opens_without_server_then_demo_engine(
     qtbot.waitUntil(lambda: window.ctx.catalog.catalog is not None, timeout=10_000)
     assert "DemoPattern" in window.node_pane.leaf_ids()
     window.grab().save(str(artifacts_dir / "02-demo-library.png"))
+
+    # The whole flow works on the demo engine: a sample with a {prompt} placeholder, run with a preview.
+    pick(qtbot, window, "sample:poster_from_a_prompt.json")
+    row = window.form.rows["prompt"]
+    row.editor.set_value("Spring sale — everything must go")
+    row.editor.edited.emit()
+    shots: list[bool] = []
+
+    def on_preview(_image: object) -> None:
+        if not shots and window.ctx.run_state.step_progress[0] >= 6:
+            shots.append(window.grab().save(str(artifacts_dir / "07-demo-running.png")))
+
+    window.ctx.run_state.preview_changed.connect(on_preview)
+    window.run_workflow()
+    qtbot.waitUntil(lambda: window.results.count() == 1, timeout=30_000)
+    assert shots
+    window.grab().save(str(artifacts_dir / "08-demo-result.png"))
 
 
 def test_geometry_and_last_workflow_restored(qtbot: QtBot, open_window: OpenWindow, tmp_path: Path) -> None:
