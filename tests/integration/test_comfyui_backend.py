@@ -427,7 +427,7 @@ async def test_delayed_route_times_out_as_unreachable(fake_comfyui: Any) -> None
     backend = ComfyUIBackend(fake_comfyui.url, timeout=0.3, reconnect=FAST)
     await backend.connect()
     try:
-        fake_comfyui.faults.delay_route("/queue", 2.0)
+        fake_comfyui.faults.delay_route("/queue", 1.0)
         with pytest.raises(ServerUnreachable, match=r"no answer within 0\.3 s"):
             await backend.queue()
         fake_comfyui.faults.clear()
