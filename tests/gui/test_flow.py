@@ -324,3 +324,53 @@ def test_ui_stays_responsive_under_a_flood(
     assert previews, "no preview reached the panel"
     assert decode_threads and threading.main_thread().name not in decode_threads
     assert (980, 980) in steps and (100, 100) in steps
+
+
+def test_library_badges_problems_and_takes_dropped_files(
+    qtbot: QtBot, open_window: OpenWindow, demo_fake: RunningFake, tmp_path: Path
+) -> None:
+    import json
+
+    from PySide6.QtCore import QMimeData, QPointF, QUrl
+    from PySide6.QtGui import QDropEvent
+
+    data_dir = tmp_path / "app"
+    broken = pattern_workflow()
+    broken["1"]["inputs"]["pattern"] = "zebra"  # a choice the server does not offer ("missing model")
+    broken["3"] = {"class_type": "NoSuchNode", "inputs": {}}
+    write_workflow(data_dir, "Broken", broken)
+    window = open_window(server=demo_fake.url, data_dir=data_dir)
+    wait_connected(qtbot, window)
+    pane = window.workflow_pane
+    qtbot.waitUntil(
+        lambda: (e := window.ctx.library.entry("local:Broken.json")) is not None and e.has_problems
+    )
+    entry = window.ctx.library.entry("local:Broken.json")
+    assert entry is not None
+    assert any("NoSuchNode" in p for p in entry.problems) and any("zebra" in p for p in entry.problems)
+    item = pane.item_for("local:Broken.json")
+    assert item is not None and "⚠" in item.text(0) and "NoSuchNode" in item.toolTip(0)
+
+    dropped = tmp_path / "incoming.json"
+    dropped.write_text(json.dumps(pattern_workflow()))
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(dropped))])
+    event = QDropEvent(
+        QPointF(10, 10),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
+    pane.dropEvent(event)
+    qtbot.waitUntil(lambda: pane.item_for("local:incoming.json") is not None, timeout=5_000)
+    assert (data_dir / "workflows" / "incoming.json").is_file()
+    qtbot.waitUntil(lambda: window._current is not None and window._current.key == "local:incoming.json")
+
+    window.ctx.library.rename("local:incoming.json", "Renamed: one/two")
+    qtbot.waitUntil(lambda: pane.item_for("local:Renamed_ one_two.json") is not None, timeout=5_000)
+    window.ctx.library.duplicate("local:Renamed_ one_two.json")
+    qtbot.waitUntil(lambda: pane.item_for("local:Renamed_ one_two copy.json") is not None, timeout=5_000)
+    window.ctx.library.delete("local:Renamed_ one_two copy.json")
+    qtbot.waitUntil(lambda: pane.item_for("local:Renamed_ one_two copy.json") is None, timeout=5_000)
+    assert not (data_dir / "workflows" / "Renamed_ one_two copy.json").exists()

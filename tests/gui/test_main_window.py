@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 import qasync
-from PySide6.QtWidgets import QLabel
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QLabel, QWidget
 from pytestqt.qtbot import QtBot
 
 from comfydesk.app.demo import DEMO_LABEL
@@ -102,3 +103,61 @@ def test_node_pane_filters_as_you_type(qtbot: QtBot, open_window: OpenWindow, tm
     qtbot.waitUntil(lambda: window.node_pane.leaf_ids() == ["DemoPattern"], timeout=2_000)
     html = window.node_pane.details.toHtml()
     assert "Demo: Pattern" in html and "seed" in html and "plasma" in html
+
+
+def test_profiles_dialog_without_keyring(qtbot: QtBot, open_window: OpenWindow, tmp_path: Path) -> None:
+    import stat
+
+    from PySide6.QtWidgets import QComboBox, QDialog
+
+    from comfydesk.ui.profiles_dialog import ProfilesDialog
+
+    window = open_window(server=f"http://127.0.0.1:{closed_port()}", data_dir=tmp_path)
+    qtbot.waitUntil(lambda: window.stack.currentWidget() is window.first_run, timeout=10_000)
+    window.first_run.edit_button.click()  # "Edit address" opens the dialog, window-modal, not blocking
+    dialog = window.findChild(QDialog, "profilesDialog")
+    assert isinstance(dialog, ProfilesDialog) and dialog.isVisible()
+    assert "session only" in dialog.secret_note.text()
+    assert dialog.secret_file.isVisibleTo(dialog)
+    kind = dialog.findChild(QComboBox, "profileKind")
+    assert kind is not None
+    gateway = kind.model().index(2, 0)  # type: ignore[union-attr]
+    assert not (kind.model().flags(gateway) & Qt.ItemFlag.ItemIsEnabled)  # type: ignore[union-attr]
+
+    dialog.add_profile()
+    dialog.name.setText("Studio GPU")
+    dialog.url.setText("https://gpu-box:8188")
+    dialog.auth.setCurrentIndex(dialog.auth.findData("token"))
+    dialog.secret.setText("s3cret-token")
+    profile = dialog.save_profile()
+    assert window.ctx.profiles.secret(profile) == "s3cret-token"
+    assert not (tmp_path / "secrets.json").exists()  # session only until the user opts in
+    assert "s3cret" not in (tmp_path / "profiles.json").read_text()
+
+    dialog.secret_file.setChecked(True)
+    secrets_file = tmp_path / "secrets.json"
+    assert secrets_file.is_file() and stat.S_IMODE(secrets_file.stat().st_mode) == 0o600
+    assert "file" in dialog.secret_note.text()
+    assert window.ctx.settings.secrets_in_file
+
+    dialog.url.setText(f"http://127.0.0.1:{closed_port()}")
+    dialog.test_profile()  # answered later on profile_tested; the dialog shows it
+    qtbot.waitUntil(lambda: dialog.test_result.text().startswith("✗"), timeout=10_000)
+    dialog.reject()
+
+
+def test_actions_have_shortcuts_in_tooltips_and_menus(
+    qtbot: QtBot, open_window: OpenWindow, tmp_path: Path
+) -> None:
+    window = open_window(server=f"http://127.0.0.1:{closed_port()}", data_dir=tmp_path)
+    assert "Ctrl+Return" in window.run_button.toolTip()
+    assert "Esc" in window.cancel_button.toolTip()
+    assert window.batch.objectName() == "batchCount"
+    assert (window.batch.minimum(), window.batch.maximum()) == (1, 100)
+    for action in (window.run_action, window.cancel_action, window.open_action, window.profiles_action):
+        assert not action.shortcut().isEmpty()
+    menus = [a.text().replace("&", "") for a in window.menuBar().actions()]
+    assert menus == ["File", "Run", "View", "Server", "Help"]
+    assert window.findChild(QLabel, "connectionStatus") is not None
+    for name in ("workflowPane", "nodePane", "workflowForm", "progressPanel", "resultsStrip", "queueView"):
+        assert window.findChild(QWidget, name) is not None, name
