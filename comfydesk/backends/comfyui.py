@@ -37,6 +37,8 @@ from comfydesk.backends.base import (
 )
 from comfydesk.backends.comfyui_documents import (
     catalog_from_bytes,
+    prompt_error,
+    queue_items_from_json,
     server_info_from_stats,
     templates_from_index,
     userdata_workflows,
@@ -59,11 +61,9 @@ from comfydesk.backends.comfyui_protocol import (
     history_entry_from_json,
     history_shows_finished,
     missing_outputs_from_history,
-    prompt_error,
-    queue_items_from_json,
     safe_output_name,
 )
-from comfydesk.backends.reconnect import ReconnectPolicy
+from comfydesk.backends.reconnect import ReconnectPolicy, retry_with_backoff
 from comfydesk.core.errors import (
     AuthenticationError,
     BackendError,
@@ -305,30 +305,23 @@ class ComfyUIBackend:
         for run in self._mapper.unfinished():
             run.gap = True
         self._ws = None
-        attempt = 0
-        while not self._closing:
-            attempt += 1
-            delay = self._policy.delay(attempt)
-            self._set_status(ConnectionStatus(ConnectionState.RECONNECTING, attempt, round(delay, 3)))
-            await asyncio.sleep(delay)
+
+        async def attempt() -> ClientConnection:
+            ws = await self._open_socket()
             try:
-                ws = await self._open_socket()
-                try:
-                    await self._reconcile()
-                except BaseException:
-                    await ws.close()
-                    raise
-            except BackendError as exc:
-                log.info("reconnect attempt %d to %s failed: %s", attempt, self.url, exc)
-                if self._policy.gives_up_after(attempt):
-                    reason = f"gave up after {attempt} attempts: {exc}"
-                    self._set_status(ConnectionStatus(ConnectionState.DISCONNECTED, attempt, reason=reason))
-                    return False
-                continue
-            self._ws = ws
-            self._set_status(ConnectionStatus(ConnectionState.CONNECTED))
-            return True
-        return False
+                await self._reconcile()
+            except BaseException:
+                await ws.close()
+                raise
+            return ws
+
+        ws = await retry_with_backoff(
+            self._policy, attempt, self._set_status, closing=lambda: self._closing, what=self.url
+        )
+        if ws is None:
+            return False
+        self._ws = ws
+        return True
 
     async def _reconcile(self, runs: list[RunState] | None = None) -> None:
         """Ask the server what became of runs whose messages we may have missed."""

@@ -14,13 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from comfydesk.backends.base import BackendEvent, HistoryEntry, QueueChanged, QueueItem
+from comfydesk.backends.base import BackendEvent, HistoryEntry, QueueChanged
 from comfydesk.core.errors import (
-    ComfyDeskError,
-    ServerResponseError,
     UnsafeInputError,
-    ValidationError,
-    ValidationIssue,
 )
 from comfydesk.core.events import (
     Cached,
@@ -36,7 +32,6 @@ from comfydesk.core.events import (
     Progress,
     Started,
 )
-from comfydesk.core.graph import ApiGraph
 
 __all__ = [
     "FEATURE_FLAGS_MESSAGE",
@@ -50,8 +45,6 @@ __all__ = [
     "missing_outputs_from_history",
     "outputs_from_ui",
     "parse_binary_frame",
-    "prompt_error",
-    "queue_items_from_json",
     "safe_output_name",
 ]
 
@@ -498,89 +491,3 @@ def history_shows_finished(entry: Mapping[str, Any]) -> bool:
     return bool(names & {"execution_success", "execution_error", "execution_interrupted"}) or (
         status_str in ("success", "error")
     )
-
-
-def queue_items_from_json(doc: Any, client_id: str) -> list[QueueItem]:
-    """`GET /queue` as QueueItems: running first, then pending by number; `position` counts who is ahead."""
-    if not isinstance(doc, dict):
-        raise ServerResponseError("GET /queue did not return an object", body=str(doc)[:500])
-
-    def parse(items: Any, running: bool) -> list[QueueItem]:
-        out = []
-        for item in items if isinstance(items, list) else ():
-            if not isinstance(item, list) or len(item) < 2:
-                continue
-            extra = item[3] if len(item) > 3 and isinstance(item[3], dict) else {}
-            number = item[0] if isinstance(item[0], int | float) else 0
-            out.append(QueueItem(str(item[1]), number, running, extra.get("client_id") == client_id))
-        return out
-
-    running = parse(doc.get("queue_running"), True)
-    pending = sorted(parse(doc.get("queue_pending"), False), key=lambda q: q.number)
-    return [
-        QueueItem(q.execution_id, q.number, q.running, q.mine, i) for i, q in enumerate(running + pending)
-    ]
-
-
-# --------------------------------------------------------------------------------------------------------
-# POST /prompt errors
-
-
-def _join(message: str, details: str) -> str:
-    message, details = message.strip(), details.strip()
-    if details and details not in message:
-        return f"{message}: {details}" if message else details
-    return message or details or "rejected by the server"
-
-
-def prompt_error(status: int, body: str, graph: ApiGraph | None = None) -> ComfyDeskError:
-    """The error for a failed `POST /prompt`: ValidationError for the server's validation answers."""
-    try:
-        doc = json.loads(body) if body else None
-    except ValueError:
-        doc = None
-    error = doc.get("error") if isinstance(doc, dict) else None
-    if not isinstance(error, dict):
-        text = " ".join(body.split())[:200] or "no body"
-        return ServerResponseError(
-            f"the server failed to handle the workflow (POST /prompt answered HTTP {status}: {text})",
-            status=status,
-            body=body,
-        )
-    err_type = str(error.get("type") or "invalid")
-    head = _join(str(error.get("message") or ""), "")
-    issues: list[ValidationIssue] = []
-    node_errors = doc.get("node_errors") if isinstance(doc, dict) else None
-    for node_id, node_err in (node_errors or {}).items() if isinstance(node_errors, dict) else ():
-        if not isinstance(node_err, dict):
-            continue
-        node_id = str(node_id)
-        title = ""
-        if graph is not None and node_id in graph:
-            title = graph.title_of(node_id)
-        title = title or str(node_err.get("class_type") or "")
-        for item in node_err.get("errors") or ():
-            if not isinstance(item, dict):
-                continue
-            extra_raw = item.get("extra_info")
-            extra: dict[str, Any] = extra_raw if isinstance(extra_raw, dict) else {}
-            input_name = extra.get("input_name")
-            issues.append(
-                ValidationIssue(
-                    node_id=node_id,
-                    message=_join(str(item.get("message") or ""), str(item.get("details") or "")),
-                    kind=str(item.get("type") or err_type),
-                    node_title=title,
-                    input_name=str(input_name) if input_name is not None else None,
-                    received=extra.get("received_value"),
-                )
-            )
-    if not issues:
-        issues.append(
-            ValidationIssue(
-                node_id="",
-                message=_join(str(error.get("message") or ""), str(error.get("details") or "")),
-                kind=err_type,
-            )
-        )
-    return ValidationError(issues, message=f"the server rejected the workflow ({head or err_type})")

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import random
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
-__all__ = ["ReconnectPolicy"]
+from comfydesk.backends.base import ConnectionState, ConnectionStatus
+from comfydesk.core.errors import BackendError
+
+__all__ = ["ReconnectPolicy", "retry_with_backoff"]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,3 +41,38 @@ class ReconnectPolicy:
     def gives_up_after(self, attempt: int) -> bool:
         """True when `attempt` failed attempts exhaust the policy."""
         return self.max_attempts is not None and attempt >= self.max_attempts
+
+
+async def retry_with_backoff(
+    policy: ReconnectPolicy,
+    attempt: Callable[[], Awaitable[T]],
+    publish: Callable[[ConnectionStatus], None],
+    *,
+    closing: Callable[[], bool],
+    what: str,
+) -> T | None:
+    """Run `attempt` until it succeeds, publishing RECONNECTING(k, delay) before each try and CONNECTED after.
+
+    A `BackendError` counts as a failed attempt; when the policy gives up, DISCONNECTED(reason) is published
+    and None returned. None as well when `closing()` turns true.
+    """
+    k = 0
+    while not closing():
+        k += 1
+        delay = policy.delay(k)
+        publish(ConnectionStatus(ConnectionState.RECONNECTING, k, round(delay, 3)))
+        await asyncio.sleep(delay)
+        if closing():
+            return None
+        try:
+            result = await attempt()
+        except BackendError as exc:
+            log.info("reconnect attempt %d to %s failed: %s", k, what, exc)
+            if policy.gives_up_after(k):
+                reason = f"gave up after {k} attempts: {exc}"
+                publish(ConnectionStatus(ConnectionState.DISCONNECTED, k, reason=reason))
+                return None
+            continue
+        publish(ConnectionStatus(ConnectionState.CONNECTED))
+        return result
+    return None

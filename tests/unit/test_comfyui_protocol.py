@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from comfydesk.backends.base import BackendEvent, QueueChanged
+from comfydesk.backends.comfyui_documents import prompt_error, queue_items_from_json
 from comfydesk.backends.comfyui_protocol import (
     LOST_RUN_MESSAGE,
     ProtocolMapper,
@@ -18,8 +19,6 @@ from comfydesk.backends.comfyui_protocol import (
     history_entry_from_json,
     outputs_from_ui,
     parse_binary_frame,
-    prompt_error,
-    queue_items_from_json,
     safe_output_name,
 )
 from comfydesk.backends.reconnect import ReconnectPolicy
