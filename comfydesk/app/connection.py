@@ -242,6 +242,8 @@ class ConnectionModel(QObject):
             self._set_status(ConnectionStatus(ConnectionState.DISCONNECTED, reason="the event stream ended"))
 
     def _on_connection_changed(self, backend: Backend, status: ConnectionStatus) -> None:
+        if status.state is ConnectionState.CONNECTING and self._status.state is ConnectionState.CONNECTED:
+            return  # queued by connect() before we listened: already past it
         self._set_status(status)
         if status.state is ConnectionState.CONNECTED:
             self._set_ready(backend)
