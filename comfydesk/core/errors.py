@@ -116,11 +116,13 @@ class ValidationIssue:
     received: object = None
 
     def describe(self) -> str:
-        where = f"node {self.node_id}"
+        if not self.node_id and not self.input_name:
+            return self.message  # about the graph as a whole (no output node, bad prompt)
+        where = f"node {self.node_id}" if self.node_id else ""
         if self.node_title:
-            where += f" ({self.node_title})"
+            where += f" ({self.node_title})" if where else self.node_title
         if self.input_name:
-            where += f", input '{self.input_name}'"
+            where += f", input '{self.input_name}'" if where else f"input '{self.input_name}'"
         return f"{where}: {self.message}"
 
 
