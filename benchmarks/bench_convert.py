@@ -1,0 +1,83 @@
+"""How long UI-format -> API conversion and form building take, against `json.loads` of the file.
+
+For each fixture UI workflow (as the ComfyUI editor saves them) this measures `json.loads` of the file (the
+baseline), `convert_ui_workflow` of the parsed document with the fixture node catalog, and `build_form` on the
+converted graph; all three on the same document in the same run.
+
+Usage: .venv/bin/python benchmarks/bench_convert.py [--repeat N] [--fixtures DIR]
+Prints medians and writes benchmarks/results/convert.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from comfydesk.core.convert import convert_ui_workflow
+from comfydesk.core.nodes import parse_object_info
+from comfydesk.core.templates import build_form
+from comfydesk.core.workflow import Workflow
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _median_ms(fn: Callable[[], object], repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repeat", type=int, default=200)
+    ap.add_argument("--fixtures", type=Path, default=ROOT.parent / "shared" / "fixtures" / "comfyui")
+    args = ap.parse_args()
+    catalog = parse_object_info(json.loads((args.fixtures / "object_info.json").read_bytes()))
+    files = sorted((args.fixtures / "workflows" / "ui").glob("*.json"))
+    results: dict[str, dict[str, float | int]] = {}
+    for path in files:
+        raw = path.read_bytes()
+        doc = json.loads(raw)
+        # Warm up once (and fail loudly here, not inside a timing loop, if a file does not convert).
+        converted = convert_ui_workflow(doc, catalog, source=path.name)
+        workflow = Workflow(name=path.stem, graph=converted.graph, source=path.name, format="ui")
+        form = build_form(workflow, catalog)
+        loads_ms = _median_ms(lambda raw=raw: json.loads(raw), args.repeat)
+        convert_ms = _median_ms(
+            lambda doc=doc, src=path.name: convert_ui_workflow(doc, catalog, source=src), args.repeat
+        )
+        form_ms = _median_ms(lambda wf=workflow: build_form(wf, catalog), args.repeat)
+        ui_nodes = len(doc.get("nodes") or ())
+        fields = len(form.fields())
+        results[path.name] = {
+            "bytes": len(raw),
+            "ui_top_level_nodes": ui_nodes,
+            "api_nodes": len(converted.graph),
+            "form_fields": fields,
+            "json_loads_ms": round(loads_ms, 3),
+            "convert_ms": round(convert_ms, 3),
+            "convert_vs_loads": round(convert_ms / loads_ms, 2),
+            "build_form_ms": round(form_ms, 3),
+            "build_form_vs_loads": round(form_ms / loads_ms, 2),
+        }
+        print(
+            f"{path.name}: {len(raw):,} bytes, {ui_nodes} top-level UI nodes -> "
+            f"{len(converted.graph)} API nodes, {fields} fields | json.loads {loads_ms:.3f} ms | "
+            f"convert {convert_ms:.3f} ms "
+            f"({convert_ms / loads_ms:.1f}x loads) | build_form {form_ms:.3f} ms "
+            f"({form_ms / loads_ms:.1f}x loads)  (medians of {args.repeat})"
+        )
+    out = ROOT / "benchmarks" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "convert.json").write_text(json.dumps({"repeat": args.repeat, "files": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
