@@ -44,7 +44,6 @@ from comfydesk.backends.comfyui_documents import (
     userdata_workflows,
 )
 from comfydesk.backends.comfyui_http import (
-    CONNECT_TIMEOUT,
     ServerAddress,
     TransportConfig,
     auth_headers,
@@ -235,7 +234,7 @@ class ComfyUIBackend:
                 ws_url,
                 additional_headers=self._transport.headers,
                 ssl=self._transport.ssl_context if ws_url.startswith("wss:") else None,
-                open_timeout=min(CONNECT_TIMEOUT, self._transport.timeout),
+                open_timeout=self._transport.connect_timeout,
                 max_size=_MAX_FRAME,
             )
         except InvalidStatus as exc:
@@ -244,7 +243,7 @@ class ComfyUIBackend:
                 raise AuthenticationError(self.url, status) from None
             raise ServerUnreachable(self.url, f"the WebSocket handshake was answered HTTP {status}") from None
         except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
-            raise self._transport.unreachable(exc, "WebSocket") from None
+            raise self._transport.unreachable(exc, "WebSocket", connecting=True) from None
         if self._preview_metadata:
             try:
                 await ws.send(json.dumps(FEATURE_FLAGS_MESSAGE))

@@ -1,14 +1,19 @@
 """HTTP plumbing for the ComfyUI backend: server addresses, credentials, TLS, and transport errors.
 
 Every transport failure leaves here as a typed error whose text names the server by its *display* URL:
-scheme, host, port and path prefix, never user info, query strings or tokens.
+scheme, host, port and path prefix, never user info, query strings or tokens. Its cause reads like a
+sentence (`describe_transport_error`): "connection refused (is ComfyUI running there?)", "host not found",
+"no answer within 30 s", "the server's TLS certificate could not be verified ...", never a traceback.
 """
 
 from __future__ import annotations
 
 import base64
+import errno
 import json
 import logging
+import re
+import socket
 import ssl
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +22,15 @@ import httpx
 
 from comfydesk.core.errors import AuthenticationError, ServerResponseError, ServerUnreachable
 
-__all__ = ["ServerAddress", "TransportConfig", "auth_headers", "json_body", "make_ssl_context", "scrub"]
+__all__ = [
+    "ServerAddress",
+    "TransportConfig",
+    "auth_headers",
+    "describe_transport_error",
+    "json_body",
+    "make_ssl_context",
+    "scrub",
+]
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +73,66 @@ def make_ssl_context(*, ca_file: str | None, verify_tls: bool) -> ssl.SSLContext
     return ctx
 
 
+def _chain(exc: BaseException) -> list[BaseException]:
+    """`exc`, what caused it (`__cause__`, else `__context__`), and members of exception groups."""
+    out: list[BaseException] = []
+    todo = [exc]
+    while todo and len(out) < 50:
+        current: BaseException | None = todo.pop(0)
+        while current is not None and all(current is not seen for seen in out):
+            out.append(current)
+            if isinstance(current, BaseExceptionGroup):
+                todo.extend(current.exceptions)
+            current = current.__cause__ or current.__context__
+    return out
+
+
+def _refused(exc: BaseException) -> bool:
+    if isinstance(exc, ConnectionRefusedError):
+        return True
+    if isinstance(exc, OSError) and exc.errno == errno.ECONNREFUSED:
+        return True
+    # asyncio joins the failures of several addresses (::1 and 127.0.0.1) into one OSError without errno.
+    text = str(exc)
+    if isinstance(exc, OSError) and text.startswith("Multiple exceptions: "):
+        codes = re.findall(r"\[Errno (-?\d+)\]", text)
+        return bool(codes) and all(int(code) == errno.ECONNREFUSED for code in codes)
+    return False
+
+
+def describe_transport_error(exc: BaseException, *, timeout: float) -> str:
+    """The cause of a failed connection or request in a user's words (may still need `scrub`)."""
+    chain = _chain(exc)
+    for err in chain:
+        if isinstance(err, ssl.SSLCertVerificationError):
+            why = str(err.verify_message or err.reason or "unknown reason").rstrip(".")
+            if "mismatch" in why.lower():
+                return (
+                    f"the server's TLS certificate is not valid for this address ({why}); connect with the "
+                    "host name or IP address the certificate was issued for"
+                )
+            return (
+                f"the server's TLS certificate could not be verified ({why}); if the server uses its own "
+                "certificate authority, set that CA certificate as the CA file of the connection profile"
+            )
+    for err in chain:
+        if isinstance(err, ssl.SSLError):
+            why = err.reason or str(err)
+            return f"the TLS handshake failed ({why.lower().replace('_', ' ')}; does the server speak https?)"
+    if any(isinstance(err, socket.gaierror) for err in chain):
+        return "host not found"
+    if any(_refused(err) for err in chain):
+        return "connection refused (is ComfyUI running there?)"
+    if any(isinstance(err, httpx.TimeoutException | TimeoutError) for err in chain):
+        return f"no answer within {timeout:g} s"
+    if isinstance(exc, httpx.RemoteProtocolError) and "without sending a response" in str(exc):
+        return "the server hung up without answering (if it speaks https, use an https:// address)"
+    if any(isinstance(err, ConnectionResetError) for err in chain):
+        return "the connection was reset by the server"
+    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+
+
 def auth_headers(token: str | None, basic_auth: tuple[str, str] | None) -> dict[str, str]:
     """The Authorization header for HTTP and the WebSocket handshake (a token wins over basic auth)."""
     if token:
@@ -92,17 +165,25 @@ class TransportConfig:
             base_url=self.address.http_base,
             headers=self.headers,
             verify=self.ssl_context,
-            timeout=httpx.Timeout(self.timeout, connect=min(CONNECT_TIMEOUT, self.timeout)),
+            timeout=httpx.Timeout(self.timeout, connect=self.connect_timeout),
             follow_redirects=False,
         )
 
-    def unreachable(self, exc: BaseException, what: str = "") -> ServerUnreachable:
-        if isinstance(exc, httpx.TimeoutException | TimeoutError):
-            cause = f"no answer within {self.timeout:g} s" + (f" ({what})" if what else "")
-        else:
-            detail = str(exc) or type(exc).__name__
-            cause = scrub(f"{type(exc).__name__}: {detail}", self.secrets)
-        return ServerUnreachable(self.address.display, cause)
+    @property
+    def connect_timeout(self) -> float:
+        return min(CONNECT_TIMEOUT, self.timeout)
+
+    def unreachable(
+        self, exc: BaseException, what: str = "", *, connecting: bool = False
+    ) -> ServerUnreachable:
+        """ServerUnreachable with a readable cause; `connecting`: the connect timeout was the limit."""
+        if any(isinstance(err, httpx.ConnectTimeout) for err in _chain(exc)):
+            connecting = True
+        timeout = self.connect_timeout if connecting else self.timeout
+        cause = describe_transport_error(exc, timeout=timeout)
+        if what and cause.startswith("no answer within"):
+            cause += f" ({what})"
+        return ServerUnreachable(self.address.display, scrub(cause, self.secrets))
 
     async def request(
         self,

@@ -169,9 +169,23 @@ async def test_wrong_port_is_unreachable_and_names_the_url_without_secrets() -> 
         await backend.connect()
     assert info.value.url == f"http://127.0.0.1:{port}/comfy"
     assert f"127.0.0.1:{port}" in str(info.value)
+    assert info.value.cause == "connection refused (is ComfyUI running there?)"
     for secret in ("pw-secret", "tok-secret-123", "alice"):
         assert secret not in str(info.value) and secret not in info.value.user_text()
     assert backend.status.state is ConnectionState.DISCONNECTED
+    await backend.close()
+
+
+async def test_unknown_host_is_host_not_found() -> None:
+    # The reserved .invalid TLD fails at name resolution, without any network traffic.
+    backend = ComfyUIBackend("http://comfy-gpu.invalid:8188", token="tok-secret-123", timeout=5)
+    with pytest.raises(ServerUnreachable) as info:
+        await backend.connect()
+    assert info.value.cause == "host not found"
+    assert str(info.value) == "cannot reach http://comfy-gpu.invalid:8188: host not found"
+    assert "tok-secret-123" not in info.value.user_text() and "Traceback" not in info.value.user_text()
+    assert backend.status.state is ConnectionState.DISCONNECTED
+    assert backend.status.reason == str(info.value)
     await backend.close()
 
 

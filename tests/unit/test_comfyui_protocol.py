@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import socket
+import ssl
 import struct
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 
 from comfydesk.backends.base import BackendEvent, QueueChanged
@@ -552,3 +556,128 @@ def test_catalog_from_bytes() -> None:
     assert "KSampler" in catalog
     with pytest.raises(ServerResponseError):
         catalog_from_bytes(b'{"KSampler": ')
+
+
+# -- transport errors in a user's words -------------------------------------------------------------------
+
+
+def _raised(outer: BaseException, *inner: BaseException) -> BaseException:
+    """`outer` as raised `from` inner[0], itself raised from inner[1], ... (the chains httpx builds)."""
+    chain = [outer, *inner]
+    for exc, cause in itertools.pairwise(chain):
+        exc.__cause__ = cause
+    return outer
+
+
+_MIXED = "Multiple exceptions: [Errno 111] Connect call failed, [Errno 101] Network is unreachable"
+
+
+def _verify_error(message: str) -> ssl.SSLCertVerificationError:
+    err = ssl.SSLCertVerificationError(
+        1, f"[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: {message}"
+    )
+    err.verify_message = message
+    err.reason = "CERTIFICATE_VERIFY_FAILED"
+    return err
+
+
+@pytest.mark.parametrize(
+    ("exc", "cause"),
+    [
+        (
+            _raised(
+                httpx.ConnectError("All connection attempts failed"),
+                OSError("All connection attempts failed"),
+                ConnectionRefusedError(111, "Connect call failed ('127.0.0.1', 9)"),
+            ),
+            "connection refused (is ComfyUI running there?)",
+        ),
+        (
+            ConnectionRefusedError(111, "Connect call failed"),
+            "connection refused (is ComfyUI running there?)",
+        ),
+        (
+            OSError(
+                "Multiple exceptions: [Errno 111] Connect call failed ('::1', 9, 0, 0), "
+                "[Errno 111] Connect call failed ('127.0.0.1', 9)"
+            ),
+            "connection refused (is ComfyUI running there?)",
+        ),
+        (
+            _raised(httpx.ConnectError("[Errno -2] Name or service not known"), socket.gaierror(-2, "Name")),
+            "host not found",
+        ),
+        (socket.gaierror(-3, "Temporary failure in name resolution"), "host not found"),
+        (OSError(_MIXED), f"OSError: {_MIXED}"),  # not every address refused: say what happened
+        (httpx.ReadTimeout("timed out"), "no answer within 2.5 s"),
+        (_raised(httpx.ConnectTimeout(""), TimeoutError()), "no answer within 2.5 s"),
+        (TimeoutError(), "no answer within 2.5 s"),
+        (ConnectionResetError(104, "Connection reset by peer"), "the connection was reset by the server"),
+        (
+            httpx.RemoteProtocolError("illegal status line: bytearray(b'SSH-2.0')\nmore"),
+            "RemoteProtocolError: illegal status line: bytearray(b'SSH-2.0')",
+        ),
+        (httpx.ReadError(""), "ReadError"),
+        (
+            httpx.RemoteProtocolError("Server disconnected without sending a response."),
+            "the server hung up without answering (if it speaks https, use an https:// address)",
+        ),
+    ],
+)
+def test_transport_errors_read_like_a_sentence(exc: BaseException, cause: str) -> None:
+    from comfydesk.backends.comfyui_http import describe_transport_error
+
+    assert describe_transport_error(exc, timeout=2.5) == cause
+
+
+def test_tls_errors_say_what_to_do() -> None:
+    from comfydesk.backends.comfyui_http import describe_transport_error
+
+    wrapped = _raised(
+        httpx.ConnectError("certificate verify failed"), _verify_error("self-signed certificate")
+    )
+    text = describe_transport_error(wrapped, timeout=1)
+    assert text.startswith("the server's TLS certificate could not be verified (self-signed certificate)")
+    assert "CA file" in text and "connection profile" in text
+    other_name = _verify_error("Hostname mismatch, certificate is not valid for 'gpu-box'.")
+    assert describe_transport_error(other_name, timeout=1) == (
+        "the server's TLS certificate is not valid for this address (Hostname mismatch, certificate is not "
+        "valid for 'gpu-box'); connect with the host name or IP address the certificate was issued for"
+    )
+    plain = ssl.SSLError(1, "[SSL: WRONG_VERSION_NUMBER] wrong version number")
+    plain.reason = "WRONG_VERSION_NUMBER"
+    assert describe_transport_error(plain, timeout=1) == (
+        "the TLS handshake failed (wrong version number; does the server speak https?)"
+    )
+
+
+def test_exception_groups_and_cycles_are_searched() -> None:
+    from comfydesk.backends.comfyui_http import describe_transport_error
+
+    group = ExceptionGroup("connect", [ValueError("x"), ConnectionRefusedError(111, "refused")])
+    assert describe_transport_error(group, timeout=1) == "connection refused (is ComfyUI running there?)"
+    a, b = OSError("a"), OSError("b")
+    a.__context__, b.__context__ = b, a  # a cycle must not hang the search
+    assert describe_transport_error(a, timeout=1) == "OSError: a"
+
+
+def test_unreachable_names_the_server_without_secrets() -> None:
+    from comfydesk.backends.comfyui_http import ServerAddress, TransportConfig, make_ssl_context
+
+    transport = TransportConfig(
+        address=ServerAddress.parse("https://bob:pw-secret@gpu.example:8443/comfy"),
+        headers={},
+        ssl_context=make_ssl_context(ca_file=None, verify_tls=True),
+        timeout=30,
+        secrets=("pw-secret", "tok-secret-123"),
+    )
+    err = transport.unreachable(httpx.ConnectError("bad tok-secret-123 here"))
+    assert err.url == "https://gpu.example:8443/comfy"
+    assert err.cause == "ConnectError: bad *** here"
+    timed_out = transport.unreachable(httpx.ConnectTimeout(""), "GET /api/system_stats")
+    assert timed_out.cause == "no answer within 10 s (GET /api/system_stats)"  # the connect timeout
+    assert (
+        transport.unreachable(httpx.ReadTimeout(""), "GET /queue").cause
+        == "no answer within 30 s (GET /queue)"
+    )
+
