@@ -54,11 +54,18 @@ class RunningFake:
 
 
 def start_fake_comfyui(
-    config: FakeConfig | None = None, *, host: str = "127.0.0.1", port: int = 0
+    config: FakeConfig | None = None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    ssl_certfile: str | Path | None = None,
+    ssl_keyfile: str | Path | None = None,
 ) -> RunningFake:
     """Start the fake on a background thread; returns once it accepts connections.
 
-    Without a config, it serves the demo catalogue from a fresh temporary data dir."""
+    Without a config, it serves the demo catalogue from a fresh temporary data dir. With `ssl_certfile`
+    (PEM, and `ssl_keyfile` unless the key is in the same file) it speaks TLS: `url` is https://, the
+    socket wss://."""
     if config is None:
         import tempfile
 
@@ -73,7 +80,15 @@ def start_fake_comfyui(
     sock.bind((host, port))
     bound_port = sock.getsockname()[1]
     server = uvicorn.Server(
-        uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=2, access_log=False)
+        uvicorn.Config(
+            app,
+            log_level="warning",
+            lifespan="on",
+            timeout_graceful_shutdown=2,
+            access_log=False,
+            ssl_certfile=None if ssl_certfile is None else str(ssl_certfile),
+            ssl_keyfile=None if ssl_keyfile is None else str(ssl_keyfile),
+        )
     )
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="fake-comfyui", daemon=True)
     thread.start()
@@ -82,15 +97,23 @@ def start_fake_comfyui(
         if not thread.is_alive() or time.monotonic() > deadline:
             raise RuntimeError("the fake ComfyUI did not start")
         time.sleep(0.005)
-    return RunningFake(f"http://{host}:{bound_port}", fake.faults, fake.state, fake, server, thread)
+    scheme = "https" if ssl_certfile is not None else "http"
+    return RunningFake(f"{scheme}://{host}:{bound_port}", fake.faults, fake.state, fake, server, thread)
 
 
 @contextlib.contextmanager
 def fake_comfyui(
-    config: FakeConfig | None = None, *, host: str = "127.0.0.1", port: int = 0
+    config: FakeConfig | None = None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    ssl_certfile: str | Path | None = None,
+    ssl_keyfile: str | Path | None = None,
 ) -> Iterator[RunningFake]:
     """`with fake_comfyui(cfg) as fake: ...` starts the fake and stops it afterwards."""
-    running = start_fake_comfyui(config, host=host, port=port)
+    running = start_fake_comfyui(
+        config, host=host, port=port, ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile
+    )
     try:
         yield running
     finally:
