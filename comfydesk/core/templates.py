@@ -88,6 +88,7 @@ class FormField:
     is_placeholder: bool = False
     targets: tuple[tuple[str, str], ...] = ()
     control: SeedControl | None = None
+    display: str = ""  # the definition's display hint, e.g. "color" for an INT holding 0xRRGGBB
 
 
 @dataclass(frozen=True)
@@ -328,6 +329,7 @@ def _spec_field(
         tooltip=spec.tooltip,
         required=spec.required,
         control=SeedControl.RANDOMIZE if kind is FieldKind.SEED else None,
+        display=display if isinstance(display := spec.options.get("display"), str) else "",
         **extra,
     )
 

@@ -11,9 +11,10 @@ import random
 from collections.abc import Sequence
 from typing import Any
 
-from PySide6.QtCore import QSignalBlocker, Qt, Signal
+from PySide6.QtCore import QCoreApplication, QEvent, QObject, QSignalBlocker, Qt, Signal
 from PySide6.QtGui import QKeySequence, QRegularExpressionValidator, QShortcut
 from PySide6.QtWidgets import (
+    QAbstractScrollArea,
     QAbstractSpinBox,
     QCheckBox,
     QComboBox,
@@ -39,6 +40,7 @@ __all__ = [
     "SeedEditor",
     "StringEditor",
     "TextEditor",
+    "WheelGuard",
     "WideIntEdit",
     "float_decimals",
 ]
@@ -170,6 +172,29 @@ class IntEditor(Editor):
 
     def focus_widget(self) -> QWidget:
         return self.spin if self.spin is not None else self.wide  # type: ignore[return-value]
+
+
+class WheelGuard(QObject):
+    """Event filter for the spin boxes and combos of a scrolling form: the wheel changes their value only
+    while they have focus; otherwise it scrolls `area`, as it would anywhere else on the form."""
+
+    def __init__(self, area: QAbstractScrollArea) -> None:
+        super().__init__(area)
+        self._area = area
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.Wheel and isinstance(watched, QWidget) and not watched.hasFocus():
+            # Handed to the scroll area directly: Qt passes only spontaneous wheel events up to parents.
+            QCoreApplication.sendEvent(self._area.viewport(), event)
+            return True
+        return False
+
+    def guard(self, editor: QWidget) -> None:
+        """Install on every spin box and combo of `editor`; they take focus by click or Tab, not the wheel."""
+        for widget in editor.findChildren(QWidget):
+            if isinstance(widget, QAbstractSpinBox | QComboBox):
+                widget.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+                widget.installEventFilter(self)
 
 
 class SeedEditor(Editor):

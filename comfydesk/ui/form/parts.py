@@ -18,22 +18,26 @@ from PySide6.QtWidgets import (
 )
 
 from comfydesk.core.templates import FieldKind, FormField
-from comfydesk.ui.form.editors import KIND_EDITORS, Editor
+from comfydesk.ui.form.color_field import ColorEditor
+from comfydesk.ui.form.editors import KIND_EDITORS, Editor, StringEditor
 from comfydesk.ui.form.image_field import ImageEditor
+from comfydesk.ui.theme import error_color
 
-__all__ = ["ERROR_RED", "FieldRow", "FormGroupBox", "make_editor"]
-
-ERROR_RED = "#e5484d"
-"""The one hard-coded colour: a red readable on light and dark backgrounds alike."""
+__all__ = ["FieldRow", "FormGroupBox", "make_editor"]
 
 _FRAME_OK = "QFrame#fieldFrame { border: 1px solid transparent; border-radius: 4px; }"
-_FRAME_BAD = f"QFrame#fieldFrame {{ border: 1px solid {ERROR_RED}; border-radius: 4px; }}"
+
+
+def _frame_bad(red: str) -> str:
+    return f"QFrame#fieldFrame {{ border: 1px solid {red}; border-radius: 4px; }}"
 
 
 def make_editor(field: FormField, parent: QWidget | None = None) -> Editor:
     if field.kind is FieldKind.IMAGE:
         return ImageEditor(field, parent)
-    return KIND_EDITORS.get(field.kind, KIND_EDITORS[FieldKind.STRING])(field, parent)
+    if field.kind is FieldKind.INT and field.display == "color":
+        return ColorEditor(field, parent)
+    return KIND_EDITORS.get(field.kind, StringEditor)(field, parent)
 
 
 def _short(value: Any, limit: int = 80) -> str:
@@ -89,7 +93,8 @@ class FieldRow:
         self.error = QLabel(parent)
         self.error.setObjectName("fieldError")
         self.error.setWordWrap(True)
-        self.error.setStyleSheet(f"color: {ERROR_RED};")
+        self._red = error_color(parent.palette()).name()  # by the palette's lightness: readable on both
+        self.error.setStyleSheet(f"color: {self._red};")
         self.error.setVisible(False)
 
         tip = field.tooltip.strip()
@@ -125,7 +130,7 @@ class FieldRow:
         self.messages = list(messages)
         self.error.setText("\n".join(messages))
         self.error.setVisible(bool(messages))
-        self.frame.setStyleSheet(_FRAME_BAD if messages else _FRAME_OK)
+        self.frame.setStyleSheet(_frame_bad(self._red) if messages else _FRAME_OK)
         self.editor.focus_widget().setAccessibleDescription(" ".join(messages) or self.context)
 
 
