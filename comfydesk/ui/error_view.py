@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QFont, QFontDatabase, QGuiApplication
+from PySide6.QtGui import QFont, QFontDatabase, QFontInfo, QGuiApplication
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -16,11 +16,25 @@ from PySide6.QtWidgets import (
 )
 
 from comfydesk.core.events import FailureInfo
+from comfydesk.ui.theme import error_styles
 
-__all__ = ["ERROR_RED", "ErrorView"]
+__all__ = ["ErrorView", "monospace_font"]
 
-ERROR_RED = "#e5484d"
-"""Readable on light and dark palettes alike."""
+
+def monospace_font() -> QFont:
+    """The system's fixed-width font, or the first fixed-pitch family installed when that one is not.
+
+    Some font sets alias "monospace" to a family whose metadata says proportional (Noto Sans Mono), so
+    tracebacks would lose their alignment.
+    """
+    font = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
+    if QFontInfo(font).fixedPitch():
+        return font
+    family = next((f for f in QFontDatabase.families() if QFontDatabase.isFixedPitch(f)), None)
+    if family is not None:
+        font.setFamily(family)
+    font.setStyleHint(QFont.StyleHint.TypeWriter)
+    return font
 
 
 class ErrorView(QFrame):
@@ -29,9 +43,9 @@ class ErrorView(QFrame):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("errorView")
+        red, tint = error_styles(self.palette())
         self.setStyleSheet(
-            f"QFrame#errorView {{ border: 1px solid {ERROR_RED}; border-radius: 4px;"
-            " background: rgba(229, 72, 77, 0.08); }"
+            f"QFrame#errorView {{ border: 1px solid {red}; border-radius: 4px; background: {tint}; }}"
         )
         layout = QVBoxLayout(self)
         layout.setContentsMargins(8, 6, 8, 6)
@@ -41,7 +55,7 @@ class ErrorView(QFrame):
         font = QFont(self.title.font())
         font.setBold(True)
         self.title.setFont(font)
-        self.title.setStyleSheet(f"color: {ERROR_RED};")
+        self.title.setStyleSheet(f"color: {red};")
         self.message = QLabel(self)
         self.message.setObjectName("errorMessage")
         self.message.setWordWrap(True)
@@ -66,7 +80,7 @@ class ErrorView(QFrame):
         self.details.setObjectName("errorDetails")
         self.details.setReadOnly(True)
         self.details.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
-        self.details.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+        self.details.setFont(monospace_font())
         self.details.setAccessibleName("Error details")
         self.details.setMinimumHeight(120)
         self.details.setVisible(False)

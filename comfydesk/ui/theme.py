@@ -1,32 +1,31 @@
 """Look and feel: the Fusion style on the system's palette (light or dark follows the system), and the few
-status accents the window uses. No other colour is hard-coded."""
+accents the window uses (connection state, errors). Every accent is picked by the palette's lightness, so it
+stays readable on a light and on a dark palette; no other colour is hard-coded."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QGuiApplication, QPalette
 from PySide6.QtWidgets import QApplication
 
-__all__ = ["apply_theme", "is_dark", "status_color"]
+__all__ = ["apply_theme", "error_color", "error_styles", "is_dark", "status_color"]
 
 _ACCENTS = {
-    # (light background, dark background)
+    # (light background, dark background); each at least 4.5:1 against its background
     "connected": ("#1e7d32", "#81c784"),
     "connecting": ("#8a6d00", "#ffd54f"),
     "reconnecting": ("#8a6d00", "#ffd54f"),
     "disconnected": ("#b3261e", "#ef9a9a"),
 }
+_ERROR = ("#b3261e", "#ff8a80")
 
 
 def is_dark(palette: QPalette | None = None) -> bool:
-    """True when the window background is dark (the system's dark mode, or a dark palette)."""
-    hints = QGuiApplication.styleHints()
-    scheme = hints.colorScheme() if hints is not None else Qt.ColorScheme.Unknown
-    if scheme is Qt.ColorScheme.Dark:
-        return True
-    if scheme is Qt.ColorScheme.Light:
-        return False
-    pal = palette or QGuiApplication.palette()
+    """True when the window background of `palette` (default: the application's) is dark.
+
+    The palette, not the platform's colour-scheme hint, decides: it is what widgets are painted with, and a
+    user (or a test) may set a dark palette under a light system scheme.
+    """
+    pal = palette if palette is not None else QGuiApplication.palette()
     return pal.color(QPalette.ColorRole.Window).lightnessF() < 0.5
 
 
@@ -34,6 +33,18 @@ def status_color(state: str, palette: QPalette | None = None) -> QColor:
     """The accent for a connection state ("connected", "reconnecting", "disconnected"...)."""
     light, dark = _ACCENTS.get(state, _ACCENTS["connecting"])
     return QColor(dark if is_dark(palette) else light)
+
+
+def error_color(palette: QPalette | None = None) -> QColor:
+    """The red for error text and frames: dark red on a light palette, light red on a dark one."""
+    light, dark = _ERROR
+    return QColor(dark if is_dark(palette) else light)
+
+
+def error_styles(palette: QPalette | None = None) -> tuple[str, str]:
+    """(border/text colour, translucent background) as style-sheet colours for an error box."""
+    red = error_color(palette)
+    return red.name(), f"rgba({red.red()}, {red.green()}, {red.blue()}, 0.12)"
 
 
 def apply_theme(app: QApplication) -> None:

@@ -22,6 +22,7 @@ from comfydesk.core.workflow import load_workflow, load_workflow_file
 from comfydesk.ui.form import FormView
 from comfydesk.ui.form.editors import SeedEditor
 from comfydesk.ui.form.image_field import ImageEditor
+from comfydesk.ui.theme import error_color
 
 SEED_MAX = 2**64 - 1
 
@@ -228,7 +229,7 @@ def test_issues_land_on_their_field_and_links_focus_it(qtbot: QtBot, form: FormV
     row = form.rows["3.cfg"]
     assert row.error.text() == "CFG must be at most 100.0, got 120."
     assert not row.error.isHidden()
-    assert "#e5484d" in row.frame.styleSheet()
+    assert error_color(form.palette()).name() in row.frame.styleSheet()
     assert form.error_box.isVisibleTo(form)
     assert 'href="field:3.cfg"' in form.error_box.text()
     assert "2 problems" in form.error_box.text()

@@ -22,9 +22,10 @@ from PySide6.QtWidgets import QCheckBox, QFrame, QLabel, QMenu, QScrollArea, QVB
 from comfydesk.app.run_state import PastedImage
 from comfydesk.core.errors import ValidationIssue
 from comfydesk.core.templates import FieldKind, FormField, FormSpec, SeedControl, next_seed
-from comfydesk.ui.form.editors import SEED_MAX, SeedEditor
+from comfydesk.ui.form.editors import SEED_MAX, SeedEditor, WheelGuard
 from comfydesk.ui.form.image_field import ImageEditor
-from comfydesk.ui.form.parts import ERROR_RED, FieldRow, FormGroupBox
+from comfydesk.ui.form.parts import FieldRow, FormGroupBox
+from comfydesk.ui.theme import error_styles
 
 __all__ = ["FormView"]
 
@@ -40,6 +41,7 @@ class FormView(QScrollArea):
     values_changed = Signal(object)
     prefs_changed = Signal(object)  # {"pinned": [...], "hidden": [...], "collapsed": [...]}
     reuse_seed_requested = Signal(str)  # field key
+    widgets_changed = Signal()  # the field widgets were rebuilt: the tab chain around the form changed
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -62,6 +64,8 @@ class FormView(QScrollArea):
         self._highlight: str | None = None
         self.rows: dict[str, FieldRow] = {}
         self.groups: dict[str, FormGroupBox] = {}
+        self._tab_chain: list[QWidget] = []
+        self._wheel_guard = WheelGuard(self)  # one filter for every spin box and combo of the form
         self._build()
 
     # --------------------------------------------------------------------------------------- public API
@@ -97,6 +101,10 @@ class FormView(QScrollArea):
 
     def spec(self) -> FormSpec | None:
         return self._spec
+
+    def tab_chain(self) -> list[QWidget]:
+        """The widgets Tab visits in the form, top to bottom (empty without a workflow)."""
+        return list(self._tab_chain)
 
     def values(self) -> dict[str, Any]:
         """Every field's value, typed; image fields give a server name, a local Path or a PastedImage."""
@@ -257,6 +265,7 @@ class FormView(QScrollArea):
         if old is not None:
             old.deleteLater()
         self.rows, self.groups = {}, {}
+        self._tab_chain = []
         content = QWidget()
         content.setObjectName("formContent")
         layout = QVBoxLayout(content)
@@ -268,9 +277,10 @@ class FormView(QScrollArea):
         self.error_box.setWordWrap(True)
         self.error_box.setTextFormat(Qt.TextFormat.RichText)
         self.error_box.setTextInteractionFlags(Qt.TextInteractionFlag.LinksAccessibleByMouse)
+        red, tint = error_styles(self.palette())
         self.error_box.setStyleSheet(
-            f"QLabel#formErrors {{ border: 1px solid {ERROR_RED}; border-radius: 4px; padding: 6px;"
-            " background: rgba(229, 72, 77, 0.10); }"
+            f"QLabel#formErrors {{ border: 1px solid {red}; border-radius: 4px; padding: 6px;"
+            f" background: {tint}; }}"
         )
         self.error_box.linkActivated.connect(self._link)
         self.error_box.setVisible(False)
@@ -291,6 +301,7 @@ class FormView(QScrollArea):
             empty.setEnabled(False)
             layout.addWidget(empty, 1)
             self.setWidget(content)
+            self.widgets_changed.emit()
             return
         self.show_hidden_box.setText(f"Show hidden fields ({len(self._hidden)})")
         self.show_hidden_box.setVisible(bool(self._hidden))
@@ -322,6 +333,7 @@ class FormView(QScrollArea):
         self._refresh_issues()
         if self._highlight is not None:
             self.highlight_node(self._highlight)
+        self.widgets_changed.emit()
 
     def _add_group(
         self,
@@ -364,6 +376,7 @@ class FormView(QScrollArea):
         key, editor = row.key, row.editor
         editor.set_value(self._values.get(key))
         editor.edited.connect(lambda k=key: self._edited(k))
+        self._wheel_guard.guard(editor)
         if isinstance(editor, SeedEditor):
             editor.set_control(self._controls.get(key, SeedControl.FIXED))
             editor.control_changed.connect(lambda c, k=key: self._controls.__setitem__(k, c))
@@ -390,6 +403,7 @@ class FormView(QScrollArea):
                 chain.extend(row.editor.focus_chain())
         for first, second in itertools.pairwise(chain):
             QWidget.setTabOrder(first, second)
+        self._tab_chain = chain
 
     # --------------------------------------------------------------------------------------- reactions
     def _edited(self, key: str) -> None:
