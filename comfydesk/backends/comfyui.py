@@ -59,6 +59,7 @@ from comfydesk.backends.comfyui_protocol import (
     events_from_history,
     history_entry_from_json,
     history_shows_finished,
+    lost_connection_message,
     missing_outputs_from_history,
     safe_output_name,
 )
@@ -315,12 +316,27 @@ class ComfyUIBackend:
             return ws
 
         ws = await retry_with_backoff(
-            self._policy, attempt, self._set_status, closing=lambda: self._closing, what=self.url
+            self._policy,
+            attempt,
+            self._set_status,
+            closing=lambda: self._closing,
+            what=self.url,
+            giving_up=self._fail_unfinished,
         )
         if ws is None:
             return False
         self._ws = ws
         return True
+
+    def _fail_unfinished(self, reason: str) -> None:
+        """Giving up the connection: every run still open ends once, as failed with an unknown outcome."""
+        log.warning(
+            "giving up on %s (%s); %d run(s) left open", self.url, reason, len(self._mapper.unfinished())
+        )
+        for run in self._mapper.unfinished():
+            run.terminal = True
+            run.gap = False  # no history top-up: the server cannot be reached
+            self._emit(Failed(run.prompt_id, FailureInfo(lost_connection_message(self.url))))
 
     async def _reconcile(self, runs: list[RunState] | None = None) -> None:
         """Ask the server what became of runs whose messages we may have missed."""

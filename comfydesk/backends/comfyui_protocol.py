@@ -42,6 +42,7 @@ __all__ = [
     "events_from_history",
     "history_entry_from_json",
     "history_shows_finished",
+    "lost_connection_message",
     "missing_outputs_from_history",
     "outputs_from_ui",
     "parse_binary_frame",
@@ -50,6 +51,15 @@ __all__ = [
 
 FEATURE_FLAGS_MESSAGE: dict[str, Any] = {"type": "feature_flags", "data": {"supports_preview_metadata": True}}
 LOST_RUN_MESSAGE = "the server restarted and lost this run"
+
+
+def lost_connection_message(server: str) -> str:
+    """Why a run ends when the connection is given up: we can no longer know what became of it."""
+    return (
+        f"the connection to {server} was lost and could not be re-established; "
+        "the outcome of this run is unknown (it may still finish on the server)"
+    )
+
 
 _PREVIEW_IMAGE = 1
 _PREVIEW_IMAGE_WITH_METADATA = 4

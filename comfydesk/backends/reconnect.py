@@ -50,11 +50,12 @@ async def retry_with_backoff(
     *,
     closing: Callable[[], bool],
     what: str,
+    giving_up: Callable[[str], None] | None = None,
 ) -> T | None:
     """Run `attempt` until it succeeds, publishing RECONNECTING(k, delay) before each try and CONNECTED after.
 
-    A `BackendError` counts as a failed attempt; when the policy gives up, DISCONNECTED(reason) is published
-    and None returned. None as well when `closing()` turns true.
+    A `BackendError` counts as a failed attempt; when the policy gives up, `giving_up(reason)` is called,
+    then DISCONNECTED(reason) is published and None returned. None as well when `closing()` turns true.
     """
     k = 0
     while not closing():
@@ -70,6 +71,8 @@ async def retry_with_backoff(
             log.info("reconnect attempt %d to %s failed: %s", k, what, exc)
             if policy.gives_up_after(k):
                 reason = f"gave up after {k} attempts: {exc}"
+                if giving_up is not None:
+                    giving_up(reason)
                 publish(ConnectionStatus(ConnectionState.DISCONNECTED, k, reason=reason))
                 return None
             continue

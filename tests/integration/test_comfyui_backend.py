@@ -21,7 +21,7 @@ from comfydesk.backends.base import (
     QueueChanged,
 )
 from comfydesk.backends.comfyui import ComfyUIBackend
-from comfydesk.backends.comfyui_protocol import LOST_RUN_MESSAGE
+from comfydesk.backends.comfyui_protocol import LOST_RUN_MESSAGE, lost_connection_message
 from comfydesk.backends.reconnect import ReconnectPolicy
 from comfydesk.core.errors import (
     OutputUnavailable,
@@ -541,6 +541,46 @@ async def test_giving_up_ends_disconnected(fake_comfyui: Any) -> None:
             (ConnectionState.DISCONNECTED, 2),
         ]
         assert "gave up after 2 attempts" in backend.status.reason
+    finally:
+        await backend.close()
+        await rec.stop()
+
+
+async def test_giving_up_fails_every_open_run_once_then_disconnects(fake_comfyui: Any) -> None:
+    backend = ComfyUIBackend(
+        fake_comfyui.url, token="tok-secret-123", reconnect=ReconnectPolicy(0.01, 1, 0.01, 0, max_attempts=2)
+    )
+    rec = Recorder(backend)
+    await backend.connect()
+    try:
+        running = await backend.submit(slow(400))
+        waiting = await backend.submit(slow(3))
+        await rec.wait(lambda e: isinstance(e, Progress) and e.execution_id == running.id)
+        fake_comfyui.faults.refuse_websockets(50)
+        fake_comfyui.server.hub.abort_all()  # the socket drops; the runs go on, out of our sight
+        await rec.wait(
+            lambda e: isinstance(e, ConnectionChanged) and e.status.state is ConnectionState.DISCONNECTED
+        )
+        disconnected = next(
+            i for i, e in enumerate(rec.events)
+            if isinstance(e, ConnectionChanged) and e.status.state is ConnectionState.DISCONNECTED
+        )  # fmt: skip
+        for x in (running, waiting):
+            assert_exactly_once(rec, x.id)
+            end = rec.of(x.id)[-1]
+            assert isinstance(end, Failed) and end.error.node_id is None
+            assert end.error.message == lost_connection_message(backend.url)
+            assert backend.url in end.error.message and "unknown" in end.error.message
+            assert "tok-secret-123" not in end.error.message
+            assert rec.events.index(end) < disconnected  # the runs end first, then the connection
+        assert rec.states()[-3:] == [
+            (ConnectionState.RECONNECTING, 1),
+            (ConnectionState.RECONNECTING, 2),
+            (ConnectionState.DISCONNECTED, 2),
+        ]
+        assert "gave up after 2 attempts" in backend.status.reason
+        assert "tok-secret-123" not in backend.status.reason
+        assert not [e for e in rec.events[disconnected + 1 :] if not isinstance(e, QueueChanged)]
     finally:
         await backend.close()
         await rec.stop()

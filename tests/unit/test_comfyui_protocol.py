@@ -681,3 +681,9 @@ def test_unreachable_names_the_server_without_secrets() -> None:
         == "no answer within 30 s (GET /queue)"
     )
 
+
+def test_lost_connection_message_names_the_server() -> None:
+    from comfydesk.backends.comfyui_protocol import lost_connection_message
+
+    text = lost_connection_message("https://gpu.example:8443")
+    assert "https://gpu.example:8443" in text and "lost" in text and "unknown" in text
