@@ -1,4 +1,5 @@
-"""File routes of the fake ComfyUI: /view, /upload/image, userdata (v1, v2), settings, static catalogues."""
+"""File routes of the fake ComfyUI: /view, /upload/image, userdata (v1, v2), settings, static catalogues
+and template files."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import hashlib
 import io
 import json
 import os
+import re
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -277,6 +279,25 @@ async def templates_index(request: Request) -> Response:
     return json_response([] if fake.config.demo else fake.capture("templates_index.json", []))
 
 
+_TEMPLATE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._ -]*")
+
+
+async def template_file(request: Request) -> Response:
+    """`GET /templates/<name>.json`, a static file of the templates package on the real server.
+
+    The fake serves the UI-format templates captured in `<captures>/workflows/ui/`; any other name is a
+    404, as a static file server answers."""
+    fake = _fake(request)
+    name = request.path_params["name"]
+    if fake.config.demo or fake.captures_dir is None or not _TEMPLATE_NAME.fullmatch(name):
+        return Response(status_code=404)
+    root = fake.captures_dir / "workflows" / "ui"
+    path = root / f"{name}.json"
+    if not _within(root, path) or not path.is_file():
+        return Response(status_code=404)
+    return FileResponse(path, media_type="application/json")
+
+
 async def internal_folder_paths(request: Request) -> Response:
     fake = _fake(request)
     return json_response(fake.capture("misc/internal_folder_paths.json", {}))
@@ -297,5 +318,6 @@ ROUTES: list[BaseRoute] = [
 #: Static files and /internal are not mirrored under /api on the real server.
 UNMIRRORED: list[BaseRoute] = [
     Route("/templates/index.json", templates_index, methods=["GET"]),
+    Route("/templates/{name}.json", template_file, methods=["GET"]),
     Route("/internal/folder_paths", internal_folder_paths, methods=["GET"]),
 ]

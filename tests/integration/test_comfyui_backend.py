@@ -401,6 +401,35 @@ async def test_userdata_workflows_and_templates(
     assert templates and all(w.id.startswith("template:") and w.name for w in templates)
 
 
+async def test_template_workflows_are_served(connected: tuple[ComfyUIBackend, Recorder]) -> None:
+    backend, _ = connected
+    templates = {w.id: w for w in await backend.list_workflows() if w.source == "template"}
+    assert len(templates) == 220  # every template the captured index lists
+    assert templates["template:default"].category
+    assert all(w.id.startswith("template:") and w.name for w in templates.values())
+    assert await backend.get_workflow("template:default") == load_json("workflows/ui/default.json")
+    wan = await backend.get_workflow("template:text_to_video_wan")
+    assert wan == load_json("workflows/ui/text_to_video_wan.json")
+    # Listed in the index but its file is not in the fake's catalogue: a 404 like any static file server.
+    missing = next(t for t in templates if t not in {f"template:{n}" for n in _UI_TEMPLATES})
+    for unknown in (missing, "template:no_such_template"):
+        with pytest.raises(ServerResponseError) as info:
+            await backend.get_workflow(unknown)
+        assert info.value.status == 404 and repr(unknown) in str(info.value)
+
+
+_UI_TEMPLATES = (
+    "01_get_started_text_to_image",
+    "default",
+    "flux_fill_inpaint_example",
+    "flux_schnell",
+    "sd3.5_simple_example",
+    "sdxl_simple_example",
+    "sdxlturbo_example",
+    "text_to_video_wan",
+)
+
+
 # -- submit errors -------------------------------------------------------------------------------------
 
 
