@@ -169,7 +169,10 @@ class Backend(Protocol):
         workflow_id: str | None = None,
         inputs: Mapping[str, Any] | None = None,
         front: bool = False,
-    ) -> Execution: ...
+        ui_workflow: Mapping[str, Any] | None = None,
+    ) -> Execution:
+        """Start a run. `ui_workflow`, the UI-format document `graph` came from, travels along where the
+        server can keep it (ComfyUI embeds it in saved images, as its own frontend does)."""
 
     async def cancel(self, execution_id: str) -> None:
         """Remove a pending execution, or interrupt it when it is running."""

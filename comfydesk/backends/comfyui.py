@@ -435,8 +435,14 @@ class ComfyUIBackend:
         workflow_id: str | None = None,
         inputs: Mapping[str, Any] | None = None,
         front: bool = False,
+        ui_workflow: Mapping[str, Any] | None = None,
     ) -> Execution:
-        """POST the graph with our own prompt id; its events follow `Queued` on the event stream."""
+        """POST the graph with our own prompt id; its events follow `Queued` on the event stream.
+
+        With `ui_workflow` (the UI-format document the graph was converted from) the request carries
+        `extra_data.extra_pnginfo.workflow`, so images the server saves embed the workflow, as they do when
+        ComfyUI's own frontend queues them.
+        """
         if graph is None:
             raise ValueError("the ComfyUI backend runs API graphs: pass `graph` (resolve workflows first)")
         pid = str(uuid.uuid4())
@@ -447,6 +453,8 @@ class ComfyUIBackend:
         body: dict[str, Any] = {"prompt": graph.to_prompt(), "client_id": self.client_id, "prompt_id": pid}
         if front:
             body["front"] = True
+        if ui_workflow is not None:
+            body["extra_data"] = {"extra_pnginfo": {"workflow": dict(ui_workflow)}}
         try:
             resp = await self._request("POST", "/prompt", json=body, ok=())
             if resp.status_code != 200:

@@ -430,6 +430,25 @@ _UI_TEMPLATES = (
 )
 
 
+async def test_submit_embeds_the_ui_workflow_in_saved_images(
+    connected: tuple[ComfyUIBackend, Recorder], fake_comfyui: Any
+) -> None:
+    backend, rec = connected
+    ui = load_json("workflows/ui/default.json")
+    execution = await backend.submit(graph("empty_blur_save"), ui_workflow=ui)
+    end = await rec.end_of(execution.id)
+    assert isinstance(end, Completed)
+    extra_data = fake_comfyui.state.history[execution.id]["prompt"][3]
+    assert extra_data["extra_pnginfo"] == {"workflow": ui}
+    with Image.open(io.BytesIO(await backend.fetch_output(end.outputs[0]))) as img:
+        assert json.loads(img.info["workflow"]) == ui  # as ComfyUI's own frontend makes it
+        assert "prompt" in img.info
+    # Without a UI document nothing extra is sent.
+    plain = await backend.submit(graph("empty_blur_save"))
+    assert isinstance(await rec.end_of(plain.id), Completed)
+    assert "extra_pnginfo" not in fake_comfyui.state.history[plain.id]["prompt"][3]
+
+
 # -- submit errors -------------------------------------------------------------------------------------
 
 
