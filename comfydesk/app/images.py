@@ -60,9 +60,16 @@ def _open(data: bytes, *, max_pixels: int) -> Image.Image:
 
 
 def _to_qimage(image: Image.Image) -> QImage:
-    rgba = image if image.mode == "RGBA" else image.convert("RGBA")
-    raw = rgba.tobytes("raw", "RGBA")
-    qimage = QImage(raw, rgba.width, rgba.height, rgba.width * 4, QImage.Format.Format_RGBA8888)
+    # Opaque RGB and grey images skip the RGBA conversion, which costs more than the decode itself.
+    if image.mode == "RGB":
+        mode, fmt, depth = "RGB", QImage.Format.Format_RGB888, 3
+    elif image.mode == "L":
+        mode, fmt, depth = "L", QImage.Format.Format_Grayscale8, 1
+    else:
+        image = image if image.mode == "RGBA" else image.convert("RGBA")
+        mode, fmt, depth = "RGBA", QImage.Format.Format_RGBA8888, 4
+    raw = image.tobytes("raw", mode)
+    qimage = QImage(raw, image.width, image.height, image.width * depth, fmt)
     # The QImage only borrows `raw`; copy so it owns its pixels once `raw` is collected.
     return qimage.copy()
 
@@ -84,12 +91,12 @@ def decode_image(
             box = _box(max_size)
             image.draft("RGB", box)  # JPEG: decode at a reduced scale, much faster
             image.load()
-            shown = ImageOps.exif_transpose(image)
-            shown.thumbnail(box, Image.Resampling.LANCZOS)
+            ImageOps.exif_transpose(image, in_place=True)  # in place: no copy of every pixel
+            image.thumbnail(box, Image.Resampling.LANCZOS)
         else:
             image.load()
-            shown = ImageOps.exif_transpose(image)
-        return _to_qimage(shown)
+            ImageOps.exif_transpose(image, in_place=True)
+        return _to_qimage(image)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise UnsafeInputError(f"image refused as a decompression bomb: {exc}") from exc
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
