@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QItemSelectionModel, QPoint, Qt, Signal
-from PySide6.QtGui import QAction, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtGui import QAction, QDragEnterEvent, QDropEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -38,6 +38,7 @@ class WorkflowPane(QWidget):
     """The library tree with search, context menu and drop target."""
 
     open_requested = Signal()  # the "Open…" button: the window shows the file dialog
+    activated = Signal(str)  # Enter or double-click on a workflow: the window moves on to its form
 
     def __init__(self, library: LibraryModel, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -53,6 +54,11 @@ class WorkflowPane(QWidget):
         self.search.setClearButtonEnabled(True)
         self.search.setAccessibleName("Search workflows")
         self.search.textChanged.connect(self._rebuild)
+        # Down or Enter in the search box moves on to the (filtered) list, as in a file dialog.
+        self.search.returnPressed.connect(self.focus_tree)
+        down = QShortcut(QKeySequence(Qt.Key.Key_Down), self.search)
+        down.setContext(Qt.ShortcutContext.WidgetShortcut)
+        down.activated.connect(self.focus_tree)
 
         self.open_button = QPushButton("Open…")
         self.open_button.setObjectName("openWorkflowButton")
@@ -70,6 +76,7 @@ class WorkflowPane(QWidget):
         self.tree.currentItemChanged.connect(self._on_current_item)
         self.tree.setEditTriggers(QAbstractItemView.EditTrigger.EditKeyPressed)
         self.tree.itemChanged.connect(self._on_item_edited)
+        self.tree.itemActivated.connect(self._on_activated)
         self.tree.setAcceptDrops(False)
 
         self.rename_action = self._action("&Rename", "F2", self.rename_selected)
@@ -159,14 +166,7 @@ class WorkflowPane(QWidget):
             self._selecting = False
 
     def item_for(self, key: str | None) -> QTreeWidgetItem | None:
-        for i in range(self.tree.topLevelItemCount()):
-            group = self.tree.topLevelItem(i)
-            assert group is not None
-            for j in range(group.childCount()):
-                child = group.child(j)
-                if child is not None and child.data(0, KEY_ROLE) == key:
-                    return child
-        return None
+        return next((c for c in self._workflow_items() if c.data(0, KEY_ROLE) == key), None)
 
     def visible_names(self, source: str | None = None) -> list[str]:
         """Names shown in the tree (optionally of one source); for tests and accessibility checks."""
@@ -183,6 +183,29 @@ class WorkflowPane(QWidget):
         return names
 
     # -- view -> model -----------------------------------------------------------------------------
+    def focus_tree(self) -> None:
+        """Give the tree focus, on the selected workflow or else the first one shown."""
+        current = self.tree.currentItem()
+        if current is None or not current.data(0, KEY_ROLE):
+            first = next(iter(self._workflow_items()), None)
+            if first is not None:
+                self.tree.setCurrentItem(first)
+        self.tree.setFocus(Qt.FocusReason.TabFocusReason)
+
+    def _workflow_items(self) -> list[QTreeWidgetItem]:
+        items: list[QTreeWidgetItem] = []
+        for i in range(self.tree.topLevelItemCount()):
+            group = self.tree.topLevelItem(i)
+            assert group is not None
+            items += [c for j in range(group.childCount()) if (c := group.child(j)) is not None]
+        return items
+
+    def _on_activated(self, item: QTreeWidgetItem, _column: int) -> None:
+        key = item.data(0, KEY_ROLE)
+        if key:
+            self._library.select(str(key))
+            self.activated.emit(str(key))
+
     def selected_entry(self) -> LibraryEntry | None:
         item = self.tree.currentItem()
         key = item.data(0, KEY_ROLE) if item is not None else None

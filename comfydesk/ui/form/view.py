@@ -102,6 +102,16 @@ class FormView(QScrollArea):
     def spec(self) -> FormSpec | None:
         return self._spec
 
+    def focus_first_field(self) -> bool:
+        """Focus the first field shown (top to bottom); False when the form has none to focus."""
+        for row in self.rows.values():
+            target = row.editor.focus_widget()
+            if target.isVisibleTo(self) and target.isEnabled():
+                target.setFocus(Qt.FocusReason.ShortcutFocusReason)
+                self._scroll_to(row)
+                return True
+        return False
+
     def tab_chain(self) -> list[QWidget]:
         """The widgets Tab visits in the form, top to bottom (empty without a workflow)."""
         return list(self._tab_chain)
