@@ -41,6 +41,11 @@ class DemoEngine(QObject):
         return self._url
 
     @property
+    def starting(self) -> bool:
+        """True from start() until the engine answers (or fails to)."""
+        return self._starting
+
+    @property
     def running(self) -> bool:
         return self._server is not None
 

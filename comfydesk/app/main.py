@@ -13,9 +13,20 @@ from PySide6.QtWidgets import QApplication, QMainWindow
 from comfydesk.app.context import build_context
 from comfydesk.app.tasks import install_excepthook
 
-__all__ = ["create_main_window", "run"]
+__all__ = ["configure_logging", "create_main_window", "run"]
 
 log = logging.getLogger(__name__)
+
+QUIET_LOGGERS = ("httpx", "httpcore", "uvicorn.access", "websockets")
+"""Libraries that log every request at INFO: only their warnings reach the console."""
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    """comfydesk's own messages at `level`; the HTTP client and the demo server's access log at WARNING."""
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("comfydesk").setLevel(level)
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(max(level, logging.WARNING))
 
 
 def create_main_window(server: str | None = None, data_dir: Path | None = None) -> QMainWindow:
@@ -41,7 +52,7 @@ def run(server: str | None = None, data_dir: Path | None = None) -> int:
     """Run the app until the window closes; returns the exit code."""
     import qasync
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging()
     existing = QApplication.instance()
     app = existing if isinstance(existing, QApplication) else QApplication(sys.argv)
     app.setApplicationName("comfydesk")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import itertools
 import time
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,6 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMessageBox,
     QPushButton,
-    QSizePolicy,
     QSpinBox,
     QSplitter,
     QStackedWidget,
@@ -40,6 +40,7 @@ from comfydesk.app.demo import DEMO_LABEL
 from comfydesk.app.library import CurrentWorkflow
 from comfydesk.app.tasks import AppError
 from comfydesk.backends.base import ConnectionState, ConnectionStatus
+from comfydesk.core.events import ExecutionStatus
 from comfydesk.core.templates import SeedControl
 from comfydesk.ui.error_view import ErrorView
 from comfydesk.ui.first_run import FirstRunPanel
@@ -55,6 +56,8 @@ from comfydesk.ui.workflow_pane import WorkflowPane
 __all__ = ["MainWindow"]
 
 OPEN_FILTER = "Workflows (*.json *.png *.webp);;All files (*)"
+SPLITTER_KEY = "centre_splitter_sizes"  # form / progress / results heights, in the settings file
+MESSAGE_MS = 8000  # a status-bar note goes after this, or sooner when what it says is over
 
 
 def _with_shortcut(text: str, action: QAction) -> str:
@@ -75,6 +78,7 @@ class MainWindow(QMainWindow):
         self._last_seeds: dict[str, int] = {}
         self._status_at = time.monotonic()
         self._profiles_dialog: ProfilesDialog | None = None
+        self._focus_on_load: str | None = None  # a workflow chosen with Enter: focus its form once built
 
         self._build_actions()
         self._build_centre()
@@ -92,8 +96,13 @@ class MainWindow(QMainWindow):
         self, text: str, slot: Any, *shortcuts: str | QKeySequence.StandardKey, tip: str = ""
     ) -> QAction:
         action = QAction(text, self)
-        if shortcuts:
-            action.setShortcuts([QKeySequence(s) for s in shortcuts])
+        keys: list[QKeySequence] = []
+        for s in shortcuts:  # a standard key may be unbound on a platform: the next one stands in
+            key = QKeySequence(s)
+            if not key.isEmpty() and key not in keys:
+                keys.append(key)
+        if keys:
+            action.setShortcuts(keys)
         action.setToolTip(_with_shortcut(tip or text.replace("&", "").rstrip("…"), action))
         action.setStatusTip(tip)
         action.triggered.connect(slot)
@@ -104,7 +113,7 @@ class MainWindow(QMainWindow):
         ctx = self.ctx
         self.open_action = self._action("&Open workflow…", self.open_workflow, QKeySequence.StandardKey.Open)
         self.reveal_action = self._action("&Reveal library folder", lambda: ctx.library.reveal(None))
-        self.quit_action = self._action("&Quit", self.close, QKeySequence.StandardKey.Quit)
+        self.quit_action = self._action("&Quit", self.close, QKeySequence.StandardKey.Quit, "Ctrl+Q")
         self.run_action = self._action("&Run", self.run_workflow, "Ctrl+Return", "Ctrl+Enter")
         self.cancel_action = self._action(
             "&Cancel", ctx.controller.cancel, "Esc", tip="Cancel this window's runs"
@@ -112,10 +121,10 @@ class MainWindow(QMainWindow):
         self.reset_action = self._action("Reset form to &defaults", self._reset_form, "Ctrl+Shift+Backspace")
         self.focus_form_action = self._action("Go to the &form", self._focus_form, "Ctrl+E")
         self.profiles_action = self._action("&Profiles…", self.show_profiles, "Ctrl+,")
-        self.reconnect_action = self._action("Re&connect", ctx.retry, QKeySequence.StandardKey.Refresh)
+        self.reconnect_action = self._action("Re&connect", ctx.retry, QKeySequence.StandardKey.Refresh, "F5")
         self.demo_action = self._action("Start &demo engine", ctx.start_demo, tip=DEMO_LABEL)
         self.about_action = self._action(
-            "&About comfydesk", self.show_about, QKeySequence.StandardKey.HelpContents
+            "&About comfydesk", self.show_about, QKeySequence.StandardKey.HelpContents, "F1"
         )
 
     def _build_centre(self) -> None:
@@ -142,14 +151,7 @@ class MainWindow(QMainWindow):
         self.form_message.setObjectName("formMessage")
         self.form_message.setWordWrap(True)
         self.form = FormView()
-
-        top = QWidget()
-        top_layout = QVBoxLayout(top)
-        top_layout.setContentsMargins(8, 8, 8, 0)
-        top_layout.addLayout(head)
-        top_layout.addWidget(self.workflow_description)
-        top_layout.addWidget(self.form_message)
-        top_layout.addWidget(self.form, 1)
+        self.form.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # Tab goes to its fields, not to the scroll area
 
         self.run_button = QPushButton("Run")
         self.run_button.setObjectName("runButton")
@@ -175,30 +177,43 @@ class MainWindow(QMainWindow):
         bar.addWidget(self.cancel_button)
         bar.addStretch(1)
 
+        # Three panes: the form with its run bar right under it, the run's progress, the results. The form
+        # stretches; the other two start at their size hints. The sizes are remembered.
+        top = QWidget()
+        top.setObjectName("formPane")
+        top_layout = QVBoxLayout(top)
+        top_layout.setContentsMargins(8, 8, 8, 4)
+        top_layout.addLayout(head)
+        top_layout.addWidget(self.workflow_description)
+        top_layout.addWidget(self.form_message)
+        top_layout.addWidget(self.form, 1)
+        top_layout.addLayout(bar)
+
         self.progress = ProgressPanel()
         self.progress.bind(self.ctx.run_state)
-        self.results = ResultsStrip()
         self.error_view = ErrorView()
         self.error_view.setObjectName("appErrorView")  # the progress panel has its own, for failed runs
         self.error_view.hide()
+        middle = QWidget()
+        middle.setObjectName("progressPane")
+        middle_layout = QVBoxLayout(middle)
+        middle_layout.setContentsMargins(8, 2, 8, 2)
+        middle_layout.addWidget(self.error_view)
+        middle_layout.addWidget(self.progress)
+        middle_layout.addStretch(1)
 
-        bottom = QWidget()
-        bottom_layout = QVBoxLayout(bottom)
-        bottom_layout.setContentsMargins(8, 4, 8, 8)
-        bottom_layout.addLayout(bar)
-        bottom_layout.addWidget(self.error_view)
-        bottom_layout.addWidget(self.progress)
-        bottom_layout.addWidget(self.results)
-        bottom_layout.addStretch(1)
-        self.progress.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
+        self.results = ResultsStrip()
+        results_pane = QWidget()
+        results_pane.setObjectName("resultsPane")
+        results_layout = QVBoxLayout(results_pane)
+        results_layout.setContentsMargins(8, 2, 8, 8)
+        results_layout.addWidget(self.results)
 
         self.splitter = QSplitter(Qt.Orientation.Vertical)
         self.splitter.setObjectName("centreSplitter")
-        self.splitter.addWidget(top)
-        self.splitter.addWidget(bottom)
-        self.splitter.setStretchFactor(0, 1)
-        self.splitter.setStretchFactor(1, 0)
-        self.splitter.setSizes([520, 300])
+        for pane, stretch in ((top, 1), (middle, 0), (results_pane, 0)):
+            self.splitter.addWidget(pane)
+            self.splitter.setStretchFactor(self.splitter.indexOf(pane), stretch)
         self.splitter.setChildrenCollapsible(False)
 
         self.stack = QStackedWidget()
@@ -210,6 +225,7 @@ class MainWindow(QMainWindow):
     def _build_docks(self) -> None:
         self.workflow_pane = WorkflowPane(self.ctx.library)
         self.workflow_pane.open_requested.connect(self.open_workflow)
+        self.workflow_pane.activated.connect(self._on_workflow_activated)
         self.node_pane = NodePane(self.ctx.catalog)
         self.left_tabs = QTabWidget()
         self.left_tabs.setObjectName("leftTabs")
@@ -293,13 +309,13 @@ class MainWindow(QMainWindow):
         ctx.run_state.node_changed.connect(lambda node_id, _t: self.form.highlight_node(node_id or None))
         ctx.errors.error_changed.connect(self._on_error)
         ctx.demo.starting_changed.connect(self._on_demo_starting)
+        ctx.run_state.status_changed.connect(self._on_run_status)
+        self.form.widgets_changed.connect(self._chain_form)
         self.form.values_changed.connect(self._on_values)
         self.form.prefs_changed.connect(self._on_prefs)
         self.form.reuse_seed_requested.connect(self._on_reuse_seed)
         self.cancel_action.setEnabled(False)
-        self.setTabOrder(self.form, self.run_button)
-        self.setTabOrder(self.run_button, self.batch)
-        self.setTabOrder(self.batch, self.cancel_button)
+        self._chain_form()
 
     # ------------------------------------------------------------------------------------------ slots
     def open_workflow(self) -> None:
@@ -345,14 +361,47 @@ class MainWindow(QMainWindow):
             search.setFocus(Qt.FocusReason.ShortcutFocusReason)
 
     def _focus_form(self) -> None:
-        self.form.setFocus(Qt.FocusReason.ShortcutFocusReason)
-        self.form.focusNextChild()
+        """Focus the form's first field (Ctrl+E, Enter on a workflow)."""
+        if not self.form.focus_first_field():
+            first = next((w for w in self.form.tab_chain() if w.isVisibleTo(self.form)), None)
+            if first is not None:  # every group is collapsed: its header
+                first.setFocus(Qt.FocusReason.ShortcutFocusReason)
+
+    def _chain_form(self) -> None:
+        """Search -> library -> the form's fields top to bottom -> Run, batch, Cancel; the form's widgets are
+        new after each rebuild, so the chain is laid again (pairwise, as setTabOrder moves one widget)."""
+        fields = [w for w in self.form.tab_chain() if w.focusPolicy() & Qt.FocusPolicy.TabFocus]
+        pane = self.workflow_pane
+        chain = [pane.search, pane.tree, *fields, self.run_button, self.batch, self.cancel_button]
+        for first, second in itertools.pairwise(chain):
+            QWidget.setTabOrder(first, second)
+
+    def _on_workflow_activated(self, key: str) -> None:
+        """Enter on a workflow: its form, then its first field (once the form is built, if it is loading)."""
+        self._focus_on_load = key
+        self._focus_loaded()
+
+    def _focus_loaded(self) -> None:
+        cur = self._current
+        if cur is not None and cur.key == self._focus_on_load and self.form.spec() is cur.spec:
+            self._focus_on_load = None
+            self._focus_form()
 
     def _reset_form(self) -> None:
         self.form.reset_to_defaults()
 
     def _show_message(self, text: str) -> None:
-        self.statusBar().showMessage(text, 8000)
+        self.statusBar().showMessage(text, MESSAGE_MS)
+
+    def _clear_message(self, *prefixes: str) -> None:
+        """Clear the status-bar note if it is one of these (superseded: the run started, the demo is up)."""
+        current = self.statusBar().currentMessage()
+        if current and current.startswith(prefixes):
+            self.statusBar().clearMessage()
+
+    def _on_run_status(self, status: object) -> None:
+        if status is not None and status is not ExecutionStatus.QUEUED:
+            self._clear_message("Queued ")
 
     def _on_status(self, status: ConnectionStatus) -> None:
         self._status_at = time.monotonic()
@@ -388,12 +437,17 @@ class MainWindow(QMainWindow):
         )
         self.run_button.setEnabled(ready)
         self.run_action.setEnabled(ready)
+        has_form = self._current is not None and self._current.spec is not None
+        self.reset_button.setEnabled(has_form)
+        self.reset_action.setEnabled(has_form)
 
     def _on_demo_starting(self, starting: bool) -> None:
         self.first_run.set_demo_starting(starting)
         self.demo_action.setEnabled(not starting)
         if starting:
             self._show_message("Starting the demo engine…")
+        else:
+            self._clear_message("Starting the demo engine")
 
     def _on_current(self, current: object) -> None:
         self._current = current if isinstance(current, CurrentWorkflow) else None
@@ -433,6 +487,8 @@ class MainWindow(QMainWindow):
             else:
                 self.form.set_spec(None)
         self._update_run_enabled()
+        if self._focus_on_load is not None:
+            self._focus_loaded()
 
     def _on_values(self, values: dict[str, Any]) -> None:
         if self._current is not None:
@@ -490,10 +546,20 @@ class MainWindow(QMainWindow):
         state = settings.window_state()
         if state is not None:
             self.restoreState(QByteArray(state))
+        sizes = settings.get(SPLITTER_KEY)
+        if (
+            isinstance(sizes, list)
+            and len(sizes) == self.splitter.count()
+            and all(isinstance(n, int) and n >= 0 for n in sizes)
+            and sum(sizes) > 0
+        ):
+            self.splitter.setSizes(sizes)
 
     def save_layout(self) -> None:
         self.ctx.settings.set_window_geometry(bytes(self.saveGeometry().data()))
         self.ctx.settings.set_window_state(bytes(self.saveState().data()))
+        if self.splitter.isVisible():  # hidden behind the first-run panel its sizes are not the user's
+            self.ctx.settings.set(SPLITTER_KEY, self.splitter.sizes())
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self.save_layout()

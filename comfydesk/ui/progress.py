@@ -151,7 +151,24 @@ class ProgressPanel(QFrame):
         return self._state
 
     # ------------------------------------------------------------------------------------------ slots
+    def details_shown(self) -> bool:
+        """True while the node, step and overall bars and the preview are shown (a run has started)."""
+        return not self.step_bar.isHidden()
+
+    def _show_details(self, shown: bool) -> None:
+        # Idle, the panel is one line ("Ready"): the form keeps the room until a run starts.
+        for widget in (
+            self.node_label,
+            self.step_bar,
+            self.eta_label,
+            self.overall_caption,
+            self.overall_bar,
+            self.preview_label,
+        ):
+            widget.setVisible(shown)
+
     def _show_idle(self) -> None:
+        self._show_details(False)
         self.status_label.setText("Ready")
         self.node_label.setText("")
         self.elapsed_label.setText("")
@@ -173,11 +190,16 @@ class ProgressPanel(QFrame):
             self.elapsed_label.setText("")
             self._on_queue_position(state.queue_position if state else None)
         elif status is ExecutionStatus.RUNNING:
+            self._show_details(True)
             index, total = state.batch if state else (0, 1)
             self.status_label.setText(f"Running — image {index + 1} of {total}" if total > 1 else "Running")
             self._tick()
             self._timer.start()
         else:
+            if status is ExecutionStatus.COMPLETED:
+                self._show_details(True)
+            if self._preview is None:  # over without a preview: no empty box to keep the room for
+                self.preview_label.setVisible(False)
             self._timer.stop()
             self._tick()
             self.status_label.setText(

@@ -27,6 +27,7 @@ from comfydesk.core.errors import UnsafeInputError
 __all__ = ["ImageViewer", "ResultsStrip"]
 
 THUMB_SIZE = 112
+EMPTY_HINT = "Results of your runs appear here"
 ITEM_ROLE = Qt.ItemDataRole.UserRole
 
 
@@ -70,6 +71,14 @@ class ResultsStrip(QListWidget):
         self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.setFixedHeight(THUMB_SIZE + 28 + 2 * self.frameWidth() + 20)
         self.setAccessibleName("Results of this session")
+        # Shown over the empty strip, so it does not read as a blank box.
+        self.hint = QLabel(EMPTY_HINT, self.viewport())
+        self.hint.setObjectName("resultsHint")
+        self.hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.hint.setEnabled(False)  # the palette's disabled text: quiet, and readable light or dark
+        self.hint.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        hint_layout = QVBoxLayout(self.viewport())
+        hint_layout.addWidget(self.hint)
         self._placeholder = self._make_placeholder()
         self._relay = _Relay(self)
         self._relay.done.connect(self._thumbnail_ready)
@@ -95,6 +104,7 @@ class ResultsStrip(QListWidget):
                 _in_pool(self._relay, result.path, functools.partial(make_thumbnail, result.path, THUMB_SIZE))
         if items:
             self.scrollToTop()
+        self.hint.setVisible(self.count() == 0)
 
     def results(self) -> list[ResultItem]:
         """The results shown, newest first."""

@@ -11,9 +11,9 @@ __all__ = ["apply_theme", "error_color", "error_styles", "is_dark", "status_colo
 
 _ACCENTS = {
     # (light background, dark background); each at least 4.5:1 against its background
-    "connected": ("#1e7d32", "#81c784"),
-    "connecting": ("#8a6d00", "#ffd54f"),
-    "reconnecting": ("#8a6d00", "#ffd54f"),
+    "connected": ("#17692a", "#81c784"),
+    "connecting": ("#735a00", "#ffd54f"),
+    "reconnecting": ("#735a00", "#ffd54f"),
     "disconnected": ("#b3261e", "#ef9a9a"),
 }
 _ERROR = ("#b3261e", "#ff8a80")

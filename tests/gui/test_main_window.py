@@ -44,8 +44,13 @@ def test_opens_without_server_then_demo_engine(
     assert window.first_run.demo_button.toolTip() == DEMO_LABEL
     window.grab().save(str(artifacts_dir / "01-first-run.png"))
 
+    notes: list[str] = []
+    window.statusBar().messageChanged.connect(notes.append)
     window.first_run.demo_button.click()
     qtbot.waitUntil(lambda: window.ctx.connection.backend is not None, timeout=15_000)
+    qtbot.waitUntil(lambda: not window.ctx.demo.starting, timeout=15_000)
+    assert "Starting the demo engine…" in notes
+    assert not window.statusBar().currentMessage().startswith("Starting the demo engine")  # it is up
     qtbot.waitUntil(lambda: window.stack.currentWidget() is window.splitter, timeout=5_000)
     samples = sorted(sample_workflows_dir().glob("*.json"))
     qtbot.waitUntil(lambda: len(window.workflow_pane.visible_names("sample")) == len(samples), timeout=10_000)
