@@ -317,9 +317,12 @@ def test_ui_stays_responsive_under_a_flood(
     window.ctx.run_state.step_progress_changed.connect(lambda v, m: steps.append((v, m)))
     probe.start()
     window.run_workflow()
+    # The run may drain in well under a second on a quiet machine; keep probing a few ticks past the
+    # result (thumbnailing, saving) so that there is always something to measure.
     qtbot.waitUntil(lambda: window.results.count() == 1, timeout=60_000)
+    ticks_at_result = len(gaps)
+    qtbot.waitUntil(lambda: len(gaps) >= ticks_at_result + 5, timeout=10_000)
     probe.stop()
-    assert len(gaps) > 10
     assert max(gaps) < 0.5, f"the UI thread stalled for {max(gaps):.3f} s"
     assert previews, "no preview reached the panel"
     assert decode_threads and threading.main_thread().name not in decode_threads
