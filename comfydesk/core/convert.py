@@ -4,7 +4,8 @@ The rules follow the web frontend's `graphToPrompt` (comfyui-frontend-package 1.
 `ExecutableNodeDTO` link resolution, so the output matches what the editor itself would queue:
 
 - widget values are matched to the widget inputs of the node definition, in definition order; the extra
-  `control_after_generate` value after a seed and the image-upload button value are skipped;
+  `control_after_generate` value after a seed and the image-upload button value are skipped (the control
+  modes are kept apart, in `ConversionResult.seed_controls`);
 - muted nodes (mode 2) are left out and links from them removed; bypassed nodes (mode 4) are left out and
   their consumers wired to the bypassed node's input of the matching type;
 - Reroutes are followed, a PrimitiveNode's value is written into every widget it feeds, notes are dropped;
@@ -65,6 +66,10 @@ class ConversionReport:
 class ConversionResult:
     graph: ApiGraph
     report: ConversionReport
+    #: The saved "control after generate" mode ("fixed", "increment", "decrement", "randomize", as stored)
+    #: of each seed-like widget value of the graph, by (node id as emitted, input name). A seed that takes
+    #: a PrimitiveNode's value has the primitive's mode; linked seeds and files saved without modes have none.
+    seed_controls: dict[tuple[str, str], str] = field(default_factory=dict)
 
 
 def is_ui_workflow(doc: object) -> bool:
@@ -104,6 +109,7 @@ class _Ref:
 class _Value:
     value: Any
     primitive: str | None = None  # the PrimitiveNode it came from
+    control: str | None = None  # the control mode saved next to the value where it came from
 
 
 _Resolved = _Ref | _Value | None
@@ -133,6 +139,7 @@ class _Converter:
         self.primitive_uses: dict[str, list[str]] = {}
         self._via_bypass: list[str] = []
         self._via_reroute: list[str] = []
+        self.seed_controls: dict[tuple[str, str], str] = {}
 
     # ---- expansion
 
@@ -143,7 +150,14 @@ class _Converter:
             raise UnknownNodeTypeError(self.unknown, source=self.source, where=where)
         output = self.emit()
         self.report_primitives()
-        return ConversionResult(ApiGraph({k: output[k] for k in js_key_order(output)}), self.report)
+        order = js_key_order(output)
+        controls = {
+            (node_id, name): self.seed_controls[(node_id, name)]
+            for node_id in order
+            for name in output[node_id].inputs
+            if (node_id, name) in self.seed_controls
+        }
+        return ConversionResult(ApiGraph({k: output[k] for k in order}), self.report, controls)
 
     def expand(
         self,
@@ -199,7 +213,8 @@ class _Converter:
                 continue
             node_def = self.catalog[node.type]
             label = f"node {dto.exec_id} ({node.type})"
-            inputs = self.widget_values(node, node_def, label)
+            controls: dict[str, str] = {}
+            inputs = self.widget_values(node, node_def, label, controls)
             for index, slot in enumerate(node.inputs):
                 self._via_bypass.clear()
                 self._via_reroute.clear()
@@ -216,8 +231,14 @@ class _Converter:
                             continue
                         self.primitive_uses[resolved.primitive].append(f"node {dto.exec_id} '{slot.name}'")
                     inputs[slot.name] = _wrap(copy.deepcopy(resolved.value))
+                    # The mode saved where the value comes from (the primitive, the promoted widget) rules.
+                    controls.pop(slot.name, None)
+                    spec = node_def.input(slot.name)
+                    if resolved.control is not None and spec is not None and _has_control_widget(spec):
+                        controls[slot.name] = resolved.control
                     continue
                 inputs[slot.name] = [resolved.origin, resolved.slot]
+                controls.pop(slot.name, None)
                 if slot.name not in inputs and node_def.input(slot.name) is None:
                     self.report.guessed.append(f"{label} input '{slot.name}' is not in the definition")
                 if self._via_bypass:
@@ -225,6 +246,8 @@ class _Converter:
                         f"{label} input '{slot.name}' wired to {resolved.origin} output {resolved.slot} "
                         f"past bypassed node {', '.join(self._via_bypass)}"
                     )
+            for name, mode in controls.items():
+                self.seed_controls[(dto.exec_id, name)] = mode
             output[dto.exec_id] = ApiNode(
                 id=dto.exec_id,
                 class_type=node.type,
@@ -241,6 +264,7 @@ class _Converter:
                     and value[0] not in output
                 ):
                     del api_node.inputs[name]
+                    self.seed_controls.pop((node_id, name), None)
                     self.report.dropped.append(
                         f"node {node_id} ({api_node.class_type}) input '{name}' left unconnected: "
                         f"its source node {value[0]} is not executed"
@@ -262,8 +286,14 @@ class _Converter:
 
     # ---- widgets
 
-    def widget_values(self, node: UiNode, node_def: NodeDef, label: str) -> dict[str, Any]:
-        """Widget inputs in definition order, valued from `widgets_values` (a list, or an object by name)."""
+    def widget_values(
+        self, node: UiNode, node_def: NodeDef, label: str, controls: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        """Widget inputs in definition order, valued from `widgets_values` (a list, or an object by name).
+
+        The control mode saved after a seed-like widget goes into `controls` (widget name -> mode), when
+        the values carry one.
+        """
         slots: list[tuple[str, InputSpec | None]] = []  # None: a widget the prompt does not carry
         for spec in node_def.inputs:
             if not spec.is_widget:
@@ -273,6 +303,7 @@ class _Converter:
                 slots.append(("control_after_generate", None))
             if spec.upload:
                 slots.append(("upload", None))
+        found: dict[str, str] = {} if controls is None else controls
         if any(spec.is_dynamic for spec in node_def.inputs):
             self.report.guessed.append(
                 f"{label} has dynamic inputs; only its plain widgets and links are used"
@@ -280,6 +311,10 @@ class _Converter:
         out: dict[str, Any] = {}
         stored = node.widgets_values
         if isinstance(stored, dict):
+            mode = stored.get("control_after_generate")
+            owner = next((n for n, _ in _controlled(slots)), None)
+            if isinstance(mode, str) and owner is not None:
+                found[owner] = mode
             for name, dict_spec in slots:
                 if dict_spec is None:
                     continue
@@ -307,6 +342,9 @@ class _Converter:
                     f"{label} has {len(values)} widget values where its definition has {len(slots)} widgets; "
                     "matched in order"
                 )
+        for owner, i in _controlled(slots):
+            if i < len(values) and isinstance(values[i], str):
+                found[owner] = values[i]
         for i, (name, maybe_spec) in enumerate(slots):
             if maybe_spec is None:
                 continue
@@ -330,13 +368,14 @@ class _Converter:
                 continue
             quiet = ConversionReport()
             saved, self.report = self.report, quiet
+            controls: dict[str, str] = {}
             try:
-                values = self.widget_values(target, node_def, "")
+                values = self.widget_values(target, node_def, "", controls)
             finally:
                 self.report = saved
             name = slot.widget or slot.name
             if name in values:
-                return _Value(values[name])
+                return _Value(values[name], control=controls.get(name))
         return None
 
     # ---- link resolution (the editor's ExecutableNodeDTO.resolveInput / resolveOutput)
@@ -421,7 +460,7 @@ class _Converter:
             self._via_reroute.append(dto.exec_id)
             return self.resolve_input(dto, 0, visited, want)
         if node.type == "PrimitiveNode":
-            return _Value(_primitive_value(node), primitive=dto.exec_id)
+            return _Value(_primitive_value(node), primitive=dto.exec_id, control=_primitive_control(node))
         if node.type in NOTE_TYPES:
             return None
         return _Ref(dto.exec_id, index)
@@ -471,6 +510,15 @@ def _has_control_widget(spec: InputSpec) -> bool:
     return spec.type == "INT" and spec.name in _LEGACY_SEED_NAMES
 
 
+def _controlled(slots: list[tuple[str, InputSpec | None]]) -> list[tuple[str, int]]:
+    """(widget name, index of its control value) for each control slot in `slots`."""
+    return [
+        (slots[i - 1][0], i)
+        for i, (name, spec) in enumerate(slots)
+        if i > 0 and spec is None and name == "control_after_generate"
+    ]
+
+
 def _default(spec: InputSpec) -> Any:
     if spec.default is not None:
         return copy.deepcopy(spec.default)
@@ -495,6 +543,16 @@ def _primitive_value(node: UiNode) -> Any:
         return stored[0]
     if isinstance(stored, dict) and stored:
         return next(iter(stored.values()))
+    return None
+
+
+def _primitive_control(node: UiNode) -> str | None:
+    """The control mode a PrimitiveNode saved after its value (number widgets get one), if any."""
+    stored = node.widgets_values
+    if isinstance(stored, list) and len(stored) >= 2 and isinstance(stored[1], str):
+        return stored[1]
+    if isinstance(stored, dict) and isinstance(mode := stored.get("control_after_generate"), str):
+        return mode
     return None
 
 

@@ -301,6 +301,13 @@ def _kind_of(spec: InputSpec) -> FieldKind:
     return FieldKind.TEXT if spec.multiline else FieldKind.STRING
 
 
+def _seed_control(mode: object) -> SeedControl | None:
+    """A saved "control after generate" mode as a SeedControl; None for anything else."""
+    if isinstance(mode, str) and mode in SeedControl.__members__.values():
+        return SeedControl(mode)
+    return None
+
+
 def _fallback_default(kind: FieldKind, spec: InputSpec | None) -> Any:
     if kind in (FieldKind.INT, FieldKind.SEED, FieldKind.FLOAT):
         return spec.min if spec is not None and spec.min is not None else 0
@@ -371,7 +378,11 @@ def _placeholder_field(
 
 
 def build_form(workflow: Workflow, catalog: NodeCatalog) -> FormSpec:
-    """The form of `workflow`; raises UnknownNodeTypeError naming every node type the catalog lacks."""
+    """The form of `workflow`; raises UnknownNodeTypeError naming every node type the catalog lacks.
+
+    A seed field's control is the mode the workflow was saved with (`Workflow.seed_controls`), when it is
+    one of the SeedControl values, else RANDOMIZE.
+    """
     graph = workflow.graph
     unknown = [n.class_type for n in graph.values() if n.class_type not in catalog]
     if unknown:
@@ -392,17 +403,20 @@ def build_form(workflow: Workflow, catalog: NodeCatalog) -> FormSpec:
                 continue
             if isinstance(value, str) and PLACEHOLDER_RE.search(value):
                 continue  # shown once, as its placeholder field
-            fields.append(
-                _spec_field(
-                    spec,
-                    key=f"{node.id}.{spec.name}",
-                    label=humanize(spec.label),
-                    kind=_kind_of(spec),
-                    value=copy.deepcopy(value),
-                    node_id=node.id,
-                    input_name=spec.name,
-                )
+            kind = _kind_of(spec)
+            made = _spec_field(
+                spec,
+                key=f"{node.id}.{spec.name}",
+                label=humanize(spec.label),
+                kind=kind,
+                value=copy.deepcopy(value),
+                node_id=node.id,
+                input_name=spec.name,
             )
+            saved = _seed_control(workflow.seed_controls.get((node.id, spec.name)))
+            if kind is FieldKind.SEED and saved is not None:
+                made = dataclasses.replace(made, control=saved)  # the mode the workflow was saved with
+            fields.append(made)
         if fields:  # nodes with nothing to set (VAEDecode, SaveImage's images...) get no group
             groups.append(FormGroup(node.id, node.title or ndef.title, node.class_type, tuple(fields)))
     return FormSpec(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +48,9 @@ class Workflow:
     format: str = "api"  # "api" | "ui" | "v1" | "png"
     report: ConversionReport | None = None
     workflow_id: str | None = None
+    #: "Control after generate" modes saved with a UI-format workflow, by (node id, input name), as stored
+    #: (normally "fixed", "increment", "decrement" or "randomize"); empty for the other formats.
+    seed_controls: Mapping[tuple[str, str], str] = field(default_factory=dict)
 
 
 def _is_image(data: bytes) -> bool:
@@ -139,7 +142,9 @@ def _unwrap(doc: Any) -> Any:
     return doc
 
 
-def _convert_ui(doc: Any, catalog: NodeCatalog | None, source: str | None) -> tuple[ApiGraph, Any]:
+def _convert_ui(
+    doc: Any, catalog: NodeCatalog | None, source: str | None
+) -> tuple[ApiGraph, Any, dict[tuple[str, str], str]]:
     if catalog is None:
         raise WorkflowError(
             "this is a UI-format workflow, and converting it needs the server's node definitions",
@@ -149,7 +154,7 @@ def _convert_ui(doc: Any, catalog: NodeCatalog | None, source: str | None) -> tu
     from comfydesk.core.convert import convert_ui_workflow
 
     result = convert_ui_workflow(doc, catalog, source=source)
-    return result.graph, result.report
+    return result.graph, result.report, result.seed_controls
 
 
 def _from_document(
@@ -181,7 +186,7 @@ def _from_document(
             name=default_name, graph=_graph_from_v1_nodes(doc, source), source=source, format=fmt or "v1"
         )
     if _looks_like_ui(doc):
-        graph, report = _convert_ui(doc, catalog, source)
+        graph, report, seed_controls = _convert_ui(doc, catalog, source)
         extra = doc.get("extra") if isinstance(doc, dict) else None
         title = extra.get("title") if isinstance(extra, dict) else None
         return Workflow(
@@ -190,6 +195,7 @@ def _from_document(
             source=source,
             format=fmt or "ui",
             report=report,
+            seed_controls=seed_controls,
         )
     if isinstance(doc, dict) and not doc:
         raise WorkflowFormatError("the workflow is empty (no nodes)", source=source)

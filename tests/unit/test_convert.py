@@ -538,3 +538,131 @@ def test_report_lines_concatenates_in_order() -> None:
     report = ConversionReport(dropped=["a"], expanded=["b", "c"], guessed=["d"])
     assert report.lines() == ["a", "b", "c", "d"]
     assert ConversionReport().lines() == []
+
+
+# -------------------------------------------------------------------------- seed control modes
+
+
+@pytest.mark.parametrize(
+    ("name", "controls"),
+    [
+        ("01_get_started_text_to_image", {("83:3", "seed"): "randomize"}),
+        ("default", {("3", "seed"): "randomize"}),
+        ("flux_fill_inpaint_example", {("47:3", "seed"): "randomize"}),
+        ("flux_schnell", {("31", "seed"): "randomize"}),
+        ("sd3.5_simple_example", {("3", "seed"): "randomize"}),
+        ("sdxl_simple_example", {("10", "noise_seed"): "randomize", ("11", "noise_seed"): "fixed"}),
+        ("sdxlturbo_example", {("13", "noise_seed"): "fixed"}),
+        ("text_to_video_wan", {("3", "seed"): "randomize"}),
+    ],
+)
+def test_seed_controls_of_the_references(name: str, controls: dict[Any, str], catalog: NodeCatalog) -> None:
+    result = convert(ui(name), catalog)
+    assert result.seed_controls == controls
+    for node_id, input_name in result.seed_controls:  # only seeds the graph carries as values
+        assert isinstance(result.graph[node_id].inputs[input_name], int)
+
+
+@pytest.mark.parametrize("mode", ["fixed", "increment", "decrement", "randomize"])
+def test_seed_control_saved_after_the_seed_is_collected(mode: str, catalog: NodeCatalog) -> None:
+    doc = ui("default")
+    node_of(doc, 3)["widgets_values"][1] = mode
+    result = convert(doc, catalog)
+    assert result.seed_controls == {("3", "seed"): mode}
+    assert (
+        result.graph["3"].inputs["seed"] == 685468484323813 and mode not in result.graph["3"].inputs.values()
+    )
+
+
+def test_seed_control_inside_a_subgraph_uses_the_inner_id(catalog: NodeCatalog) -> None:
+    doc = ui("01_get_started_text_to_image")
+    sampler = node_of(doc, 3, doc["definitions"]["subgraphs"][0])
+    sampler["widgets_values"][1] = "increment"
+    assert convert(doc, catalog).seed_controls == {("83:3", "seed"): "increment"}
+
+
+def test_seed_control_of_an_unknown_mode_is_kept_as_saved(catalog: NodeCatalog) -> None:
+    doc = ui("default")
+    node_of(doc, 3)["widgets_values"][1] = "sometimes"
+    assert convert(doc, catalog).seed_controls == {("3", "seed"): "sometimes"}
+
+
+def test_no_seed_control_without_a_saved_mode(catalog: NodeCatalog) -> None:
+    doc = ui("default")
+    node_of(doc, 3)["widgets_values"] = [99, 20, 8, "euler", "normal", 1]  # saved before the control widget
+    result = convert(doc, catalog)
+    assert result.seed_controls == {} and result.graph["3"].inputs["seed"] == 99
+    node_of(doc, 3)["widgets_values"] = [99, None, 20, 8, "euler", "normal", 1]
+    assert convert(doc, catalog).seed_controls == {}
+
+
+def test_seed_control_from_dict_widget_values(catalog: NodeCatalog) -> None:
+    doc = ui("default")
+    node_of(doc, 3)["widgets_values"] = {"seed": 5, "control_after_generate": "fixed", "steps": 12}
+    assert convert(doc, catalog).seed_controls == {("3", "seed"): "fixed"}
+    node_of(doc, 3)["widgets_values"] = {"seed": 5, "steps": 12}
+    assert convert(doc, catalog).seed_controls == {}
+
+
+def test_seed_control_of_a_legacy_seed_name(catalog: NodeCatalog) -> None:
+    doc = {
+        "nodes": [
+            {
+                "id": 1,
+                "type": "RandomCropImages",
+                "mode": 0,
+                "inputs": [{"name": "images", "type": "IMAGE", "link": None}],
+                "outputs": [],
+                "widgets_values": [256, 128, 77, "decrement"],
+            }
+        ],
+        "links": [],
+    }
+    assert convert(doc, catalog).seed_controls == {("1", "seed"): "decrement"}
+
+
+def test_no_seed_control_for_muted_or_bypassed_nodes(catalog: NodeCatalog) -> None:
+    for mode in (2, 4):
+        doc = ui("default")
+        node_of(doc, 3)["mode"] = mode
+        result = convert(doc, catalog)
+        assert "3" not in result.graph and result.seed_controls == {}
+
+
+def test_seed_control_of_a_primitive_feeding_the_seed(catalog: NodeCatalog) -> None:
+    doc = ui("flux_fill_inpaint_example")
+    doc["nodes"].append(
+        {
+            "id": 90,
+            "type": "PrimitiveNode",
+            "mode": 0,
+            "inputs": [],
+            "outputs": [{"name": "INT", "type": "INT", "links": [200]}],
+            "widgets_values": [42, "increment"],
+        }
+    )
+    node_of(doc, 47)["inputs"].append(
+        {"name": "seed", "type": "INT", "widget": {"name": "seed"}, "link": 200}
+    )
+    doc["links"].append([200, 90, 0, 47, 2, "INT"])
+    result = convert(doc, catalog)
+    assert result.graph["47:3"].inputs["seed"] == 42
+    # the primitive's mode, not the "randomize" the inner KSampler still carries
+    assert result.seed_controls == {("47:3", "seed"): "increment"}
+
+
+def test_primitive_control_on_a_plain_int_is_not_a_seed_control(catalog: NodeCatalog) -> None:
+    doc = ui("sdxl_simple_example")
+    node_of(doc, 45)["widgets_values"] = [31, "increment"]  # feeds 'steps' of nodes 10 and 11
+    controls = convert(doc, catalog).seed_controls
+    assert ("10", "steps") not in controls and ("11", "steps") not in controls
+
+
+def test_no_seed_control_for_a_linked_seed(catalog: NodeCatalog) -> None:
+    doc = ui("default")
+    node_of(doc, 3)["inputs"].append({"name": "seed", "type": "INT", "widget": {"name": "seed"}, "link": 300})
+    node_of(doc, 5)["outputs"].append({"name": "x", "type": "INT", "links": [300]})
+    doc["links"].append([300, 5, 1, 3, len(node_of(doc, 3)["inputs"]) - 1, "INT"])
+    result = convert(doc, catalog)
+    assert result.graph["3"].inputs["seed"] == ["5", 1]
+    assert result.seed_controls == {}

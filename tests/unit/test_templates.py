@@ -295,3 +295,76 @@ def test_next_seed_modes() -> None:
     assert small == {1, 2, 3}
     with pytest.raises(ValueError):
         next_seed(0, "sideways")
+
+
+# ---------------------------------------------------------------------- saved seed control modes
+
+
+def _ui_form(doc: dict[str, Any], catalog: NodeCatalog) -> FormSpec:
+    return build_form(load_workflow(doc, catalog=catalog, source="ui.json"), catalog)
+
+
+def test_seed_control_from_the_ui_workflow(catalog: NodeCatalog) -> None:
+    form = _ui_form(load_json("workflows/ui/default.json"), catalog)
+    assert form.field("3.seed").control is SeedControl.RANDOMIZE
+    assert form.field("3.steps").control is None
+
+
+@pytest.mark.parametrize(
+    ("mode", "control"),
+    [
+        ("fixed", SeedControl.FIXED),
+        ("increment", SeedControl.INCREMENT),
+        ("decrement", SeedControl.DECREMENT),
+        ("randomize", SeedControl.RANDOMIZE),
+    ],
+)
+def test_saved_seed_control_sets_the_field(mode: str, control: SeedControl, catalog: NodeCatalog) -> None:
+    doc = load_json("workflows/ui/default.json")
+    sampler = next(n for n in doc["nodes"] if n["id"] == 3)
+    sampler["widgets_values"][1] = mode
+    form = _ui_form(doc, catalog)
+    seed = form.field("3.seed")
+    assert seed.control is control and seed.value == 685468484323813
+    assert mode not in form.graph["3"].inputs.values()  # the mode is never submitted
+
+
+def test_saved_seed_controls_of_two_samplers(catalog: NodeCatalog) -> None:
+    form = _ui_form(load_json("workflows/ui/sdxl_simple_example.json"), catalog)
+    assert form.field("10.noise_seed").control is SeedControl.RANDOMIZE
+    assert form.field("11.noise_seed").control is SeedControl.FIXED
+
+
+def test_saved_seed_control_inside_a_subgraph(catalog: NodeCatalog) -> None:
+    doc = load_json("workflows/ui/01_get_started_text_to_image.json")
+    sampler = next(n for n in doc["definitions"]["subgraphs"][0]["nodes"] if n["id"] == 3)
+    sampler["widgets_values"][1] = "fixed"
+    form = _ui_form(doc, catalog)
+    seed = form.field("83:3.seed")
+    assert (seed.node_id, seed.control) == ("83:3", SeedControl.FIXED)
+
+
+def test_unknown_saved_seed_control_is_ignored(catalog: NodeCatalog) -> None:
+    doc = load_json("workflows/ui/default.json")
+    next(n for n in doc["nodes"] if n["id"] == 3)["widgets_values"][1] = "sometimes"
+    wf = load_workflow(doc, catalog=catalog)
+    assert wf.seed_controls == {("3", "seed"): "sometimes"}
+    assert build_form(wf, catalog).field("3.seed").control is SeedControl.RANDOMIZE
+
+
+def test_seed_controls_only_touch_seed_fields(txt2img: Workflow, catalog: NodeCatalog) -> None:
+    graph = txt2img.graph.copy()
+    graph["3"].inputs["seed"] = "{seed}"
+    wf = Workflow(
+        name="t",
+        graph=graph,
+        seed_controls={("3", "seed"): "fixed", ("3", "steps"): "fixed", ("99", "seed"): "fixed"},
+    )
+    form = build_form(wf, catalog)
+    assert form.field("seed").control is SeedControl.RANDOMIZE  # a placeholder keeps the default
+    assert form.field("3.steps").control is None  # not a seed
+
+
+def test_api_workflow_seed_control_unchanged(txt2img: Workflow, form: FormSpec) -> None:
+    assert txt2img.seed_controls == {}
+    assert form.field("3.seed").control is SeedControl.RANDOMIZE

@@ -217,6 +217,20 @@ def test_ui_workflow_converts_with_catalog(catalog: NodeCatalog) -> None:
     assert {k: n.class_type for k, n in wf.graph.items()} == {
         k: v["class_type"] for k, v in reference.items()
     }
+    assert wf.seed_controls == {("3", "seed"): "randomize"}
+
+
+def test_ui_workflow_carries_saved_seed_controls(catalog: NodeCatalog) -> None:
+    doc = load_json("workflows/ui/sdxl_simple_example.json")
+    wf = load_workflow(doc, catalog=catalog)
+    assert wf.seed_controls == {("10", "noise_seed"): "randomize", ("11", "noise_seed"): "fixed"}
+    sub = load_workflow(load_json("workflows/ui/01_get_started_text_to_image.json"), catalog=catalog)
+    assert sub.seed_controls == {("83:3", "seed"): "randomize"}
+
+
+def test_api_and_v1_workflows_have_no_seed_controls() -> None:
+    assert load_workflow(load_json("workflows/api/txt2img_tiny_sd15.json")).seed_controls == {}
+    assert load_workflow(spec_workflow()).seed_controls == {}
 
 
 def _png(text: dict[str, str] | None = None) -> bytes:
@@ -241,6 +255,7 @@ def test_png_without_catalog_uses_prompt(png_both: bytes, tmp_path: Path) -> Non
     path.write_bytes(png_both)
     wf = load_workflow_file(path)
     assert (wf.format, wf.name, wf.report) == ("png", "result_00001_", None)
+    assert wf.seed_controls == {}  # converted from the API prompt: no modes saved
     assert (
         wf.graph.to_prompt()
         == load_workflow(load_json("workflows/api/txt2img_tiny_sd15.json")).graph.to_prompt()
@@ -253,6 +268,7 @@ def test_png_with_catalog_prefers_ui_workflow(png_both: bytes, catalog: NodeCata
     assert wf.format == "png" and wf.report is not None
     assert set(wf.graph) == set(load_json("workflows/ui_reference_api/default.json"))
     assert wf.graph["6"].title  # titles come along from the UI workflow
+    assert wf.seed_controls == {("3", "seed"): "randomize"}
 
 
 def test_png_with_only_ui_workflow_needs_catalog() -> None:
@@ -283,3 +299,5 @@ def test_webp_with_prompt_in_exif() -> None:
 def test_workflow_dataclass_defaults() -> None:
     wf = Workflow(name="n", graph=ApiGraph())
     assert (wf.description, wf.source, wf.format, wf.report, wf.workflow_id) == ("", None, "api", None, None)
+    assert wf.seed_controls == {}
+    assert Workflow(name="m", graph=ApiGraph()).seed_controls is not wf.seed_controls  # not shared
