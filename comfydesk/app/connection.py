@@ -93,6 +93,7 @@ class ConnectionModel(QObject):
         self._queue = 0
         self._generation = 0
         self._task: asyncio.Task[None] | None = None
+        self._closers: set[asyncio.Task[None]] = set()  # closing replaced backends; aclose waits for them
         self.ever_connected = False
 
     # -- read access -------------------------------------------------------------------------------
@@ -138,7 +139,7 @@ class ConnectionModel(QObject):
         if self._task is not None:
             self._task.cancel()
         if old is not None:
-            self._tasks.start(old.close(), what="Closing the old connection", on_error=lambda e: None)
+            self._close_later(old, "Closing the old connection")
         if profile != self._profile:
             self._profile = profile
             self.profile_changed.emit(profile)
@@ -160,24 +161,35 @@ class ConnectionModel(QObject):
         old, self._backend = self._backend, None
         self._set_ready(None)
         if old is not None:
-            self._tasks.start(old.close(), what="Closing the connection", on_error=lambda e: None)
+            self._close_later(old, "Closing the connection")
         self._set_status(ConnectionStatus(ConnectionState.DISCONNECTED, reason=reason))
 
     def test_profile(self, profile: Profile, secret: str | None = None) -> None:
         """Try `profile` without switching to it; the answer comes on `profile_tested`."""
         self._tasks.start(self._test(profile, secret), what=f"Testing {profile.name}")
 
-    async def aclose(self) -> None:
+    async def stop_listening(self) -> None:
+        """First step of closing: end the connect/listen task; the backend stays open for what still runs."""
         self._generation += 1
-        if self._task is not None:
-            self._task.cancel()
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait([task])
+
+    async def aclose(self) -> None:
+        """Close for good: stop the connect/listen task, close the backend and any being closed, and wait."""
+        await self.stop_listening()
         backend, self._backend = self._backend, None
         self._ready = None
         if backend is not None:
-            try:
-                await backend.close()
-            except Exception:
-                log.debug("error while closing the backend", exc_info=True)
+            await _quiet_close(backend)
+        if self._closers:
+            await asyncio.wait(list(self._closers))
+
+    def _close_later(self, backend: Backend, what: str) -> None:
+        task = self._tasks.start(_quiet_close(backend), what=what, finish=True)
+        self._closers.add(task)
+        task.add_done_callback(self._closers.discard)
 
     # -- internals ---------------------------------------------------------------------------------
     async def _test(self, profile: Profile, secret: str | None) -> None:

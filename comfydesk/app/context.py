@@ -29,10 +29,12 @@ from comfydesk.store.profiles import Profile, ProfileStore
 from comfydesk.store.secrets import SecretStore
 from comfydesk.store.settings import Settings
 
-__all__ = ["AppContext", "build_context", "default_backend_factory", "profile_for_url"]
+__all__ = ["SHUTDOWN_TIMEOUT", "AppContext", "build_context", "default_backend_factory", "profile_for_url"]
 
 log = logging.getLogger(__name__)
 DEMO_PROFILE_ID = "demo"
+SHUTDOWN_TIMEOUT = 3.0
+"""Seconds closing may take (network close, demo engine stop); the app quits after them regardless."""
 
 
 def default_backend_factory(profile: Profile, secret: str | None) -> Backend:
@@ -126,10 +128,20 @@ class AppContext:
     demo: DemoEngine
     server: str | None = None
     _cleanups: list[Callable[[], None]] = field(default_factory=list)
+    _closing: bool = field(default=False, init=False)
+    _closed: bool = field(default=False, init=False)
+    _closed_future: asyncio.Future[None] | None = field(default=None, init=False)
+
+    @property
+    def closed(self) -> bool:
+        """True once shutdown has finished (connection closed, demo engine stopped, settings written)."""
+        return self._closed
 
     # -- start-up ----------------------------------------------------------------------------------
     def start(self) -> None:
         """Scan the library and connect to the given server or the last profile; all in the background."""
+        if self._closing:
+            return
         self.library.refresh()
         if self.settings.last_workflow:
             self.library.select(self.settings.last_workflow)
@@ -142,6 +154,8 @@ class AppContext:
 
     # -- actions the views call --------------------------------------------------------------------
     def connect_profile(self, profile: Profile, *, remember: bool = True) -> None:
+        if self._closing:
+            return
         if remember and profile.id not in ("cli", DEMO_PROFILE_ID):
             self.settings.last_profile = profile.id
         self.connection.connect_to(profile, self.profiles.secret(profile))
@@ -157,7 +171,7 @@ class AppContext:
         self.demo.start()
 
     def _on_demo_url(self, url: object) -> None:
-        if isinstance(url, str):
+        if isinstance(url, str) and not self._closing:
             self.library.set_samples_dir(self.demo.samples_dir())
             profile = Profile(id=DEMO_PROFILE_ID, name=DEMO_LABEL, kind="comfyui-local", url=url)
             self.connect_profile(profile, remember=False)
@@ -171,19 +185,66 @@ class AppContext:
         self.settings.rename_workflow_prefs(old, new)
 
     # -- shutdown ----------------------------------------------------------------------------------
-    def shutdown(self) -> None:
-        """Synchronous part of closing: write pending settings, stop the demo engine."""
+    def close(self) -> None:
+        """The window closes: write the settings now, then shut down on the running loop (`aclose`), or
+        right here when no loop runs. Returns at once when a loop runs; `closed` says when it is over."""
         self.memory.flush()
+        self.settings.flush()
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            self.shutdown()
+            return
+        if not self._closing:
+            self.tasks.start(self.aclose(), what="Closing")
+
+    def shutdown(self) -> None:
+        """Shut down without a loop: blocking for a moment on the demo engine's thread."""
+        self._closing = True
+        self.memory.flush()
+        self.demo.stop()
+        self._finish()
+
+    async def aclose(self, *, timeout: float = SHUTDOWN_TIMEOUT) -> None:
+        """Shut down in order: stop listening to the backend, let the other tasks end (cancelled when they
+        take long), close the backend, stop the demo engine's server thread, write the settings. Given up
+        after `timeout` seconds (what still runs is cancelled), but the settings are written and `closed`
+        is set either way. A second call waits for the first one."""
+        if self._closing:
+            if self._closed_future is not None:
+                await asyncio.shield(self._closed_future)
+            return
+        self._closing = True
+        self._closed_future = asyncio.get_running_loop().create_future()
+        try:
+            async with asyncio.timeout(timeout):
+                await self._shutdown_steps(timeout)
+        except TimeoutError:
+            log.warning("closing took longer than %.0f s; quitting anyway", timeout)
+            self.tasks.cancel_pending()
+        finally:
+            self.memory.flush()
+            self._finish()
+            self._closed_future.set_result(None)
+
+    async def _shutdown_steps(self, timeout: float) -> None:
+        self.memory.flush()
+        await self.connection.stop_listening()
+        # Requests in flight end on the open connection (closed or cancelled under one, a pooled socket can be
+        # left open), a demo engine that is starting finishes; what takes too long is cancelled.
+        await self.tasks.finish_all(grace=timeout * 2 / 3)
+        await self.connection.aclose()
+        await self.demo.astop()
+        if self.settings.writer is not None:
+            await self.settings.writer.aflush()
+        await asyncio.sleep(0)  # closed transports run their last callbacks
+
+    def _finish(self) -> None:
+        self.settings.close()  # whatever is still pending is written here, then the writer thread ends
         for undo in self._cleanups:
             undo()
         self._cleanups.clear()
-        self.demo.stop()
-
-    async def aclose(self) -> None:
-        self.memory.flush()
-        await self.connection.aclose()
-        await self.demo.astop()
-        await asyncio.sleep(0)
+        self._closed = True
 
 
 def build_context(
@@ -195,10 +256,18 @@ def build_context(
 ) -> AppContext:
     """Build every store and model and wire them; no I/O beyond reading the small settings files."""
     paths = resolve_paths(data_dir).ensure()
-    settings = Settings(paths.settings_file)
+    errors = ErrorModel(parent)
+
+    def settings_failed(exc: Exception) -> None:
+        errors.report_exception(
+            ComfyDeskError(f"could not save the settings: {exc}", hint=f"Check {paths.settings_file}."),
+            what="Saving settings",
+        )
+
+    # Read here, on the UI thread, before the window shows (a few small files); written in the background.
+    settings = Settings(paths.settings_file, background=True, on_error=settings_failed)
     secrets = SecretStore(paths.secrets_file, use_file=settings.secrets_in_file)
     profiles = ProfilesModel(ProfileStore(paths.profiles_file), secrets, settings, parent)
-    errors = ErrorModel(parent)
     tasks = TaskRunner(errors)
     connection = ConnectionModel(tasks, backend_factory or default_backend_factory, parent)
     catalog = CatalogModel(tasks, parent)

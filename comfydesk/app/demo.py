@@ -35,6 +35,8 @@ class DemoEngine(QObject):
         self._server: Any = None
         self._url: str | None = None
         self._starting = False
+        self._closed = False  # the app is quitting: no new start, and a start in progress is undone
+        self._start_task: asyncio.Task[None] | None = None
 
     @property
     def url(self) -> str | None:
@@ -59,19 +61,24 @@ class DemoEngine(QObject):
         return found
 
     def start(self) -> None:
-        """Start the engine in the background (no-op when it runs or is starting)."""
+        """Start the engine in the background (no-op when it runs or is starting, or the app quits)."""
+        if self._closed:
+            return
         if self._server is not None or self._starting:
             if self._url:
                 self.url_changed.emit(self._url)
             return
         self._set_starting(True)
-        self._tasks.start(self._start(), what="Starting the demo engine")
+        self._start_task = self._tasks.start(self._start(), what="Starting the demo engine", finish=True)
 
     async def _start(self) -> None:
         try:
             server = await asyncio.to_thread(self._start_blocking)
         finally:
             self._set_starting(False)
+        if self._closed:  # quit while it started: stop it rather than leave its thread behind
+            await asyncio.to_thread(server.stop)
+            return
         self._server = server
         self._url = str(server.url)
         self.url_changed.emit(self._url)
@@ -84,7 +91,8 @@ class DemoEngine(QObject):
         return start_fake_comfyui(demo_config(self.data_dir), host="127.0.0.1", port=0)
 
     def stop(self) -> None:
-        """Stop the server (blocking for a moment; called when the app quits)."""
+        """Stop the server, blocking for a moment (the app quits without a running loop)."""
+        self._closed = True
         server, self._server = self._server, None
         if server is not None:
             try:
@@ -95,9 +103,16 @@ class DemoEngine(QObject):
             self.url_changed.emit(None)
 
     async def astop(self) -> None:
+        """Stop the server for good without blocking the loop; a start in progress is waited for first."""
+        self._closed = True
+        if self._start_task is not None and not self._start_task.done():
+            await asyncio.wait([self._start_task])
         server, self._server = self._server, None
         if server is not None:
-            await asyncio.to_thread(server.stop)
+            try:
+                await asyncio.to_thread(server.stop)
+            except Exception:
+                log.warning("the demo engine did not stop cleanly", exc_info=True)
             self._url = None
             self.url_changed.emit(None)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QMainWindow
 
-from comfydesk.app.context import build_context
+from comfydesk.app.context import AppContext, build_context
 from comfydesk.app.tasks import install_excepthook
 
 __all__ = ["configure_logging", "create_main_window", "run"]
@@ -49,8 +49,14 @@ def create_main_window(server: str | None = None, data_dir: Path | None = None) 
 
 
 def run(server: str | None = None, data_dir: Path | None = None) -> int:
-    """Run the app until the window closes; returns the exit code."""
+    """Run the app until the window closes and its state has shut down; returns the exit code.
+
+    The loop stops only after `AppContext.aclose` (connection closed, demo engine stopped, settings written,
+    bounded by SHUTDOWN_TIMEOUT): Qt's own quit on the last window would stop it half way.
+    """
     import qasync
+
+    from comfydesk.ui.main_window import MainWindow
 
     configure_logging()
     existing = QApplication.instance()
@@ -58,10 +64,34 @@ def run(server: str | None = None, data_dir: Path | None = None) -> int:
     app.setApplicationName("comfydesk")
     app.setApplicationDisplayName("comfydesk")
     app.setDesktopFileName("comfydesk")
+    quit_on_close = app.quitOnLastWindowClosed()
+    app.setQuitOnLastWindowClosed(False)  # the loop stops once the app state has shut down, not before
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
-    window = create_main_window(server, data_dir)
-    window.show()
-    with loop:
-        loop.run_forever()
+    try:
+        window = create_main_window(server, data_dir)
+        ctx = window.ctx if isinstance(window, MainWindow) else None
+        with loop:
+            stopping: list[asyncio.Task[None]] = []
+
+            def last_window_closed() -> None:
+                if ctx is not None and not stopping:
+                    stopping.append(loop.create_task(_stop_after_shutdown(ctx, loop)))
+
+            app.lastWindowClosed.connect(last_window_closed)
+            window.show()
+            loop.run_forever()
+            if ctx is not None and not ctx.closed:
+                # app.quit() (the session ends) closed the window and ended the loop at once: finish closing.
+                for task in stopping:
+                    task.cancel()
+                loop.run_until_complete(ctx.aclose())
+    finally:
+        app.setQuitOnLastWindowClosed(quit_on_close)
+        asyncio.set_event_loop(None)
     return 0
+
+
+async def _stop_after_shutdown(ctx: AppContext, loop: asyncio.AbstractEventLoop) -> None:
+    await ctx.aclose()  # started by the window's closeEvent: this waits for it (bounded)
+    loop.stop()

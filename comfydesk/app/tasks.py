@@ -103,6 +103,8 @@ class TaskRunner:
     def __init__(self, errors: ErrorModel) -> None:
         self.errors = errors
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._finish: set[asyncio.Task[Any]] = set()  # never cancelled by finish_all, only waited for
+        self.closing = False  # shutting down: what fails now is logged, not shown
 
     def start(
         self,
@@ -110,11 +112,18 @@ class TaskRunner:
         *,
         what: str,
         on_error: Callable[[BaseException], None] | None = None,
+        finish: bool = False,
     ) -> asyncio.Task[T | None]:
-        """Run `coro`; an exception becomes an AppError (or goes to `on_error` when given)."""
+        """Run `coro`; an exception becomes an AppError (or goes to `on_error` when given).
+
+        `finish`: at shutdown, let it run to its end however long it takes instead of cancelling it (closing a
+        connection, starting a server thread: cut short, they would leave a socket or a thread behind)."""
         task = asyncio.get_running_loop().create_task(self._guard(coro, what, on_error), name=what)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        if finish:
+            self._finish.add(task)
+            task.add_done_callback(self._finish.discard)
         return task
 
     async def _guard(
@@ -128,7 +137,9 @@ class TaskRunner:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            if on_error is not None:
+            if self.closing:  # the connection it used was closed under it, most likely
+                log.debug("%s failed while closing: %r", what, exc)
+            elif on_error is not None:
                 try:
                     on_error(exc)
                 except Exception as inner:
@@ -141,12 +152,32 @@ class TaskRunner:
     def pending(self) -> int:
         return len(self._tasks)
 
-    async def cancel_all(self) -> None:
-        tasks = [t for t in self._tasks if not t.done()]
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
+    async def finish_all(self, grace: float) -> None:
+        """Shutdown: give every task but the calling one (and those they start) `grace` seconds to end by
+        itself, then cancel the rest (except `finish` ones) and wait for them. Failures are only logged now.
+
+        Cancelling at once would be quicker but not safe: a request cancelled just as its TCP connect
+        completes can leave the socket open (a race in the connection pool).
+        """
+        self.closing = True
+        current = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        while tasks := [t for t in self._tasks if not t.done() and t is not current]:
+            _done, pending = await asyncio.wait(tasks, timeout=max(0.0, deadline - loop.time()))
+            if pending and loop.time() >= deadline:
+                for task in pending:
+                    if task not in self._finish:
+                        log.debug("cancelling %r at shutdown", task.get_name())
+                        task.cancel()
+                await asyncio.gather(*pending, return_exceptions=True)
+
+    def cancel_pending(self) -> None:
+        """Cancel every task but the calling one, without waiting (shutdown gave up waiting)."""
+        current = asyncio.current_task()
+        for task in self._tasks:
+            if task is not current:
+                task.cancel()
 
 
 def install_excepthook(errors: ErrorModel) -> Callable[[], None]:

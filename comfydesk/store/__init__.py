@@ -5,6 +5,7 @@ from comfydesk.store.paths import AppPaths, default_data_dir, resolve_paths
 from comfydesk.store.profiles import DEFAULT_LOCAL_URL, Profile, ProfileStore
 from comfydesk.store.secrets import FileSecretStore, SecretStore, keyring_works
 from comfydesk.store.settings import Settings, WorkflowPrefs
+from comfydesk.store.writer import SettingsWriter
 
 __all__ = [
     "DEFAULT_LOCAL_URL",
@@ -14,6 +15,7 @@ __all__ = [
     "ProfileStore",
     "SecretStore",
     "Settings",
+    "SettingsWriter",
     "WorkflowPrefs",
     "atomic_write_bytes",
     "atomic_write_json",

@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write_bytes", "atomic_write_json", "read_json"]
+__all__ = ["atomic_write_bytes", "atomic_write_json", "json_bytes", "read_json"]
 
 
 def atomic_write_bytes(path: Path, data: bytes, *, mode: int | None = None) -> None:
@@ -30,9 +30,13 @@ def atomic_write_bytes(path: Path, data: bytes, *, mode: int | None = None) -> N
         raise
 
 
+def json_bytes(doc: Any) -> bytes:
+    """`doc` as the UTF-8 JSON text our files hold (indented, keys sorted)."""
+    return (json.dumps(doc, indent=2, ensure_ascii=False, sort_keys=True) + "\n").encode("utf-8")
+
+
 def atomic_write_json(path: Path, doc: Any, *, mode: int | None = None) -> None:
-    text = json.dumps(doc, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
-    atomic_write_bytes(path, text.encode("utf-8"), mode=mode)
+    atomic_write_bytes(path, json_bytes(doc), mode=mode)
 
 
 def read_json(path: Path, default: Any) -> Any:

@@ -1,5 +1,8 @@
 """Settings: one JSON file in the data dir, written atomically on every change.
 
+Built with `background=True` (the app does), a change is written off the calling thread by a
+`SettingsWriter` (newest state wins); `flush()` puts what is pending on disk before returning.
+
 Holds window geometry/state, the last workflow and profile, the secret-store opt-in, and per-workflow form
 memory (values, pinned and hidden fields, last seed). Only JSON-plain values are remembered: an image picked
 from disk or pasted is not (it may be gone next session).
@@ -9,12 +12,13 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from comfydesk.store.atomic import atomic_write_json, read_json
+from comfydesk.store.atomic import atomic_write_bytes, json_bytes, read_json
+from comfydesk.store.writer import SettingsWriter
 
 __all__ = ["Settings", "WorkflowPrefs"]
 
@@ -71,13 +75,24 @@ class WorkflowPrefs:
 
 
 class Settings:
-    """The settings file. Every setter writes the file (atomically) when the value really changed."""
+    """The settings file. Every setter writes the file (atomically) when the value really changed.
 
-    def __init__(self, path: Path) -> None:
+    Reading happens once, here (a small file, before the window shows). With `background`, writes go
+    through a `SettingsWriter`; `on_error` then hears of a failed one (otherwise the setter raises).
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        background: bool = False,
+        on_error: Callable[[Exception], None] | None = None,
+    ) -> None:
         self.path = path
         doc = read_json(path, {})
         self._doc: dict[str, Any] = doc if isinstance(doc, dict) else {}
         self._doc.setdefault("version", _VERSION)
+        self.writer = SettingsWriter(path, self._encode, on_error=on_error) if background else None
 
     # -- generic -----------------------------------------------------------------------------------
     def get(self, key: str, default: Any = None) -> Any:
@@ -98,7 +113,24 @@ class Settings:
             self.save()
 
     def save(self) -> None:
-        atomic_write_json(self.path, self._doc)
+        """Write the file: now, or soon on the background writer's thread."""
+        if self.writer is not None:
+            self.writer.request()
+        else:
+            atomic_write_bytes(self.path, self._encode())
+
+    def flush(self) -> None:
+        """Put a pending background write on disk before returning (no-op without a writer)."""
+        if self.writer is not None:
+            self.writer.flush()
+
+    def close(self) -> None:
+        """Flush and stop the background writer's thread; later changes are written at once."""
+        if self.writer is not None:
+            self.writer.close()
+
+    def _encode(self) -> bytes:
+        return json_bytes(self._doc)
 
     # -- window ------------------------------------------------------------------------------------
     def window_geometry(self) -> bytes | None:

@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (
 )
 
 from comfydesk.core.events import FailureInfo
-from comfydesk.ui.theme import error_styles
+from comfydesk.ui.theme import accent_palette, error_styles, set_style
 
 __all__ = ["ErrorView", "monospace_font"]
 
@@ -43,10 +43,6 @@ class ErrorView(QFrame):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("errorView")
-        red, tint = error_styles(self.palette())
-        self.setStyleSheet(
-            f"QFrame#errorView {{ border: 1px solid {red}; border-radius: 4px; background: {tint}; }}"
-        )
         layout = QVBoxLayout(self)
         layout.setContentsMargins(8, 6, 8, 6)
         layout.setSpacing(4)
@@ -55,7 +51,6 @@ class ErrorView(QFrame):
         font = QFont(self.title.font())
         font.setBold(True)
         self.title.setFont(font)
-        self.title.setStyleSheet(f"color: {red};")
         self.message = QLabel(self)
         self.message.setObjectName("errorMessage")
         self.message.setWordWrap(True)
@@ -88,7 +83,19 @@ class ErrorView(QFrame):
         layout.addWidget(self.message)
         layout.addLayout(buttons)
         layout.addWidget(self.details, 1)
+        self.update_accents()
         self.set_error("", "")
+
+    def update_accents(self) -> None:
+        """Pick the red of the frame and the title for the current palette (light or dark).
+
+        The view has a style sheet, so Qt sends it no palette change: the widget holding it calls this on
+        its own `QEvent.PaletteChange`."""
+        red, tint = error_styles(accent_palette(self))
+        set_style(
+            self, f"QFrame#errorView {{ border: 1px solid {red}; border-radius: 4px; background: {tint}; }}"
+        )
+        set_style(self.title, f"color: {red};")
 
     def set_error(self, message: str, details: str = "", *, title: str = "Error") -> None:
         """Show `message`; `details` (a traceback, a server body) behind the Details toggle."""

@@ -7,14 +7,13 @@ it never talks to a server itself. Layout (geometry, docks) is remembered in the
 
 from __future__ import annotations
 
-import asyncio
 import html
 import itertools
 import time
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QByteArray, Qt, QTimer
+from PySide6.QtCore import QByteArray, QEvent, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -50,7 +49,7 @@ from comfydesk.ui.profiles_dialog import ProfilesDialog
 from comfydesk.ui.progress import ProgressPanel
 from comfydesk.ui.queue_view import QueueView
 from comfydesk.ui.results import ResultsStrip
-from comfydesk.ui.theme import status_color
+from comfydesk.ui.theme import accent_palette, set_style, status_color
 from comfydesk.ui.workflow_pane import WorkflowPane
 
 __all__ = ["MainWindow"]
@@ -426,8 +425,8 @@ class MainWindow(QMainWindow):
         self.connection_label.setText(
             describe_status(status, conn.server_info, conn.url, conn.queue_length, note=conn.note)
         )
-        color = status_color(status.state.value, self.palette())
-        self.connection_label.setStyleSheet(f"color: {color.name()};")
+        color = status_color(status.state.value, accent_palette(self))
+        set_style(self.connection_label, f"color: {color.name()};")
 
     def _update_run_enabled(self) -> None:
         ready = (
@@ -561,13 +560,13 @@ class MainWindow(QMainWindow):
         if self.splitter.isVisible():  # hidden behind the first-run panel its sizes are not the user's
             self.ctx.settings.set(SPLITTER_KEY, self.splitter.sizes())
 
+    def changeEvent(self, event: QEvent) -> None:
+        if event.type() is QEvent.Type.PaletteChange:  # the system switched light <-> dark: accents follow
+            self._update_connection()
+            self.error_view.update_accents()
+        super().changeEvent(event)
+
     def closeEvent(self, event: QCloseEvent) -> None:
         self.save_layout()
-        self.ctx.shutdown()
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:  # the loop has ended: nothing left to close asynchronously
-            pass
-        else:
-            self.ctx.tasks.start(self.ctx.aclose(), what="Closing")
+        self.ctx.close()  # settings written now; the connection and the demo engine close in the background
         super().closeEvent(event)

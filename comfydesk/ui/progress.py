@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QSize, Qt, QTimer
+from PySide6.QtCore import QEvent, QSize, Qt, QTimer
 from PySide6.QtGui import QFont, QImage, QPixmap
 from PySide6.QtWidgets import (
     QFrame,
@@ -111,6 +111,11 @@ class ProgressPanel(QFrame):
         self._show_idle()
 
     # ------------------------------------------------------------------------------------------ binding
+    def changeEvent(self, event: QEvent) -> None:
+        if event.type() is QEvent.Type.PaletteChange:  # light <-> dark (the error view cannot see it)
+            self.error_view.update_accents()
+        super().changeEvent(event)
+
     def bind(self, run_state: RunState | None) -> None:
         """Follow `run_state` (None: follow nothing); the previous one is let go."""
         self.unbind()

@@ -1,13 +1,26 @@
 """Look and feel: the Fusion style on the system's palette (light or dark follows the system), and the few
 accents the window uses (connection state, errors). Every accent is picked by the palette's lightness, so it
-stays readable on a light and on a dark palette; no other colour is hard-coded."""
+stays readable on a light and on a dark palette; no other colour is hard-coded.
+
+Accents live in style sheets, which do not follow a palette change by themselves: the widgets that use them
+pick them again on `QEvent.PaletteChange` (the system switched between light and dark while running), against
+`accent_palette(widget)`.
+"""
 
 from __future__ import annotations
 
 from PySide6.QtGui import QColor, QGuiApplication, QPalette
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QWidget
 
-__all__ = ["apply_theme", "error_color", "error_styles", "is_dark", "status_color"]
+__all__ = [
+    "accent_palette",
+    "apply_theme",
+    "error_color",
+    "error_styles",
+    "is_dark",
+    "set_style",
+    "status_color",
+]
 
 _ACCENTS = {
     # (light background, dark background); each at least 4.5:1 against its background
@@ -27,6 +40,21 @@ def is_dark(palette: QPalette | None = None) -> bool:
     """
     pal = palette if palette is not None else QGuiApplication.palette()
     return pal.color(QPalette.ColorRole.Window).lightnessF() < 0.5
+
+
+def accent_palette(widget: QWidget) -> QPalette:
+    """The palette to pick `widget`'s accents against: its window's.
+
+    A widget with a style sheet keeps the palette it was polished with when the application's changes, so
+    its own (and its children's) would still say light after a switch to dark.
+    """
+    return widget.window().palette()
+
+
+def set_style(widget: QWidget, sheet: str) -> None:
+    """Set a style sheet only when it differs (setting one re-polishes the widget and all its children)."""
+    if widget.styleSheet() != sheet:
+        widget.setStyleSheet(sheet)
 
 
 def status_color(state: str, palette: QPalette | None = None) -> QColor:

@@ -175,6 +175,64 @@ def test_dark_palette_failed_run(
         assert shot.pixelColor(corner).lightnessF() < 0.35, widget.objectName()
 
 
+def test_accents_follow_a_live_switch_to_dark(
+    qtbot: QtBot, qapp: QApplication, open_window: OpenWindow, fake: RunningFake, tmp_path: Path
+) -> None:
+    """Built light, then the system turns dark: the reds and the status colour are picked again."""
+    assert not is_dark()
+    data_dir = tmp_path / "app"
+    key = write_workflow(data_dir, "Fails", failing_prompt())
+    window: MainWindow = open_window(server=fake.url, data_dir=data_dir)
+    wait_connected(qtbot, window)
+    pick(qtbot, window, key)
+    window.run_workflow()
+    view = window.progress.error_view
+    qtbot.waitUntil(view.isVisible, timeout=RUN_TIMEOUT)
+    qtbot.waitUntil(lambda: not window.ctx.controller.busy, timeout=RUN_TIMEOUT)
+    issue = ValidationIssue("1", "Width must be at most 16384.", input_name="width", field_key="1.width")
+    window.form.show_issues([issue])
+    window.ctx.errors.report_exception(RuntimeError("boom"), what="Testing")
+    row = window.form.rows["1.width"]
+    light_red, light_status = error_color(window.palette()), status_color("connected", window.palette())
+    assert (
+        light_red.name() in row.error.styleSheet()
+        and light_status.name() in window.connection_label.styleSheet()
+    )
+
+    old_palette, old_style = qapp.palette(), qapp.style().name()
+    qapp.setStyle("Fusion")
+    try:
+        qapp.setPalette(dark_palette())
+        qapp.processEvents()
+        assert is_dark(window.palette())
+        base = window.palette().color(Role.Window)
+        red, status = error_color(window.palette()), status_color("connected", window.palette())
+        assert red != light_red and status != light_status
+        assert contrast(red, base) >= 4.5 and contrast(status, base) >= 4.5
+        sheets = {
+            "progress error title": view.title.styleSheet(),
+            "progress error frame": view.styleSheet(),
+            "app error title": window.error_view.title.styleSheet(),
+            "app error frame": window.error_view.styleSheet(),
+            "field error": row.error.styleSheet(),
+            "field frame": row.frame.styleSheet(),
+            "form error summary": window.form.error_box.styleSheet(),
+        }
+        for what, sheet in sheets.items():
+            assert red.name() in sheet and light_red.name() not in sheet, what
+        assert status.name() in window.connection_label.styleSheet()
+        header = window.form.groups["1"].header
+        assert header is not None
+        for widget in (row.label, header, view.message, window.form.error_box):  # text: light on dark
+            fg = widget.palette().color(widget.foregroundRole())
+            assert fg.lightnessF() > 0.6 and contrast(fg, base) >= 7, widget.objectName()
+    finally:
+        qapp.setPalette(old_palette)
+        qapp.setStyle(old_style)
+    qapp.processEvents()
+    assert light_red.name() in row.error.styleSheet()  # and back again
+
+
 def test_the_form_gets_the_room_and_the_splitter_is_remembered(
     qtbot: QtBot, open_window: OpenWindow, fake: RunningFake, tmp_path: Path, artifacts_dir: Path
 ) -> None:

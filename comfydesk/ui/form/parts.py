@@ -21,7 +21,7 @@ from comfydesk.core.templates import FieldKind, FormField
 from comfydesk.ui.form.color_field import ColorEditor
 from comfydesk.ui.form.editors import KIND_EDITORS, Editor, StringEditor
 from comfydesk.ui.form.image_field import ImageEditor
-from comfydesk.ui.theme import error_color
+from comfydesk.ui.theme import accent_palette, error_color, set_style
 
 __all__ = ["FieldRow", "FormGroupBox", "make_editor"]
 
@@ -64,6 +64,7 @@ class FieldRow:
     ) -> None:
         self.field = field
         self.key = field.key
+        self.messages: list[str] = []
         self.label = QLabel(label_text, parent)
         self.label.setObjectName("fieldLabel")
         self.label.setWordWrap(False)
@@ -93,8 +94,8 @@ class FieldRow:
         self.error = QLabel(parent)
         self.error.setObjectName("fieldError")
         self.error.setWordWrap(True)
-        self._red = error_color(parent.palette()).name()  # by the palette's lightness: readable on both
-        self.error.setStyleSheet(f"color: {self._red};")
+        self._red = ""
+        self.update_accents()
         self.error.setVisible(False)
 
         tip = field.tooltip.strip()
@@ -107,7 +108,6 @@ class FieldRow:
         main.setAccessibleName(field.label)
         main.setAccessibleDescription(context)
         self.context = context
-        self.messages: list[str] = []
 
     def place(self, grid: QGridLayout, row: int) -> int:
         """Put the row's widgets on `grid` from `row`; returns the next free row."""
@@ -123,6 +123,12 @@ class FieldRow:
         grid.addWidget(self.reset, row, 2, Qt.AlignmentFlag.AlignTop)
         grid.addWidget(self.error, row + 1, 1, 1, 2)
         return row + 2
+
+    def update_accents(self) -> None:
+        """Pick the error red for the current palette (by its lightness: readable on light and dark)."""
+        self._red = error_color(accent_palette(self.error)).name()
+        set_style(self.error, f"color: {self._red};")
+        set_style(self.frame, _frame_bad(self._red) if self.messages else _FRAME_OK)
 
     def set_messages(self, messages: list[str]) -> None:
         if messages == self.messages:
@@ -201,6 +207,13 @@ class FormGroupBox(QFrame):
     def add_row(self, row: FieldRow) -> None:
         self.rows.append(row)
         self._next_row = row.place(self.grid, self._next_row)
+
+    def repolish(self) -> None:
+        """Polish again for a new palette: a widget with a style sheet (and what is inside it) keeps the
+        palette it was polished with, so after a light -> dark switch its labels would stay black."""
+        sheet = self.styleSheet()
+        self.setStyleSheet("")
+        self.setStyleSheet(sheet)
 
     def set_active(self, active: bool) -> None:
         """Mark the group whose node is executing: an accent bar in the palette's highlight colour."""

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QPoint, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QPoint, Qt, QTimer, Signal
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QCheckBox, QFrame, QLabel, QMenu, QScrollArea, QVBoxLayout, QWidget
 
@@ -25,7 +25,7 @@ from comfydesk.core.templates import FieldKind, FormField, FormSpec, SeedControl
 from comfydesk.ui.form.editors import SEED_MAX, SeedEditor, WheelGuard
 from comfydesk.ui.form.image_field import ImageEditor
 from comfydesk.ui.form.parts import FieldRow, FormGroupBox
-from comfydesk.ui.theme import error_styles
+from comfydesk.ui.theme import accent_palette, error_styles, set_style
 
 __all__ = ["FormView"]
 
@@ -287,11 +287,7 @@ class FormView(QScrollArea):
         self.error_box.setWordWrap(True)
         self.error_box.setTextFormat(Qt.TextFormat.RichText)
         self.error_box.setTextInteractionFlags(Qt.TextInteractionFlag.LinksAccessibleByMouse)
-        red, tint = error_styles(self.palette())
-        self.error_box.setStyleSheet(
-            f"QLabel#formErrors {{ border: 1px solid {red}; border-radius: 4px; padding: 6px;"
-            f" background: {tint}; }}"
-        )
+        self._style_error_box()
         self.error_box.linkActivated.connect(self._link)
         self.error_box.setVisible(False)
         layout.addWidget(self.error_box)
@@ -344,6 +340,23 @@ class FormView(QScrollArea):
         if self._highlight is not None:
             self.highlight_node(self._highlight)
         self.widgets_changed.emit()
+
+    def changeEvent(self, event: QEvent) -> None:
+        if event.type() is QEvent.Type.PaletteChange:  # light <-> dark: the style-sheet reds follow
+            self._style_error_box()
+            for group in self.groups.values():
+                group.repolish()
+            for row in self.rows.values():
+                row.update_accents()
+        super().changeEvent(event)
+
+    def _style_error_box(self) -> None:
+        red, tint = error_styles(accent_palette(self))
+        set_style(
+            self.error_box,
+            f"QLabel#formErrors {{ border: 1px solid {red}; border-radius: 4px; padding: 6px;"
+            f" background: {tint}; }}",
+        )
 
     def _add_group(
         self,
