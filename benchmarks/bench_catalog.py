@@ -8,22 +8,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import time
 from pathlib import Path
 
+from _common import ROOT, median_ms, write_results
+
 from comfydesk.core.nodes import parse_object_info
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _median_ms(fn: object, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()  # type: ignore[operator]
-        times.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -35,10 +24,10 @@ def main() -> None:
     for name in ("object_info.json", "object_info_with_api_nodes.json"):
         raw = (args.fixtures / name).read_bytes()
         doc = json.loads(raw)
-        loads_ms = _median_ms(lambda raw=raw: json.loads(raw), args.repeat)
-        parse_ms = _median_ms(lambda doc=doc: parse_object_info(doc), args.repeat)
+        loads_ms = median_ms(lambda raw=raw: json.loads(raw), args.repeat)
+        parse_ms = median_ms(lambda doc=doc: parse_object_info(doc), args.repeat)
         catalog = parse_object_info(doc)
-        search_ms = _median_ms(lambda c=catalog: c.search("load image"), args.repeat)
+        search_ms = median_ms(lambda c=catalog: c.search("load image"), args.repeat)
         results[name] = {
             "bytes": len(raw),
             "classes": len(catalog),
@@ -52,9 +41,7 @@ def main() -> None:
             f"parse_object_info {parse_ms:.1f} ms ({parse_ms / loads_ms:.2f}x loads) | "
             f"search 'load image' {search_ms:.2f} ms  (medians of {args.repeat})"
         )
-    out = ROOT / "benchmarks" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "catalog.json").write_text(json.dumps(results, indent=2))
+    write_results("catalog", results)
 
 
 if __name__ == "__main__":

@@ -12,26 +12,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import time
-from collections.abc import Callable
 from pathlib import Path
+
+from _common import ROOT, median_ms, write_results
 
 from comfydesk.core.convert import convert_ui_workflow
 from comfydesk.core.nodes import parse_object_info
 from comfydesk.core.templates import build_form
 from comfydesk.core.workflow import Workflow
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _median_ms(fn: Callable[[], object], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -49,11 +37,11 @@ def main() -> None:
         converted = convert_ui_workflow(doc, catalog, source=path.name)
         workflow = Workflow(name=path.stem, graph=converted.graph, source=path.name, format="ui")
         form = build_form(workflow, catalog)
-        loads_ms = _median_ms(lambda raw=raw: json.loads(raw), args.repeat)
-        convert_ms = _median_ms(
+        loads_ms = median_ms(lambda raw=raw: json.loads(raw), args.repeat)
+        convert_ms = median_ms(
             lambda doc=doc, src=path.name: convert_ui_workflow(doc, catalog, source=src), args.repeat
         )
-        form_ms = _median_ms(lambda wf=workflow: build_form(wf, catalog), args.repeat)
+        form_ms = median_ms(lambda wf=workflow: build_form(wf, catalog), args.repeat)
         ui_nodes = len(doc.get("nodes") or ())
         fields = len(form.fields())
         results[path.name] = {
@@ -74,9 +62,7 @@ def main() -> None:
             f"({convert_ms / loads_ms:.1f}x loads) | build_form {form_ms:.3f} ms "
             f"({form_ms / loads_ms:.1f}x loads)  (medians of {args.repeat})"
         )
-    out = ROOT / "benchmarks" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "convert.json").write_text(json.dumps({"repeat": args.repeat, "files": results}, indent=2))
+    write_results("convert", {"repeat": args.repeat, "files": results})
 
 
 if __name__ == "__main__":

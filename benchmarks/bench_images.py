@@ -15,28 +15,13 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
-import statistics
-import time
-from collections.abc import Callable
-from pathlib import Path
 
+from _common import median_ms, write_results
 from PIL import Image
 
 from comfydesk.app.images import decode_image, make_thumbnail
 
-ROOT = Path(__file__).resolve().parent.parent
 THUMB = 256
-
-
-def _median_ms(fn: Callable[[], object], repeat: int) -> float:
-    fn()  # warm up (imports, plugin registration, first allocation)
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(times)
 
 
 def make_image(size: int) -> Image.Image:
@@ -83,11 +68,11 @@ def main() -> None:
         for fmt in ("PNG", "JPEG"):
             data = encode(picture, fmt)
             name = f"{fmt.lower()}_{size}"
-            load_ms = _median_ms(lambda d=data: pil_load(d), args.repeat)
-            rgba_ms = _median_ms(lambda d=data: pil_rgba(d), args.repeat)
-            decode_ms = _median_ms(lambda d=data: decode_image(d), args.repeat)
-            pthumb_ms = _median_ms(lambda d=data: pil_thumbnail(d), args.repeat)
-            thumb_ms = _median_ms(lambda d=data: make_thumbnail(d, THUMB), args.repeat)
+            load_ms = median_ms(lambda d=data: pil_load(d), args.repeat)
+            rgba_ms = median_ms(lambda d=data: pil_rgba(d), args.repeat)
+            decode_ms = median_ms(lambda d=data: decode_image(d), args.repeat)
+            pthumb_ms = median_ms(lambda d=data: pil_thumbnail(d), args.repeat)
+            thumb_ms = median_ms(lambda d=data: make_thumbnail(d, THUMB), args.repeat)
             results[name] = {
                 "bytes": len(data),
                 "pil_open_load_ms": round(load_ms, 2),
@@ -104,9 +89,7 @@ def main() -> None:
                 f"Pillow thumbnail {pthumb_ms:.2f} ms | make_thumbnail {thumb_ms:.2f} ms "
                 f"({thumb_ms / pthumb_ms:.2f}x)  (medians of {args.repeat})"
             )
-    out = ROOT / "benchmarks" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "images.json").write_text(json.dumps({"repeat": args.repeat, "cases": results}, indent=2))
+    write_results("images", {"repeat": args.repeat, "cases": results})
 
 
 if __name__ == "__main__":

@@ -16,26 +16,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import struct
-import time
-from collections.abc import Callable
 from pathlib import Path
+
+from _common import ROOT, median_seconds, write_results
 
 from comfydesk.backends.comfyui_protocol import ProtocolMapper
 
-ROOT = Path(__file__).resolve().parent.parent
 PROMPT_ID = "fe931139-9f7a-49df-b478-15cd111d785a"
-
-
-def _median_s(fn: Callable[[], object], repeat: int) -> float:
-    fn()  # warm up
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def transcript_frames(path: Path) -> tuple[list[str], list[bytes]]:
@@ -124,8 +112,8 @@ def map_all(texts: list[str], binaries: list[bytes], replays: int) -> None:
 
 def measure(name: str, texts: list[str], replays: int, repeat: int) -> dict[str, float | int]:
     n = len(texts) * replays
-    loads_s = _median_s(lambda: loads_texts(texts, replays), repeat)
-    map_s = _median_s(lambda: map_texts(texts, replays), repeat)
+    loads_s = median_seconds(lambda: loads_texts(texts, replays), repeat)
+    map_s = median_seconds(lambda: map_texts(texts, replays), repeat)
     events = map_texts(texts, 1)
     row = {
         "messages": n,
@@ -165,7 +153,7 @@ def main() -> None:
     if all_binaries:
         replays = max(1, args.replays // 10)
         n = len(all_binaries) * replays
-        bin_s = _median_s(lambda: map_all([], all_binaries, replays), args.repeat)
+        bin_s = median_seconds(lambda: map_all([], all_binaries, replays), args.repeat)
         results["transcripts_binary"] = {"frames": n, "mapper_frames_per_s": round(n / bin_s)}
         print(
             f"transcripts, binary preview frames ({len(all_binaries)} x {replays} replays): "
@@ -176,10 +164,8 @@ def main() -> None:
         texts = flood(kind, args.flood)
         results[f"flood_{kind}"] = measure(f"flood {kind}", texts, 1, args.repeat)
 
-    out = ROOT / "benchmarks" / "results"
-    out.mkdir(parents=True, exist_ok=True)
     doc = {"repeat": args.repeat, "replays": args.replays, "flood": args.flood, "cases": results}
-    (out / "protocol.json").write_text(json.dumps(doc, indent=2))
+    write_results("protocol", doc)
 
 
 if __name__ == "__main__":

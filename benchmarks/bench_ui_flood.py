@@ -27,7 +27,6 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 import argparse
 import asyncio
 import io
-import json
 import statistics
 import subprocess
 import sys
@@ -38,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import qasync
+from _common import ROOT, write_results
 from PIL import Image
 from PySide6.QtCore import Qt, QTimer, QtMsgType, qInstallMessageHandler
 from PySide6.QtWidgets import QApplication, QMainWindow
@@ -48,7 +48,6 @@ from comfydesk.core.events import TERMINAL_EVENTS, Preview, Progress, Started
 from comfydesk.core.graph import ApiGraph
 from comfydesk.ui.progress import ProgressPanel
 
-ROOT = Path(__file__).resolve().parent.parent
 PROBE_MS = 10
 PREVIEW_PX = 512
 
@@ -421,9 +420,7 @@ def main() -> None:
     asyncio.set_event_loop(loop)
     with loop:
         results = loop.run_until_complete(amain(args))
-    out = ROOT / "benchmarks" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "ui_flood.json").write_text(json.dumps(results, indent=2))
+    write_results("ui_flood", results)
 
 
 if __name__ == "__main__":
