@@ -29,6 +29,7 @@ __all__ = [
     "QueueChanged",
     "QueueItem",
     "ServerInfo",
+    "Throttled",
     "UploadedImage",
     "WorkflowSummary",
 ]
@@ -63,7 +64,16 @@ class QueueChanged:
     remaining: int
 
 
-BackendEvent = ExecutionEvent | ConnectionChanged | QueueChanged
+@dataclass(frozen=True, slots=True)
+class Throttled:
+    """The server said "too many requests" (HTTP 429): the backend waits `retry_after` seconds, then retries
+    `what` by itself. Shown to the user so the wait is visible."""
+
+    retry_after: float
+    what: str = ""
+
+
+BackendEvent = ExecutionEvent | ConnectionChanged | QueueChanged | Throttled
 
 
 @dataclass(frozen=True, slots=True)

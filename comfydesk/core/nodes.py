@@ -137,12 +137,14 @@ class NodeDef:
         return tuple(i for i in self.inputs if not i.hidden)
 
     def to_v1(self) -> dict[str, Any]:
-        """Render in the `/api/v1/comfyui/nodes` shape (`type` is the ComfyUI type in lower case)."""
+        """Render in the `/api/v1/comfyui/nodes` shape: `type` is the ComfyUI type in lower case (as the spec
+        writes it), `comfy_type` ComfyUI's own spelling."""
         inputs: list[dict[str, Any]] = []
         for spec in self.visible_inputs:
             item: dict[str, Any] = {
                 "name": spec.name,
                 "type": spec.type.lower(),
+                "comfy_type": spec.type,
                 "required": spec.required,
             }
             for key, value in (
@@ -165,7 +167,7 @@ class NodeDef:
             "name": self.title,
             "description": self.description,
             "inputs": inputs,
-            "outputs": [{"name": o.name, "type": o.type.lower()} for o in self.outputs],
+            "outputs": [{"name": o.name, "type": o.type.lower(), "comfy_type": o.type} for o in self.outputs],
         }
         if self.category:
             out["category"] = self.category
@@ -336,7 +338,10 @@ def _parse_v1_node(item: Any) -> NodeDef:
     for raw in item.get("inputs", []):
         if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
             raise ValueError("an input is not an object with a 'name'")
-        type_name = str(raw.get("type", "*")).upper()
+        comfy_type = raw.get("comfy_type")
+        type_name = (
+            comfy_type if isinstance(comfy_type, str) and comfy_type else str(raw.get("type", "*")).upper()
+        )
         options = raw.get("options")
         choices = tuple(options) if isinstance(options, list) else None
         if choices is not None:
@@ -357,7 +362,7 @@ def _parse_v1_node(item: Any) -> NodeDef:
             )
         )
     outputs = tuple(
-        OutputSpec(name=str(o.get("name", "")), type=str(o.get("type", "*")).upper())
+        OutputSpec(name=str(o.get("name", "")), type=str(o.get("comfy_type") or o.get("type", "*")).upper())
         for o in item.get("outputs", [])
         if isinstance(o, dict)
     )

@@ -3,17 +3,20 @@
 `DemoPattern` renders plasma, stripes, rings, checker or noise and "comes into focus" over `steps` steps,
 reporting progress with a preview per step, so the whole run/progress/preview/gallery flow can be shown on a
 machine without ComfyUI. `DemoText` sets a multi-line text prompt as a poster, alone or over an image.
+`text_to_image` is the node of the `/api/v1` spec's examples ("Blog Post Image"): a 1024x768 poster of the
+prompt over a pattern seeded by it, saved like SaveImage (it is an output node) and passed on as IMAGE.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import random
 from typing import Any
 
 from PIL import Image, ImageDraw, ImageFilter, ImageFont, ImageOps
 
-from comfydesk.testing.engine import NodeContext, NodeFn, NodeResult
+from comfydesk.testing.engine import NodeContext, NodeFn, NodeResult, save_images
 
 __all__ = ["DEMO_NODES", "PATTERNS", "render_pattern"]
 
@@ -165,4 +168,31 @@ def demo_text(
     return NodeResult((out,))
 
 
-DEMO_NODES: dict[str, NodeFn] = {"DemoPattern": demo_pattern, "DemoText": demo_text}
+TEXT_TO_IMAGE_SIZE = (1024, 768)
+_TEXT_TO_IMAGE_STEPS = 8
+
+
+def text_to_image(ctx: NodeContext, prompt: str, negative_prompt: str = "") -> NodeResult:
+    width, height = TEXT_TO_IMAGE_SIZE
+    seed = int.from_bytes(hashlib.sha256(prompt.encode("utf-8")).digest()[:8], "big")
+    background = render_pattern(PATTERNS[seed % len(PATTERNS)], seed, width, height, 0x1A2238, 0x9DAAF2)
+    radius = width / 12
+    for step in range(1, _TEXT_TO_IMAGE_STEPS + 1):
+        ctx.sleep(ctx.step_delay)
+        left = 1.0 - step / _TEXT_TO_IMAGE_STEPS
+        ctx.progress(step, _TEXT_TO_IMAGE_STEPS, background.filter(ImageFilter.GaussianBlur(radius * left)))
+    (poster,) = demo_text(ctx, prompt or " ", width, height, 56, 0x10182B, 0xF2A65A, [background]).outputs[0]
+    if negative_prompt.strip():
+        draw = ImageDraw.Draw(poster)
+        font = _font(20)
+        note = f"avoiding: {negative_prompt.strip()}"[:160]
+        draw.text((24, height - 40), note, font=font, fill=(220, 220, 220))
+    saved = save_images([poster], "text_to_image", ctx.dirs.output, "output", ctx, 4)
+    return NodeResult(([poster],), {"images": saved})
+
+
+DEMO_NODES: dict[str, NodeFn] = {
+    "DemoPattern": demo_pattern,
+    "DemoText": demo_text,
+    "text_to_image": text_to_image,
+}

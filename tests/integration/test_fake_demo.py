@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import re
@@ -75,7 +76,11 @@ async def test_demo_catalog_is_labelled(demo_engine: RunningFake) -> None:
         info = (await client.get("/object_info")).json()
         assert (await client.get("/templates/index.json")).json() == []
         stats = (await client.get("/system_stats")).json()
-    assert {k for k, v in info.items() if v["category"] == "demo"} == {"DemoPattern", "DemoText"}
+    assert {k for k, v in info.items() if v["category"] == "demo"} == {
+        "DemoPattern",
+        "DemoText",
+        "text_to_image",
+    }
     assert "no AI model" in stats["system"]["pytorch_version"]
     assert info["DemoPattern"]["input"]["required"]["seed"][1]["control_after_generate"] is True
 
@@ -86,3 +91,24 @@ def test_demo_server_command_is_registered() -> None:
     args = build_parser().parse_args(["demo-server", "--port", "9999", "--data-dir", "/tmp/x"])
     assert (args.host, args.port, args.demo_data_dir) == ("127.0.0.1", 9999, "/tmp/x")
     assert args.handler.__module__ == "comfydesk.commands.demo_server"
+
+
+async def test_text_to_image_draws_a_1024x768_poster_and_saves_it(demo_engine: RunningFake) -> None:
+    """The node of the /api/v1 spec's examples is an output node: a graph of it alone runs and saves."""
+    prompt = {"t": {"class_type": "text_to_image", "inputs": {"prompt": "A beautiful landscape"}}}
+    async with httpx.AsyncClient(base_url=demo_engine.url, timeout=30) as client:
+        answer = (await client.post("/prompt", json={"prompt": prompt})).json()
+        assert answer["node_errors"] == {}
+        prompt_id = answer["prompt_id"]
+        entry: dict[str, Any] = {}
+        for _ in range(1500):  # the run takes 8 steps of 10 ms; 30 s at most
+            if entry.get("status", {}).get("completed"):
+                break
+            entry = (await client.get(f"/history/{prompt_id}")).json().get(prompt_id, {})
+            await asyncio.sleep(0.02)
+        (image,) = entry["outputs"]["t"]["images"]
+        view = await client.get("/view", params=image)
+    with Image.open(io.BytesIO(view.content)) as img:
+        assert img.size == (1024, 768)
+        lo, hi = img.convert("L").getextrema()
+        assert hi - lo > 40
