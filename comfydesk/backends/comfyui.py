@@ -436,16 +436,18 @@ class ComfyUIBackend:
         inputs: Mapping[str, Any] | None = None,
         front: bool = False,
         ui_workflow: Mapping[str, Any] | None = None,
+        prompt_id: str | None = None,
     ) -> Execution:
         """POST the graph with our own prompt id; its events follow `Queued` on the event stream.
 
         With `ui_workflow` (the UI-format document the graph was converted from) the request carries
         `extra_data.extra_pnginfo.workflow`, so images the server saves embed the workflow, as they do when
-        ComfyUI's own frontend queues them.
+        ComfyUI's own frontend queues them. `prompt_id` lets a caller record the id before posting (the
+        gateway does, so that a restart can find the run on the server and never submit it twice).
         """
         if graph is None:
             raise ValueError("the ComfyUI backend runs API graphs: pass `graph` (resolve workflows first)")
-        pid = str(uuid.uuid4())
+        pid = prompt_id or str(uuid.uuid4())
         run = self._mapper.track(pid)
         self._held[pid] = []
         self._submitting.add(pid)
@@ -480,6 +482,24 @@ class ComfyUIBackend:
             run.gap = True
             self._spawn(self._reconcile_quietly([run]))
         return Execution(pid, number if isinstance(number, int) else None, graph, workflow_id)
+
+    async def follow(self, prompt_id: str) -> bool:
+        """Take up a run submitted earlier with this client id (before a restart of ours): its events follow
+        on the stream, or come from `/history` when it ended meanwhile. False when the server has no trace
+        of it (never submitted, or lost in a restart of the server); then nothing is tracked."""
+        run = self._mapper.runs.get(prompt_id)
+        if run is not None:
+            return True
+        in_queue = any(q.execution_id == prompt_id for q in await self.queue())
+        if not in_queue:
+            doc = await self._get_json(f"/history/{quote(prompt_id, safe='')}")
+            entry = doc.get(prompt_id) if isinstance(doc, dict) else None
+            if not (isinstance(entry, Mapping) and history_shows_finished(entry)):
+                return False
+        run = self._mapper.track(prompt_id)
+        run.gap = True
+        await self._reconcile([run])
+        return True
 
     async def _reconcile_quietly(self, runs: list[RunState]) -> None:
         try:

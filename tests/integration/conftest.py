@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from comfydesk.gateway.testing import RunningGateway, start_gateway
 from comfydesk.testing import FakeConfig, RunningFake, start_fake_comfyui
 from tests.conftest import FIXTURES
 
@@ -27,3 +28,14 @@ def fake_comfyui(tmp_path: Path) -> Iterator[RunningFake]:
         yield fake
     finally:
         fake.stop()
+
+
+@pytest.fixture
+def gateway(tmp_path: Path) -> Iterator[RunningGateway]:
+    """`comfydesk serve` (on a thread, real sockets) in front of the fast demo engine; `.admin_token` is
+    ready, `.create_token(name, admin=False)` makes more."""
+    running = start_gateway(data_dir=tmp_path / "gateway")
+    try:
+        yield running
+    finally:
+        running.stop()

@@ -1,0 +1,587 @@
+"""Runs on ComfyUI machines: pick the least-loaded healthy machine, submit through the native backend, follow
+its event stream, keep the record and the subscribers up to date, copy outputs as they arrive.
+
+Each machine is one `ComfyUIBackend` whose client id derives from the gateway's lasting instance id, so after
+a restart of the gateway the same client hears its old runs again (`ComfyUIBackend.follow`). The executions
+table is the truth: a run is recorded (with the prompt id we chose) before it is submitted, and `reconcile`
+finishes, follows or re-submits whatever a previous process left unfinished.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from comfydesk.backends.base import ConnectionChanged, ConnectionState, QueueChanged
+from comfydesk.backends.comfyui import ComfyUIBackend
+from comfydesk.backends.comfyui_protocol import LOST_RUN_MESSAGE
+from comfydesk.backends.reconnect import ReconnectPolicy
+from comfydesk.core.errors import BackendError, ServerResponseError, ValidationError
+from comfydesk.core.events import (
+    Cached,
+    Completed,
+    Failed,
+    Interrupted,
+    NodeOutput,
+    NodeStarted,
+    OutputRef,
+    Preview,
+    Progress,
+    Queued,
+    Started,
+)
+from comfydesk.core.graph import ApiGraph, is_link
+from comfydesk.core.nodes import NodeCatalog
+from comfydesk.gateway.hub import EventHub
+from comfydesk.gateway.images import ImageStore
+from comfydesk.gateway.store import AsyncStore
+from comfydesk.gateway.views import execution_json
+
+__all__ = ["Dispatcher", "ExecutionRefused", "Machine", "NoBackend"]
+
+log = logging.getLogger(__name__)
+
+#: A machine that stops answering is given up after about 5 s, so its runs fail instead of hanging.
+MACHINE_RECONNECT = ReconnectPolicy(initial=0.25, factor=2.0, max_delay=2.0, jitter=0.1, max_attempts=4)
+_QUEUED_WAIT = 5.0
+
+
+class NoBackend(Exception):
+    """No healthy ComfyUI machine can take the run."""
+
+
+class ExecutionRefused(Exception):
+    """ComfyUI refused the graph (its validation); `issues` are its node errors as readable lines."""
+
+    def __init__(self, issues: list[str]) -> None:
+        super().__init__("; ".join(issues))
+        self.issues = issues
+
+
+@dataclass(eq=False)
+class Machine:
+    url: str
+    backend: ComfyUIBackend
+    healthy: bool = False
+    error: str = "not connected yet"
+    version: str = ""
+    queue: int = 0
+    catalog: NodeCatalog | None = None
+    submitting: int = 0
+    pump: asyncio.Task[None] | None = None
+
+    @property
+    def load(self) -> int:
+        return self.queue + self.submitting
+
+
+@dataclass(eq=False)
+class Run:
+    row: dict[str, Any]
+    machine: Machine
+    prompt_id: str
+    needed: frozenset[str]
+    done: set[str] = field(default_factory=set)
+    current: str | None = None
+    fraction: float = 0.0
+    stored: set[str] = field(default_factory=set)
+    downloads: set[asyncio.Task[None]] = field(default_factory=set)
+    queued: asyncio.Event = field(default_factory=asyncio.Event)
+    finished: asyncio.Event = field(default_factory=asyncio.Event)
+    ending: bool = False
+
+    @property
+    def id(self) -> int:
+        return int(self.row["id"])
+
+    @property
+    def token_id(self) -> int | None:
+        value = self.row.get("token_id")
+        return int(value) if value is not None else None
+
+    def progress(self) -> int:
+        total = len(self.needed) or 1
+        done = len(self.done & self.needed) + (self.fraction if self.current in self.needed else 0.0)
+        return max(0, min(99, int(100 * done / total)))
+
+
+def nodes_to_run(graph: ApiGraph, catalog: NodeCatalog | None) -> frozenset[str]:
+    """The output nodes and everything they depend on: what ComfyUI will execute."""
+    outputs = [
+        nid
+        for nid, node in graph.items()
+        if catalog is not None
+        and catalog.get(node.class_type) is not None
+        and catalog[node.class_type].output_node
+    ]
+    if not outputs:
+        return frozenset(graph)
+    seen: set[str] = set()
+    stack = list(outputs)
+    while stack:
+        nid = stack.pop()
+        if nid in seen or nid not in graph:
+            continue
+        seen.add(nid)
+        stack.extend(str(v[0]) for v in graph[nid].inputs.values() if is_link(v))
+    return frozenset(seen)
+
+
+def _source(ref: OutputRef) -> str:
+    return f"{ref.type}/{ref.subfolder}/{ref.filename}"
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        urls: list[str],
+        *,
+        store: AsyncStore,
+        images: ImageStore,
+        hub: EventHub,
+        instance_id: str,
+        health_interval: float = 2.0,
+        reconnect: ReconnectPolicy = MACHINE_RECONNECT,
+    ) -> None:
+        self.store = store
+        self.images = images
+        self.hub = hub
+        self.health_interval = health_interval
+        self.machines = [
+            Machine(
+                url,
+                ComfyUIBackend(
+                    url,
+                    client_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"comfydesk-gateway:{instance_id}:{url}")),
+                    reconnect=reconnect,
+                    timeout=30.0,
+                ),
+            )
+            for url in urls
+        ]
+        self.runs: dict[str, Run] = {}  # by prompt id
+        self.by_execution: dict[int, Run] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._health: asyncio.Task[None] | None = None
+        self._shared: NodeCatalog | None = None
+
+    # -- lifecycle --------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        for machine in self.machines:
+            machine.pump = asyncio.create_task(self._pump(machine), name=f"gateway-pump {machine.url}")
+        await asyncio.gather(*(self._bring_up(m) for m in self.machines))
+        await self.reconcile()
+        self._health = asyncio.create_task(self._health_loop(), name="gateway-health")
+
+    async def stop(self) -> None:
+        tasks = [t for t in (self._health, *self._tasks) if t is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        for machine in self.machines:
+            await machine.backend.close()
+            if machine.pump is not None:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await asyncio.wait_for(machine.pump, 2)
+
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # -- machines ---------------------------------------------------------------------------------------
+
+    async def _bring_up(self, machine: Machine) -> None:
+        try:
+            await machine.backend.connect()
+            info = await machine.backend.server_info()
+            catalog = await machine.backend.node_catalog(refresh=True)
+            queue = await machine.backend.queue()
+        except BackendError as exc:
+            machine.healthy = False
+            machine.error = exc.user_text()
+            log.warning("ComfyUI at %s is not available: %s", machine.url, machine.error)
+            return
+        machine.version = info.version
+        machine.catalog = catalog
+        machine.queue = len(queue)
+        machine.healthy = True
+        machine.error = ""
+        self._shared = None
+        log.info("ComfyUI at %s is up (version %s, %d node types)", machine.url, info.version, len(catalog))
+
+    async def _health_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.health_interval)
+            for machine in self.machines:
+                state = machine.backend.status.state
+                if state is ConnectionState.CONNECTED:
+                    try:
+                        machine.queue = len(await machine.backend.queue())
+                        if not machine.healthy and machine.catalog is not None:
+                            machine.healthy, machine.error = True, ""
+                    except BackendError as exc:
+                        machine.healthy, machine.error = False, exc.user_text()
+                elif state is ConnectionState.DISCONNECTED:
+                    await self._bring_up(machine)
+
+    def healthy(self) -> list[Machine]:
+        return [m for m in self.machines if m.healthy and m.catalog is not None]
+
+    def catalog(self) -> NodeCatalog | None:
+        """The node types every healthy machine offers (the definitions of the first); None: no machine."""
+        if self._shared is not None:
+            return self._shared
+        catalogs = [m.catalog for m in self.healthy() if m.catalog is not None]
+        if not catalogs:
+            catalogs = [m.catalog for m in self.machines if m.catalog is not None]
+        if not catalogs:
+            return None
+        common = set(catalogs[0]).intersection(*map(set, catalogs[1:]))
+        self._shared = NodeCatalog([n for n in catalogs[0].nodes() if n.id in common])
+        return self._shared
+
+    def backends_state(self) -> list[dict[str, Any]]:
+        known = [set(m.catalog) for m in self.machines if m.catalog is not None]
+        union = set().union(*known) if known else set()
+        common = set(known[0]).intersection(*known[1:]) if known else set()
+        out = []
+        for m in self.machines:
+            have = set(m.catalog) if m.catalog is not None else set()
+            out.append(
+                {
+                    "url": m.url,
+                    "healthy": m.healthy,
+                    "queue": m.queue,
+                    "version": m.version,
+                    "error": m.error,
+                    "missing_nodes": sorted(union - have) if m.catalog is not None else [],
+                    "extra_nodes": sorted(have - common),
+                }
+            )
+        return out
+
+    def _pick(self) -> list[Machine]:
+        """Healthy machines, least loaded first (queued + running prompts of every client, plus ours in
+        flight); ties go to the machine that has had fewer of our runs so far."""
+        mine = {id(m): 0 for m in self.machines}
+        for run in self.runs.values():
+            mine[id(run.machine)] += 1
+        return sorted(self.healthy(), key=lambda m: (m.load, mine[id(m)]))
+
+    # -- runs -------------------------------------------------------------------------------------------
+
+    async def submit(self, row: dict[str, Any], graph: ApiGraph) -> dict[str, Any]:
+        """Send a recorded execution to a machine; returns its row once the machine has queued it.
+
+        Raises NoBackend when no machine takes it (the row is then failed as backend_unavailable), and
+        ExecutionRefused when ComfyUI rejects the graph (the row is failed as execution_error)."""
+        tried: list[str] = []
+        for machine in self._pick():
+            pid = str(uuid.uuid4())
+            row = await self._write(row["id"], backend_url=machine.url, prompt_id=pid, submitted=False)
+            run = self._track(row, machine, pid, graph)
+            machine.submitting += 1
+            try:
+                await machine.backend.submit(graph, prompt_id=pid)
+            except (ValidationError, ServerResponseError) as exc:
+                refused = isinstance(exc, ValidationError) or (exc.status or 0) < 500
+                if not refused:
+                    self._untrack(run)
+                    tried.append(f"{machine.url}: {exc.user_text()}")
+                    continue
+                issues = exc.lines() if isinstance(exc, ValidationError) else [exc.message]
+                self._untrack(run)
+                failed = await self._write(run.id, status="failed", error=_refused_error(issues))
+                self._publish_row(failed, "failed")
+                raise ExecutionRefused(issues) from None
+            except BackendError as exc:
+                self._untrack(run)
+                machine.healthy, machine.error = False, exc.user_text()
+                tried.append(f"{machine.url}: {exc.user_text()}")
+                continue
+            finally:
+                machine.submitting -= 1
+            run.row = await self._write(run.id, submitted=True)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(run.queued.wait(), _QUEUED_WAIT)
+            return run.row
+        reason = "; ".join(tried) or "no ComfyUI machine is reachable"
+        await self._write(
+            row["id"],
+            status="failed",
+            error={
+                "code": "backend_unavailable",
+                "message": "No ComfyUI machine could take the run",
+                "details": reason,
+            },
+        )
+        raise NoBackend(reason)
+
+    def _track(self, row: dict[str, Any], machine: Machine, pid: str, graph: ApiGraph) -> Run:
+        run = Run(row=row, machine=machine, prompt_id=pid, needed=nodes_to_run(graph, machine.catalog))
+        self.runs[pid] = run
+        self.by_execution[run.id] = run
+        return run
+
+    def _untrack(self, run: Run) -> None:
+        self.runs.pop(run.prompt_id, None)
+        if self.by_execution.get(run.id) is run:
+            del self.by_execution[run.id]
+
+    async def cancel(self, execution_id: int) -> None:
+        """Cancel a run: removed from its machine's queue, or interrupted while it runs."""
+        run = self.by_execution.get(execution_id)
+        if run is None:
+            row = await self.store.read(self.store.sync.get_execution, execution_id)
+            if row is not None and row["status"] in ("queued", "running"):
+                row = await self._write(
+                    execution_id, status="cancelled", error={"code": "cancelled", "message": "Cancelled"}
+                )
+                if row is not None:
+                    self._publish_row(row, "cancelled")
+            return
+        try:
+            await run.machine.backend.cancel(run.prompt_id)
+        except BackendError as exc:
+            log.warning("cancelling execution %s on %s failed: %s", execution_id, run.machine.url, exc)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(run.finished.wait(), 10)
+
+    async def reconcile(self) -> None:
+        """Take up every run a previous process left unfinished."""
+        rows = await self.store.read(self.store.sync.unfinished_executions)
+        by_url = {m.url: m for m in self.machines}
+        for row in rows:
+            machine = by_url.get(row.get("backend_url") or "")
+            graph = ApiGraph.from_prompt(row["graph"])
+            pid = row.get("prompt_id")
+            try:
+                if machine is not None and machine.healthy and pid:
+                    run = self._track(row, machine, pid, graph)
+                    if await machine.backend.follow(pid):
+                        log.info("execution %s: following prompt %s on %s again", row["id"], pid, machine.url)
+                        continue
+                    self._untrack(run)
+                    if row["submitted"]:
+                        await self._fail_lost(row, LOST_RUN_MESSAGE)
+                        continue
+                if machine is None and row.get("submitted"):
+                    await self._fail_lost(
+                        row, f"its ComfyUI machine {row.get('backend_url')} is not configured"
+                    )
+                    continue
+                if row.get("submitted"):
+                    await self._fail_lost(
+                        row, f"{row.get('backend_url')} was not reachable after the restart"
+                    )
+                    continue
+                log.info(
+                    "execution %s: never reached ComfyUI before the restart; submitting it now", row["id"]
+                )
+                await self.submit(row, graph)
+            except (NoBackend, ExecutionRefused) as exc:
+                log.warning("execution %s could not be resumed: %s", row["id"], exc)
+            except BackendError as exc:
+                await self._fail_lost(row, exc.user_text())
+
+    async def _fail_lost(self, row: Mapping[str, Any], why: str) -> None:
+        updated = await self._write(
+            int(row["id"]),
+            status="failed",
+            error={
+                "code": "backend_unavailable",
+                "message": "The run was lost: the gateway or ComfyUI restarted before it finished",
+                "details": why,
+            },
+        )
+        if updated is not None:
+            self._publish_row(updated, "failed")
+
+    # -- events -----------------------------------------------------------------------------------------
+
+    async def _pump(self, machine: Machine) -> None:
+        async for event in machine.backend.events():
+            try:
+                await self._on_event(machine, event)
+            except Exception:  # one bad event must not stop the machine's stream
+                log.exception("handling %s from %s failed", type(event).__name__, machine.url)
+
+    async def _on_event(self, machine: Machine, event: Any) -> None:
+        if isinstance(event, ConnectionChanged):
+            state = event.status.state
+            if state is ConnectionState.CONNECTED:
+                machine.healthy, machine.error = machine.catalog is not None, ""
+            else:
+                machine.healthy = False
+                machine.error = event.status.reason or state.value
+            self._shared = None
+            return
+        if isinstance(event, QueueChanged):
+            machine.queue = event.remaining
+            return
+        run = self.runs.get(getattr(event, "execution_id", ""))
+        if run is None or run.ending:
+            return
+        if isinstance(event, Queued):
+            await self._set_status(run, "running" if event.position == 0 else "queued")
+            run.queued.set()
+        elif isinstance(event, Started):
+            await self._set_status(run, "running")
+        elif isinstance(event, Cached):
+            run.done.update(event.node_ids)
+            await self._progress(run, None, 0, 0)
+        elif isinstance(event, NodeStarted):
+            if run.current is not None and run.current != event.node_id:
+                run.done.add(run.current)
+            run.current, run.fraction = event.node_id, 0.0
+            await self._set_status(run, "running")
+            await self._progress(run, event.node_id, 0, 0)
+        elif isinstance(event, Progress):
+            if event.max > 0:
+                run.fraction = min(1.0, event.value / event.max)
+            await self._progress(run, event.node_id, event.value, event.max)
+        elif isinstance(event, Preview):
+            self.hub.publish(
+                run.id,
+                run.token_id,
+                {
+                    "type": "preview",
+                    "execution": {"id": run.id},
+                    "node": event.node_id,
+                    "mime": event.mime,
+                    "image": base64.b64encode(event.image).decode("ascii"),
+                },
+            )
+        elif isinstance(event, NodeOutput):
+            if run.current is not None:
+                run.done.add(run.current)
+            self._download(run, event.outputs)
+        elif isinstance(event, Completed):
+            self._download(run, event.outputs)
+            run.ending = True
+            self._spawn(self._end(run, "completed", None))
+        elif isinstance(event, Failed):
+            run.ending = True
+            self._spawn(self._end(run, "failed", _failure_error(event, machine)))
+        elif isinstance(event, Interrupted):
+            run.ending = True
+            message = "Cancelled" if event.reason == "cancelled" else "Interrupted on the ComfyUI machine"
+            self._spawn(self._end(run, "cancelled", {"code": "cancelled", "message": message}))
+
+    async def _set_status(self, run: Run, status: str) -> None:
+        if run.row["status"] == status or (run.row["status"] == "running" and status == "queued"):
+            return
+        row = await self._write(run.id, status=status)
+        if row is not None:
+            run.row = row
+            self._publish_row(row, "status")
+
+    async def _progress(self, run: Run, node: str | None, value: int, maximum: int) -> None:
+        percent = run.progress()
+        if percent != run.row["progress"]:
+            row = await self._write(run.id, progress=percent)
+            if row is not None:
+                run.row = row
+        message: dict[str, Any] = {"type": "progress", "execution": execution_json(run.row)}
+        if node is not None:
+            message.update(node=node, value=value, max=maximum)
+        self.hub.publish(run.id, run.token_id, message)
+
+    def _download(self, run: Run, outputs: tuple[OutputRef, ...]) -> None:
+        for ref in outputs:
+            if not ref.is_image or _source(ref) in run.stored:
+                continue
+            run.stored.add(_source(ref))
+            task = self._spawn(self._store_output(run, ref))
+            run.downloads.add(task)
+            task.add_done_callback(run.downloads.discard)
+
+    async def _store_output(self, run: Run, ref: OutputRef) -> None:
+        try:
+            data = await run.machine.backend.fetch_output(ref)
+            await self.images.add(
+                execution_id=run.id,
+                token_id=run.token_id,
+                node_id=ref.node_id,
+                source=_source(ref),
+                data=data,
+            )
+        except (BackendError, ValueError) as exc:
+            log.warning("execution %s: output %s not kept: %s", run.id, ref.filename, exc)
+
+    async def _end(self, run: Run, status: str, error: dict[str, Any] | None) -> None:
+        try:
+            if run.downloads:
+                await asyncio.gather(*list(run.downloads), return_exceptions=True)
+            values: dict[str, Any] = {"status": status, "error": error}
+            if status == "completed":
+                values["progress"] = 100
+            row = await self._write(run.id, **values)
+            if row is not None:
+                run.row = row
+                self._publish_row(row, status)
+        finally:
+            self._untrack(run)
+            run.finished.set()
+
+    def _publish_row(self, row: dict[str, Any], kind: str) -> None:
+        self._spawn(self._publish_with_images(row, kind))
+
+    async def _publish_with_images(self, row: dict[str, Any], kind: str) -> None:
+        images = (await self.store.read(self.store.sync.images_of, [row["id"]]))[row["id"]]
+        token = row.get("token_id")
+        self.hub.publish(row["id"], token, {"type": kind, "execution": execution_json(row, images)})
+
+    async def _write(self, execution_id: int, **values: Any) -> dict[str, Any]:
+        row = await self.store.write(self.store.sync.update_execution, execution_id, **values)
+        if row is None:
+            raise LookupError(f"execution {execution_id} vanished from the database")
+        return row
+
+
+def _refused_error(issues: list[str]) -> dict[str, Any]:
+    return {
+        "code": "execution_error",
+        "message": "Failed to generate image",
+        "details": "; ".join(f"Node error: {i}" for i in issues),
+    }
+
+
+def _failure_error(event: Failed, machine: Machine) -> dict[str, Any]:
+    info = event.error
+    lost = info.node_id is None and not info.exception_type
+    if lost and (
+        machine.backend.status.state is not ConnectionState.CONNECTED or info.message == LOST_RUN_MESSAGE
+    ):
+        return {
+            "code": "backend_unavailable",
+            "message": f"The ComfyUI machine {machine.url} went away during the run",
+            "details": info.message,
+        }
+    where = f"node {info.node_id} ({info.node_type})" if info.node_id else "the workflow"
+    kind = f"{info.exception_type}: " if info.exception_type else ""
+    error: dict[str, Any] = {
+        "code": "execution_error",
+        "message": info.message or "The run failed",
+        "details": f"Node error: {where}: {kind}{info.message}",
+    }
+    if info.node_id:
+        error["node_id"] = info.node_id
+    if info.node_type:
+        error["node_type"] = info.node_type
+    if info.exception_type:
+        error["exception_type"] = info.exception_type
+    if info.traceback:
+        error["traceback"] = list(info.traceback)
+    return error

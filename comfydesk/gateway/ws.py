@@ -1,0 +1,133 @@
+"""Progress over WebSocket: one execution (`/executions/{id}/events`) or all of a token's (`/events`).
+
+A subscriber is registered before the current state is read, so nothing that happens in between is lost;
+the first message is always the current state (`status`), and a run that has already ended is followed by
+its terminal message at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocketState
+
+from comfydesk.gateway.app import Gateway, bearer_of, rate_limited, unauthorized
+from comfydesk.gateway.errors import error_response, not_found
+from comfydesk.gateway.store import TokenInfo
+from comfydesk.gateway.views import execution_json
+
+__all__ = ["ws_router"]
+
+ws_router = APIRouter(prefix="/api/v1/comfyui")
+_TERMINAL = ("completed", "failed", "cancelled")
+_PING_EVERY = 20.0
+
+
+async def _admit(websocket: WebSocket) -> tuple[Gateway, TokenInfo] | None:
+    """Authenticate and rate-limit the handshake; refuse with the API's error envelope (HTTP 401/429)."""
+    gw: Gateway = websocket.app.state.gateway
+    secret = bearer_of(websocket.scope.get("headers", [])) or websocket.query_params.get("token")
+    token = await gw.authenticate(secret)
+    client = websocket.client.host if websocket.client else "-"
+    decision = gw.limiter.hit(f"token:{token.id}" if token else f"addr:{client}")
+    refusal = None if decision.allowed else rate_limited(decision.retry_after)
+    if refusal is None and token is None:
+        refusal = unauthorized()
+    if refusal is None and token is not None:
+        return gw, token
+    assert refusal is not None
+    refusal.headers.update(decision.headers())
+    await _deny(websocket, refusal)
+    return None
+
+
+async def _deny(websocket: WebSocket, error: Any) -> None:
+    if "websocket.http.response" in websocket.scope.get("extensions", {}):
+        await websocket.send_denial_response(error_response(error))
+    else:
+        await websocket.close(code=1008)
+
+
+@ws_router.websocket("/executions/{execution_id}/events")
+async def execution_events(websocket: WebSocket, execution_id: int) -> None:
+    admitted = await _admit(websocket)
+    if admitted is None:
+        return
+    gw, token = admitted
+    with gw.hub.subscribe(execution_id=execution_id, token_id=token.id, admin=token.admin) as sub:
+        row = await gw.store.read(gw.store.sync.get_execution, execution_id)
+        if row is None or not (token.admin or row.get("token_id") == token.id):
+            await _deny(websocket, not_found("Execution", execution_id))
+            return
+        await websocket.accept()
+        current = await _current(gw, row)
+        await websocket.send_json({"type": "status", "execution": current})
+        if current["status"] in _TERMINAL:
+            await websocket.send_json({"type": current["status"], "execution": current})
+            await websocket.close()
+            return
+        await _forward(websocket, sub.queue, stop_at_terminal=True)
+
+
+@ws_router.websocket("/events")
+async def all_events(websocket: WebSocket) -> None:
+    admitted = await _admit(websocket)
+    if admitted is None:
+        return
+    gw, token = admitted
+    with gw.hub.subscribe(execution_id=None, token_id=token.id, admin=token.admin) as sub:
+        await websocket.accept()
+        rows, _total = await gw.store.read(
+            gw.store.sync.list_executions,
+            token_id=None if token.admin else token.id,
+            status=None,
+            limit=100,
+        )
+        for row in reversed([r for r in rows if r["status"] in ("queued", "running")]):
+            await websocket.send_json({"type": "status", "execution": await _current(gw, row)})
+        await _forward(websocket, sub.queue, stop_at_terminal=False)
+
+
+async def _current(gw: Gateway, row: dict[str, Any]) -> dict[str, Any]:
+    images = (await gw.store.read(gw.store.sync.images_of, [row["id"]]))[row["id"]]
+    return execution_json(row, images)
+
+
+async def _forward(
+    websocket: WebSocket, queue: asyncio.Queue[dict[str, Any]], *, stop_at_terminal: bool
+) -> None:
+    """Send hub messages until the client leaves (or, for one execution, its run ends)."""
+    reader = asyncio.create_task(_drain_client(websocket))
+    try:
+        while not reader.done():
+            getter = asyncio.create_task(queue.get())
+            done, _ = await asyncio.wait(
+                {getter, reader}, timeout=_PING_EVERY, return_when=asyncio.FIRST_COMPLETED
+            )
+            if getter not in done:
+                getter.cancel()
+                continue
+            message = getter.result()
+            await websocket.send_json(message)
+            if stop_at_terminal and message.get("type") in _TERMINAL:
+                await websocket.close()
+                return
+    except (WebSocketDisconnect, RuntimeError):
+        return
+    finally:
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await reader
+        if websocket.application_state is WebSocketState.CONNECTED and reader.cancelled():
+            with contextlib.suppress(Exception):
+                await websocket.close()
+
+
+async def _drain_client(websocket: WebSocket) -> None:
+    """Read (and ignore) what the client sends, so its close is noticed."""
+    with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+        while True:
+            await websocket.receive_text()
