@@ -142,10 +142,6 @@ def _content_length(headers: list[tuple[bytes, bytes]]) -> int | None:
     return None
 
 
-class _TooLarge(Exception):
-    pass
-
-
 def unauthorized() -> ApiError:
     return ApiError.single(
         401,
@@ -191,8 +187,11 @@ class GatewayMiddleware:
         client = scope.get("client") or ("-", 0)
         decision = gw.limiter.hit(f"token:{token.id}" if token else f"addr:{client[0]}")
         status = [0]
+        answered = [False]  # a 413 was sent mid-body: what the app sends afterwards is dropped
 
         async def send_with_headers(message: Message) -> None:
+            if answered[0]:
+                return
             if message["type"] == "http.response.start":
                 status[0] = message["status"]
                 out = MutableHeaders(scope=message)
@@ -205,10 +204,14 @@ class GatewayMiddleware:
 
         async def capped_receive() -> Message:
             message = await receive()
-            if message["type"] == "http.request":
+            if message["type"] == "http.request" and not answered[0]:
                 seen[0] += len(message.get("body", b""))
                 if seen[0] > limit:
-                    raise _TooLarge()
+                    # A body without Content-Length grew past the limit: answer 413 now and let the app
+                    # see a disconnected client, whatever it then tries to answer goes nowhere.
+                    await error_response(too_large(limit))(scope, receive, send_with_headers)
+                    answered[0] = True
+                    return {"type": "http.disconnect"}
             return message
 
         try:
@@ -223,12 +226,7 @@ class GatewayMiddleware:
             if refusal is not None:
                 await error_response(refusal)(scope, receive, send_with_headers)
                 return
-            try:
-                await self.app(scope, capped_receive, send_with_headers)
-            except _TooLarge:
-                if status[0]:
-                    raise
-                await error_response(too_large(limit))(scope, receive, send_with_headers)
+            await self.app(scope, capped_receive, send_with_headers)
         finally:
             access_log.info(
                 '%s "%s %s" %s %.1fms token=%s',

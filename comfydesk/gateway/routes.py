@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Security
 from fastapi.responses import FileResponse
+from fastapi.routing import APIRoute
+from fastapi.security import HTTPBearer
 
 from comfydesk.core.errors import ValidationError, WorkflowError
 from comfydesk.core.graph import ApiGraph, ApiNode
@@ -50,9 +52,17 @@ Responses = dict[int | str, dict[str, Any]]
 _404: Responses = {404: {"model": ErrorBody, "description": "Unknown id"}}
 _403: Responses = {403: {"model": ErrorBody, "description": "Not allowed for this token"}}
 _503: Responses = {503: {"model": ErrorBody, "description": "No ComfyUI machine available"}}
+# FastAPI answers a body it cannot decode at all (not UTF-8, nested too deep) with 400 before validation.
+_400: Responses = {400: {"model": ErrorBody, "description": "The request body could not be read as JSON"}}
+# The middleware (app.GatewayMiddleware) checks the token; this only declares the scheme in the OpenAPI
+# document, so clients and tools know every route takes `Authorization: Bearer <token>`.
+_bearer = HTTPBearer(auto_error=False, description="An API token from `comfydesk serve token create NAME`")
+_auth = [Security(_bearer)]
+# Ids are `Integer` columns: 32-bit on PostgreSQL and MySQL. A larger (or non-positive) id names nothing.
+_MAX_ID = 2**31 - 1
 
-router = APIRouter(prefix="/api/v1/comfyui", responses=_ERRORS, tags=["comfyui"])
-image_router = APIRouter(prefix="/api/v1/images", responses=_ERRORS, tags=["images"])
+router = APIRouter(prefix="/api/v1/comfyui", responses=_ERRORS, tags=["comfyui"], dependencies=_auth)
+image_router = APIRouter(prefix="/api/v1/images", responses=_ERRORS, tags=["images"], dependencies=_auth)
 _IMAGE_NAME = re.compile(r"^(\d{1,18})\.(png|jpg|webp|gif)$")
 Status = Literal["queued", "running", "completed", "failed", "cancelled"]
 
@@ -141,6 +151,8 @@ def _check_workflow(body: WorkflowBody, gw: Gateway) -> None:
 
 
 async def _workflow_row(gw: Gateway, workflow_id: int) -> dict[str, Any]:
+    if not 1 <= workflow_id <= _MAX_ID:
+        raise not_found("Workflow", workflow_id)
     row = await gw.store.read(gw.store.sync.get_workflow, workflow_id)
     if row is None:
         raise not_found("Workflow", workflow_id)
@@ -170,7 +182,7 @@ async def list_workflows(request: Request) -> dict[str, Any]:
     status_code=201,
     response_model=Success[WorkflowData],
     response_model_exclude_none=True,
-    responses=_503,
+    responses={**_400, **_503},
 )
 async def create_workflow(request: Request, body: WorkflowBody) -> dict[str, Any]:
     gw, token = _gw(request), _token(request)
@@ -199,7 +211,7 @@ async def get_workflow(request: Request, workflow_id: int) -> dict[str, Any]:
     "/workflows/{workflow_id}",
     response_model=Success[WorkflowData],
     response_model_exclude_none=True,
-    responses={**_404, **_403, **_503},
+    responses={**_400, **_404, **_403, **_503},
 )
 async def update_workflow(request: Request, workflow_id: int, body: WorkflowBody) -> dict[str, Any]:
     gw, token = _gw(request), _token(request)
@@ -274,7 +286,7 @@ def _typed_graph(row: dict[str, Any], inputs: dict[str, Any], catalog: NodeCatal
     status_code=202,
     response_model=Success[ExecutionData],
     response_model_exclude_none=True,
-    responses={**_404, **_503},
+    responses={**_400, **_404, **_503},
 )
 async def execute_workflow(request: Request, workflow_id: int, body: ExecuteBody) -> dict[str, Any]:
     gw, token = _gw(request), _token(request)
@@ -318,6 +330,8 @@ async def execute_workflow(request: Request, workflow_id: int, body: ExecuteBody
 
 
 async def _execution_row(gw: Gateway, token: TokenInfo, execution_id: int) -> dict[str, Any]:
+    if not 1 <= execution_id <= _MAX_ID:
+        raise not_found("Execution", execution_id)
     row = await gw.store.read(gw.store.sync.get_execution, execution_id)
     if row is None or not (token.admin or row.get("token_id") == token.id):
         raise not_found("Execution", execution_id)
@@ -350,6 +364,8 @@ async def list_executions(
     offset: int = Query(0, ge=0, le=2**31),
 ) -> dict[str, Any]:
     gw, token = _gw(request), _token(request)
+    if workflow_id is not None and not 1 <= workflow_id <= _MAX_ID:  # no such workflow: nothing to list
+        return _ok({"executions": [], "total": 0, "limit": limit, "offset": offset})
     rows, total = await gw.store.read(
         gw.store.sync.list_executions,
         token_id=None if token.admin else token.id,
@@ -427,3 +443,36 @@ async def get_image(request: Request, file_name: str) -> FileResponse:
     if not path.is_file():
         raise not_found("Image", image_id)
     return FileResponse(path, media_type=row["mime"], headers={"Cache-Control": "private, max-age=60"})
+
+
+# -- what every answer carries ---------------------------------------------------------------------------
+
+
+def _header(description: str) -> dict[str, Any]:
+    return {"description": description, "required": True, "schema": {"type": "integer"}}
+
+
+_RATE_HEADERS = {
+    "X-RateLimit-Limit": _header("Requests this token may make per window (`--rate-limit`)"),
+    "X-RateLimit-Remaining": _header("Requests left in the current window"),
+    "X-RateLimit-Reset": _header("When the window has room again (epoch seconds)"),
+}
+_RETRY_AFTER = {"Retry-After": _header("Seconds to wait before trying again")}
+
+
+def _document_headers(*routers: APIRouter) -> None:
+    """Declare in the OpenAPI document the headers the middleware puts on every answer (success and error
+    alike), and `Retry-After` on 429, so the document says what the wire carries."""
+    for r in routers:
+        for route in r.routes:
+            if isinstance(route, APIRoute):
+                route.responses = {
+                    code: {
+                        **route.responses.get(code, {}),
+                        "headers": {**_RATE_HEADERS, **(_RETRY_AFTER if code == 429 else {})},
+                    }
+                    for code in {route.status_code or 200, *route.responses}
+                }
+
+
+_document_headers(router, image_router)

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
@@ -90,6 +91,11 @@ class RunningGateway:
     _thread: threading.Thread
     _cleanup: list[Callable[[], None]] = field(default_factory=list)
     admin_token: str = ""
+
+    @property
+    def app(self) -> Any:
+        """The ASGI app being served (its route table, for tests that walk it)."""
+        return self._server.config.app
 
     def create_token(self, name: str, *, admin: bool = False) -> str:
         from comfydesk.gateway.store import GatewayStore
