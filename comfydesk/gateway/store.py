@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
+from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 import sqlalchemy as sa
@@ -63,6 +64,10 @@ class GatewayStore:
 
     @classmethod
     def open(cls, url: str) -> GatewayStore:
+        """Open (and create or upgrade) the database at `url`; a SQLite file's folder is made."""
+        sqlite_file = sa.engine.make_url(url)
+        if sqlite_file.get_backend_name() == "sqlite" and sqlite_file.database not in (None, "", ":memory:"):
+            Path(str(sqlite_file.database)).parent.mkdir(parents=True, exist_ok=True)
         engine = db.make_engine(url)
         db.migrate(engine)
         return cls(engine)
