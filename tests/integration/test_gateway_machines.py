@@ -165,8 +165,18 @@ def _free_port() -> int:
 def _serve(port: int, comfyui: str, data_dir: Path) -> subprocess.Popen[str]:
     env = dict(os.environ, PYTHONPATH=str(ROOT), LANG="C.UTF-8")
     return subprocess.Popen(
-        [sys.executable, "-m", "comfydesk", "serve", "--port", str(port), "--comfyui", comfyui]
-        + ["--data-dir", str(data_dir)],
+        [
+            sys.executable,
+            "-m",
+            "comfydesk",
+            "serve",
+            "--port",
+            str(port),
+            "--comfyui",
+            comfyui,
+            "--data-dir",
+            str(data_dir),
+        ],
         cwd=str(ROOT),
         env=env,
         text=True,
