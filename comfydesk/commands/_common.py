@@ -1,6 +1,8 @@
 """What the subcommands share: server options, running a coroutine, the one way errors reach stderr.
 
 Commands import only `comfydesk.core` and `comfydesk.backends` (never Qt), so they work on a headless box.
+The server behind `--server` is a ComfyUI or a `comfydesk serve` gateway: `--kind auto` (the default) asks
+`GET /api/v1/comfyui/nodes`, which only a gateway answers in its JSON envelope (even a 401 does).
 Exit codes used across commands: 0 success, 1 the work itself failed (a conversion, an execution),
 2 the server could not be reached or the input was refused (validation, bad file), 130 interrupted by Ctrl-C.
 """
@@ -21,7 +23,7 @@ from comfydesk.core.errors import CatalogError, ComfyDeskError, ServerUnreachabl
 from comfydesk.core.nodes import NodeCatalog, parse_object_info, parse_v1_nodes
 
 if TYPE_CHECKING:
-    from comfydesk.backends.comfyui import ComfyUIBackend
+    from comfydesk.backends.base import Backend
 
 __all__ = [
     "DEFAULT_SERVER",
@@ -29,6 +31,7 @@ __all__ = [
     "EXIT_INTERRUPTED",
     "EXIT_OK",
     "EXIT_UNAVAILABLE",
+    "KINDS",
     "add_catalog_options",
     "add_server_options",
     "default_server",
@@ -37,6 +40,7 @@ __all__ = [
     "load_catalog",
     "load_catalog_file",
     "make_backend",
+    "open_backend",
     "redact",
     "run_coroutine",
     "server_url",
@@ -52,6 +56,9 @@ EXIT_FAILED = 1
 EXIT_UNAVAILABLE = 2
 EXIT_INTERRUPTED = 130
 
+#: --kind values: `auto` tells a gateway from a ComfyUI by asking it.
+KINDS = ("auto", "comfyui", "gateway")
+
 T = TypeVar("T")
 
 
@@ -66,15 +73,25 @@ def add_server_options(parser: argparse.ArgumentParser, *, token: bool = True) -
         metavar="URL",
         # SUPPRESS: without the option, `comfydesk --server URL <command>` (the main parser's) still counts.
         default=argparse.SUPPRESS,
-        help=f"ComfyUI address (default: ${SERVER_ENV} or {DEFAULT_SERVER})",
+        help=f"ComfyUI or comfydesk gateway address (default: ${SERVER_ENV} or {DEFAULT_SERVER})",
     )
     if token:
         parser.add_argument(
             "--token",
             metavar="T",
             default=None,
-            help=f"bearer token for a server behind a proxy that wants one (default: ${TOKEN_ENV})",
+            help=f"bearer token: a gateway's token, or for a ComfyUI behind a proxy (default: ${TOKEN_ENV})",
         )
+    _add_kind_option(parser)
+
+
+def _add_kind_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--kind",
+        choices=KINDS,
+        default="auto",
+        help="what --server is: a ComfyUI, a comfydesk gateway (/api/v1), or auto to find out (default)",
+    )
 
 
 def add_catalog_options(parser: argparse.ArgumentParser) -> None:
@@ -85,7 +102,8 @@ def add_catalog_options(parser: argparse.ArgumentParser) -> None:
         metavar="URL",
         # SUPPRESS: without the option, `comfydesk --server URL <command>` (the main parser's) still counts.
         default=argparse.SUPPRESS,
-        help=f"read node definitions from this ComfyUI (default: ${SERVER_ENV} or {DEFAULT_SERVER})",
+        help="read node definitions from this ComfyUI or comfydesk gateway "
+        f"(default: ${SERVER_ENV} or {DEFAULT_SERVER})",
     )
     group.add_argument(
         "--object-info",
@@ -94,6 +112,7 @@ def add_catalog_options(parser: argparse.ArgumentParser) -> None:
         help="read node definitions from a saved /object_info (or /api/v1 nodes) JSON file instead",
     )
     parser.add_argument("--token", metavar="T", default=None, help=f"bearer token (default: ${TOKEN_ENV})")
+    _add_kind_option(parser)
 
 
 def server_url(args: argparse.Namespace) -> str:
@@ -135,15 +154,42 @@ def run_coroutine(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
 
 
-def make_backend(args: argparse.Namespace, *, timeout: float = 30.0) -> ComfyUIBackend:
-    """The ComfyUI backend for --server/--token (imported lazily: `nodes --object-info` needs no network)."""
-    from comfydesk.backends.comfyui import ComfyUIBackend
+def make_backend(args: argparse.Namespace, *, timeout: float = 30.0, kind: str = "comfyui") -> Backend:
+    """The backend for --server/--token: `kind` "comfyui" or "gateway" (imported lazily: `nodes
+    --object-info` needs no network)."""
+    url = server_url(args)
+    token = token_of(args)
+    try:
+        if kind == "gateway":
+            from comfydesk.backends.v1 import V1Backend
+
+            return V1Backend(url, token=token, timeout=timeout)
+        from comfydesk.backends.comfyui import ComfyUIBackend
+
+        return ComfyUIBackend(url, token=token, timeout=timeout)
+    except ValueError as exc:  # an address that is not a URL we can speak to
+        raise ServerUnreachable(redact(url, token), str(exc)) from None
+
+
+async def resolve_kind(args: argparse.Namespace, *, timeout: float = 10.0) -> str:
+    """ "comfyui" or "gateway": --kind when it says, else what the server turns out to be."""
+    kind: str = getattr(args, "kind", "auto") or "auto"
+    if kind != "auto":
+        return kind
+    from comfydesk.backends.v1 import probe_gateway
 
     url = server_url(args)
     try:
-        return ComfyUIBackend(url, token=token_of(args), timeout=timeout)
-    except ValueError as exc:  # an address that is not a URL we can speak to
+        gateway = await probe_gateway(url, token=token_of(args), timeout=timeout)
+    except ValueError as exc:
         raise ServerUnreachable(redact(url, token_of(args)), str(exc)) from None
+    return "gateway" if gateway else "comfyui"
+
+
+async def open_backend(args: argparse.Namespace, *, timeout: float = 30.0) -> Backend:
+    """The backend for --server/--token/--kind, the kind found out first when it is `auto`."""
+    kind = await resolve_kind(args, timeout=min(timeout, 10.0))
+    return make_backend(args, timeout=timeout, kind=kind)
 
 
 def load_catalog_file(path: str | Path) -> NodeCatalog:
@@ -167,7 +213,7 @@ def load_catalog_file(path: str | Path) -> NodeCatalog:
 
 
 async def fetch_catalog(args: argparse.Namespace) -> NodeCatalog:
-    backend = make_backend(args)
+    backend = await open_backend(args)
     try:
         return await backend.node_catalog()
     finally:

@@ -7,20 +7,24 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from comfydesk.commands._common import error
 from comfydesk.core.errors import ComfyDeskError, ValidationError, ValidationIssue
 from comfydesk.core.templates import FieldKind, FormField, FormSpec
 
 __all__ = [
+    "Abort",
     "ImageFile",
     "SetError",
     "node_title",
     "parse_assignment",
     "parse_value",
+    "print_issues",
     "resolve_key",
     "resolve_sets",
     "safe_stem",
@@ -31,6 +35,31 @@ __all__ = [
 _TRUE = frozenset({"true", "1", "yes", "on", "y", "t"})
 _FALSE = frozenset({"false", "0", "no", "off", "n", "f"})
 _UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+# --------------------------------------------------------------------------------------------------------
+# Leaving a run, and what was wrong with its inputs
+
+
+class Abort(Exception):
+    """Leave the run with an exit code after the message was printed."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+def print_issues(exc: ValidationError, form: FormSpec | None) -> None:
+    n = len(exc.issues)
+    error(f"the workflow is not valid ({n} problem{'s' if n != 1 else ''}):")
+    placeholders = {f.key for f in form.placeholders} if form else set()
+    for issue in exc.issues:
+        line = issue.describe()
+        if issue.field_key in placeholders and issue.kind == "required_input_missing":
+            line += f" Pass --set {issue.field_key}=VALUE."
+        print(f"  {line}", file=sys.stderr)
+    if any(i.field_key and i.field_key not in placeholders for i in exc.issues):
+        print("  (change a value with --set NODE_ID.input=VALUE)", file=sys.stderr)
 
 
 # --------------------------------------------------------------------------------------------------------

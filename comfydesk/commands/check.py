@@ -1,11 +1,14 @@
-"""`comfydesk check`: is the server there, what is it, what does it have."""
+"""`comfydesk check`: is the server there, what is it, what does it have.
+
+For a comfydesk gateway the report names the kind, the node types of its ComfyUI machines, its workflows,
+and the runs of the token that are queued or running (a gateway shows nobody else's)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from comfydesk.backends.base import DeviceInfo, QueueItem, ServerInfo
 from comfydesk.commands._common import (
@@ -14,13 +17,16 @@ from comfydesk.commands._common import (
     add_server_options,
     describe,
     error,
-    make_backend,
+    open_backend,
     redact,
     run_coroutine,
     server_url,
     token_of,
 )
 from comfydesk.core.errors import ComfyDeskError
+
+if TYPE_CHECKING:
+    from comfydesk.backends.v1 import V1Backend
 
 __all__ = ["format_report", "format_size", "register"]
 
@@ -29,8 +35,9 @@ def register(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "check",
         help="check that a server answers and show what it is",
-        description="Connect to a ComfyUI server and print its kind and version, devices, node count and "
-        "queue. Exit 0 when it answers, 2 when it cannot be reached.",
+        description="Connect to a ComfyUI server or a comfydesk gateway and print its kind and version, "
+        "devices, node count and queue (for a gateway: its workflows and the token's unfinished runs). "
+        "Exit 0 when it answers, 2 when it cannot be reached or refuses the token.",
     )
     add_server_options(parser)
     parser.set_defaults(handler=handle)
@@ -41,6 +48,7 @@ class CheckResult:
     info: ServerInfo
     node_count: int
     queue: tuple[QueueItem, ...]
+    workflows: int | None = None
 
 
 def format_size(n: int | None) -> str:
@@ -79,22 +87,41 @@ def format_report(result: CheckResult, url: str) -> list[str]:
     if info.devices:
         lines.append(f"devices: {_device(info.devices[0])}")
         lines.extend(f"         {_device(d)}" for d in info.devices[1:])
-    else:
+    elif info.kind != "comfydesk-gateway":  # a gateway's machines sit behind it; only an admin sees them
         lines.append("devices: none reported")
     lines.append(f"nodes:   {result.node_count}")
-    lines.append(f"queue:   {len(result.queue)} ({running} running, {pending} pending)")
+    if result.workflows is not None:
+        lines.append(f"workflows: {result.workflows}")
+    mine = " of this token" if info.kind == "comfydesk-gateway" else ""
+    lines.append(f"queue:   {len(result.queue)} ({running} running, {pending} pending){mine}")
     return lines
 
 
+async def _gateway_runs(backend: V1Backend) -> list[QueueItem]:
+    """The token's running and queued executions (a fresh backend has submitted nothing of its own)."""
+    items: list[QueueItem] = []
+    for status in ("running", "queued"):
+        for doc in reversed(await backend.list_executions(status=status)):  # oldest first
+            items.append(QueueItem(str(doc.get("id")), len(items), status == "running", True, len(items)))
+    return items
+
+
 async def _check(args: argparse.Namespace) -> CheckResult:
-    backend = make_backend(args, timeout=10.0)
+    from comfydesk.backends.v1 import V1Backend
+
+    backend = await open_backend(args, timeout=10.0)
+    workflows: int | None = None
     try:
         info = await backend.server_info()
         catalog = await backend.node_catalog()
-        queue = await backend.queue()
+        if isinstance(backend, V1Backend):
+            workflows = len(await backend.list_workflows())
+            queue = await _gateway_runs(backend)
+        else:
+            queue = await backend.queue()
     finally:
         await backend.close()
-    return CheckResult(info=info, node_count=len(catalog), queue=tuple(queue))
+    return CheckResult(info=info, node_count=len(catalog), queue=tuple(queue), workflows=workflows)
 
 
 def handle(args: argparse.Namespace) -> int:

@@ -27,7 +27,8 @@ def register(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "nodes",
         help="list the node types a server offers",
-        description="List the node types a ComfyUI server offers (or a saved object_info file describes).",
+        description="List the node types a ComfyUI server or a comfydesk gateway offers (or a saved "
+        "object_info file describes).",
     )
     add_catalog_options(parser)
     parser.add_argument("--search", metavar="TEXT", help="only nodes matching TEXT, best match first")

@@ -1,8 +1,11 @@
-"""`comfydesk run`: run a workflow file on a server, show progress, save every output.
+"""`comfydesk run`: run a workflow on a server, show progress, save every output.
 
-Inputs are set with `--set NAME=VALUE`, where NAME is a `{placeholder}`, `NODE_ID.input` or
-`Node title.input`; the value is parsed by the field's type from the node definitions. The graph is
-checked against the server's node definitions before it is submitted.
+On a ComfyUI the workflow is a file. Inputs are set with `--set NAME=VALUE`, where NAME is a
+`{placeholder}`, `NODE_ID.input` or `Node title.input`; the value is parsed by the field's type from the
+node definitions. The graph is checked against the server's node definitions before it is submitted.
+
+On a comfydesk gateway the workflow is one stored there, named by its id (`3` or `gateway:3`): the gateway
+runs only its own workflows, so only their `{placeholder}`s can be set, and the gateway checks the values.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from comfydesk.commands._common import (
     EXIT_FAILED,
@@ -27,15 +30,23 @@ from comfydesk.commands._common import (
     add_server_options,
     describe,
     error,
-    make_backend,
+    open_backend,
     redact,
     run_coroutine,
     token_of,
 )
 from comfydesk.commands._progress import ProgressView, clock
+from comfydesk.commands._run_gateway import (
+    gateway_workflow_id,
+    prepare_gateway,
+    submit_gateway,
+    wrong_kind,
+)
 from comfydesk.commands._run_inputs import (
+    Abort,
     ImageFile,
     SetError,
+    print_issues,
     resolve_sets,
     safe_stem,
     text_of,
@@ -57,7 +68,8 @@ from comfydesk.core.templates import FormSpec, build_form
 from comfydesk.core.workflow import Workflow, load_workflow
 
 if TYPE_CHECKING:
-    from comfydesk.backends.comfyui import ComfyUIBackend
+    from comfydesk.backends.base import Backend
+    from comfydesk.backends.v1 import V1Backend
 
 __all__ = ["DEFAULT_OUT_DIR", "register"]
 
@@ -69,9 +81,17 @@ def register(subparsers: Any) -> None:
         "run",
         help="run a workflow and save its outputs",
         description="Run a workflow (API or UI format JSON, the /api/v1 workflow shape, or a PNG/WebP "
-        "carrying a workflow) on a ComfyUI server, show progress on stderr and save every output.",
+        "carrying a workflow) on a ComfyUI server, or a workflow stored on a comfydesk gateway (by its id), "
+        "show progress on stderr and save every output.",
+        epilog="On a comfydesk gateway: `comfydesk run 3 --server URL --token T --set prompt='a red fox'` "
+        "runs its workflow 3 (`gateway:3` says the same and insists on a gateway); only {placeholders} can "
+        "be set there. Without a token option, $COMFYDESK_TOKEN is used.",
     )
-    parser.add_argument("file", metavar="FILE", help="the workflow to run")
+    parser.add_argument(
+        "file",
+        metavar="WORKFLOW",
+        help="a workflow file; on a comfydesk gateway the id of a workflow stored there (3 or gateway:3)",
+    )
     add_server_options(parser)
     parser.add_argument(
         "--set",
@@ -80,7 +100,7 @@ def register(subparsers: Any) -> None:
         default=[],
         metavar="NAME=VALUE",
         help="set an input: a {placeholder} name, NODE_ID.input or 'Node title.input' (repeatable); "
-        "for an image input, a local file path is uploaded first",
+        "for an image input, a local file path is uploaded first; on a gateway, placeholders only",
     )
     parser.add_argument(
         "--out",
@@ -117,36 +137,15 @@ class RunResult:
     error: str = ""
 
 
-class _Abort(Exception):
-    """Leave the run with an exit code after the message was printed."""
-
-    def __init__(self, code: int) -> None:
-        super().__init__(code)
-        self.code = code
-
-
-def _print_issues(exc: ValidationError, form: FormSpec | None) -> None:
-    n = len(exc.issues)
-    error(f"the workflow is not valid ({n} problem{'s' if n != 1 else ''}):")
-    placeholders = {f.key for f in form.placeholders} if form else set()
-    for issue in exc.issues:
-        line = issue.describe()
-        if issue.field_key in placeholders and issue.kind == "required_input_missing":
-            line += f" Pass --set {issue.field_key}=VALUE."
-        print(f"  {line}", file=sys.stderr)
-    if any(i.field_key and i.field_key not in placeholders for i in exc.issues):
-        print("  (change a value with --set NODE_ID.input=VALUE)", file=sys.stderr)
-
-
 def _load(data: bytes, path: Path, catalog: NodeCatalog) -> Workflow:
     try:
         return load_workflow(data, catalog=catalog, source=str(path))
     except ComfyDeskError as exc:
         error(describe(exc))
-        raise _Abort(EXIT_UNAVAILABLE) from exc
+        raise Abort(EXIT_UNAVAILABLE) from exc
 
 
-async def _upload_images(backend: ComfyUIBackend, values: dict[str, Any]) -> bool:
+async def _upload_images(backend: Backend, values: dict[str, Any]) -> bool:
     uploaded = False
     for key, value in list(values.items()):
         if isinstance(value, ImageFile):
@@ -154,7 +153,7 @@ async def _upload_images(backend: ComfyUIBackend, values: dict[str, Any]) -> boo
                 data = value.path.read_bytes()
             except OSError as exc:
                 error(f"--set {key}: cannot read {value.path}: {exc.strerror or exc}")
-                raise _Abort(EXIT_UNAVAILABLE) from exc
+                raise Abort(EXIT_UNAVAILABLE) from exc
             image = await backend.upload_image(data, value.path.name)
             print(f"uploaded {value.path} as {image.input_value}", file=sys.stderr)
             values[key] = image.input_value
@@ -162,7 +161,7 @@ async def _upload_images(backend: ComfyUIBackend, values: dict[str, Any]) -> boo
     return uploaded
 
 
-async def _prepare(backend: ComfyUIBackend, args: argparse.Namespace, data: bytes, path: Path) -> ApiGraph:
+async def _prepare(backend: Backend, args: argparse.Namespace, data: bytes, path: Path) -> ApiGraph:
     catalog = await backend.node_catalog()
     workflow = _load(data, path, catalog)
     if workflow.report is not None:
@@ -184,17 +183,17 @@ async def _prepare(backend: ComfyUIBackend, args: argparse.Namespace, data: byte
         return form.fill(values)
     except SetError as exc:
         error(describe(exc))
-        raise _Abort(EXIT_UNAVAILABLE) from exc
+        raise Abort(EXIT_UNAVAILABLE) from exc
     except UnknownNodeTypeError as exc:
         error(describe(exc))
-        raise _Abort(EXIT_UNAVAILABLE) from exc
+        raise Abort(EXIT_UNAVAILABLE) from exc
     except ValidationError as exc:
-        _print_issues(exc, form)
-        raise _Abort(EXIT_UNAVAILABLE) from exc
+        print_issues(exc, form)
+        raise Abort(EXIT_UNAVAILABLE) from exc
 
 
 async def _save_outputs(
-    backend: ComfyUIBackend, outputs: Sequence[OutputRef], out_dir: Path
+    backend: Backend, outputs: Sequence[OutputRef], out_dir: Path
 ) -> tuple[list[dict[str, str]], list[str]]:
     """Write every output; one that cannot be fetched or has a hostile name is reported, the rest saved."""
     from comfydesk.backends.comfyui import safe_output_name
@@ -222,7 +221,7 @@ async def _save_outputs(
     return written, problems
 
 
-async def _interrupt(backend: ComfyUIBackend, execution_id: str, view: ProgressView) -> None:
+async def _interrupt(backend: Backend, execution_id: str, view: ProgressView) -> None:
     view.message("interrupted: cancelling the run on the server ...")
     try:
         await asyncio.wait_for(backend.cancel(execution_id), timeout=10)
@@ -231,7 +230,7 @@ async def _interrupt(backend: ComfyUIBackend, execution_id: str, view: ProgressV
 
 
 async def _follow(
-    backend: ComfyUIBackend,
+    backend: Backend,
     events: asyncio.Queue[object],
     execution_id: str,
     view: ProgressView,
@@ -276,8 +275,14 @@ async def _follow(
 
 
 def _connection_note(event: object, view: ProgressView) -> None:
-    from comfydesk.backends.base import ConnectionChanged, ConnectionState
+    from comfydesk.backends.base import ConnectionChanged, ConnectionState, Throttled
 
+    if isinstance(event, Throttled):
+        what = f" ({event.what})" if event.what else ""
+        view.message(
+            f"the server is busy (too many requests); trying again in {event.retry_after:.1f} s{what}"
+        )
+        return
     if not isinstance(event, ConnectionChanged):
         return
     status = event.status
@@ -291,7 +296,7 @@ def _connection_note(event: object, view: ProgressView) -> None:
         view.message("reconnected")
 
 
-async def _pump(backend: ComfyUIBackend, queue: asyncio.Queue[object]) -> None:
+async def _pump(backend: Backend, queue: asyncio.Queue[object]) -> None:
     try:
         async for event in backend.events():
             await queue.put(event)
@@ -316,24 +321,35 @@ def _install_sigint(stop: asyncio.Event) -> bool:
     return True
 
 
-async def _run(args: argparse.Namespace, data: bytes, path: Path) -> RunResult:
+async def _run(
+    args: argparse.Namespace, data: bytes | None, path: Path, gateway_id: str | None = None
+) -> RunResult:
+    backend = await open_backend(args)
     stop = asyncio.Event()
     hooked = _install_sigint(stop)
-    backend = make_backend(args)
     pump: asyncio.Task[None] | None = None
     execution_id: str | None = None
     view: ProgressView | None = None
+    form: FormSpec | None = None
+    inputs: dict[str, Any] = {}
     try:
+        await wrong_kind(backend, args.file, gateway_id)
         await backend.connect()
-        graph = await _prepare(backend, args, data, path)
+        if gateway_id is not None:
+            graph, form, inputs = await prepare_gateway(cast("V1Backend", backend), args, gateway_id)
+        else:
+            assert data is not None
+            graph = await _prepare(backend, args, data, path)
         events: asyncio.Queue[object] = asyncio.Queue()
         pump = asyncio.create_task(_pump(backend, events))
         await asyncio.sleep(0)  # let the pump subscribe before anything can happen to our run
         if stop.is_set():
             return RunResult(EXIT_INTERRUPTED, status="cancelled")
         t0 = time.monotonic()
-        execution = await backend.submit(graph)
-        execution_id = execution.id
+        if gateway_id is not None:
+            execution_id = await submit_gateway(backend, gateway_id, inputs, form)
+        else:
+            execution_id = (await backend.submit(graph)).id
         view = ProgressView(graph, await backend.node_catalog(), sys.stderr, sys.stderr.isatty(), t0)
         print(f"submitted {execution_id}", file=sys.stderr, flush=True)
         deadline = t0 + args.timeout if args.timeout else None
@@ -407,17 +423,20 @@ def _report(result: RunResult, as_json: bool) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     path = Path(args.file)
+    gateway_id = gateway_workflow_id(args.file)
+    data: bytes | None = None
+    if gateway_id is None:
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            error(f"{path}: cannot read the file: {exc.strerror or exc}")
+            return EXIT_UNAVAILABLE
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        error(f"{path}: cannot read the file: {exc.strerror or exc}")
-        return EXIT_UNAVAILABLE
-    try:
-        result = run_coroutine(_run(args, data, path))
-    except _Abort as exc:
+        result = run_coroutine(_run(args, data, path, gateway_id))
+    except Abort as exc:
         return exc.code
     except ValidationError as exc:  # the server refused the graph after our own check passed
-        _print_issues(exc, None)
+        print_issues(exc, None)
         return EXIT_UNAVAILABLE
     except BackendError as exc:
         error(redact(describe(exc), token_of(args)))
