@@ -23,11 +23,12 @@ from comfydesk.backends.base import (
     ConnectionStatus,
     QueueChanged,
     ServerInfo,
+    Throttled,
 )
-from comfydesk.core.errors import ComfyDeskError
+from comfydesk.core.errors import AuthenticationError, ComfyDeskError
 from comfydesk.store.profiles import Profile
 
-__all__ = ["BackendFactory", "ConnectionModel", "describe_status"]
+__all__ = ["GATEWAY_KIND", "TOKEN_REJECTED", "BackendFactory", "ConnectionModel", "describe_status"]
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,9 @@ BackendFactory = Callable[[Profile, str | None], Backend]
 """Makes a backend for a profile and its secret (token or password, None when the profile has none)."""
 
 DISCONNECTED = ConnectionStatus(ConnectionState.DISCONNECTED, reason="not connected")
+GATEWAY_KIND = "v1-gateway"
+"""The profile kind of a `comfydesk serve` gateway (the /api/v1/comfyui API)."""
+TOKEN_REJECTED = "The server rejected the token"
 
 
 def _host(url: str) -> str:
@@ -79,6 +83,8 @@ class ConnectionModel(QObject):
     backend_changed = Signal(object)  # Backend | None: a connected backend is ready (or gone)
     event_received = Signal(object)  # an ExecutionEvent of an execution of this client
     profile_tested = Signal(str, object)  # profile id, ServerInfo | AppError
+    throttled = Signal(object)  # Throttled: the server said "too many requests"; the backend waits, retries
+    auth_rejected = Signal(object)  # Profile: connecting failed because the server refused our credentials
 
     def __init__(self, tasks: TaskRunner, factory: BackendFactory, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -121,6 +127,11 @@ class ConnectionModel(QObject):
     @property
     def url(self) -> str:
         return self._profile.url if self._profile else ""
+
+    @property
+    def is_gateway(self) -> bool:
+        """True when the profile is a comfydesk gateway (workflows are stored and run on the server)."""
+        return self._profile is not None and self._profile.kind == GATEWAY_KIND
 
     @property
     def note(self) -> str:
@@ -208,7 +219,7 @@ class ConnectionModel(QObject):
         try:
             backend = self._factory(profile, secret)
         except ComfyDeskError as exc:
-            self._set_status(ConnectionStatus(ConnectionState.DISCONNECTED, reason=exc.message))
+            self._failed(profile, exc)
             return
         self._backend = backend
         try:
@@ -221,8 +232,7 @@ class ConnectionModel(QObject):
             await _quiet_close(backend)
             if generation == self._generation:
                 self._backend = None
-                reason = exc.message if isinstance(exc, ComfyDeskError) else f"{type(exc).__name__}: {exc}"
-                self._set_status(ConnectionStatus(ConnectionState.DISCONNECTED, reason=reason))
+                self._failed(profile, exc)
             return
         if generation != self._generation:
             await _quiet_close(backend)
@@ -233,6 +243,14 @@ class ConnectionModel(QObject):
         self._set_ready(backend)
         self._tasks.start(self._initial_queue(backend, generation), what="Reading the queue")
         await self._listen(backend, generation)
+
+    def _failed(self, profile: Profile, exc: Exception) -> None:
+        reason = exc.message if isinstance(exc, ComfyDeskError) else f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, AuthenticationError):
+            if profile.kind == GATEWAY_KIND:
+                reason = TOKEN_REJECTED
+            self.auth_rejected.emit(profile)  # before the status: the panel knows why it shows
+        self._set_status(ConnectionStatus(ConnectionState.DISCONNECTED, reason=reason))
 
     async def _initial_queue(self, backend: Backend, generation: int) -> None:
         items = await backend.queue()
@@ -247,6 +265,8 @@ class ConnectionModel(QObject):
                 self._on_connection_changed(backend, event.status)
             elif isinstance(event, QueueChanged):
                 self._set_queue(event.remaining)
+            elif isinstance(event, Throttled):
+                self.throttled.emit(event)
             else:
                 self.event_received.emit(event)
         if generation == self._generation and self._status.state is not ConnectionState.DISCONNECTED:

@@ -16,14 +16,16 @@ from urllib.parse import urlsplit
 from PySide6.QtCore import QObject, Signal
 
 from comfydesk.app.catalog import CatalogModel
-from comfydesk.app.connection import BackendFactory, ConnectionModel
+from comfydesk.app.connection import GATEWAY_KIND, BackendFactory, ConnectionModel
 from comfydesk.app.controller import FormMemory, RunController
 from comfydesk.app.demo import DEMO_LABEL, DemoEngine
+from comfydesk.app.gateway import GatewayState
 from comfydesk.app.library import CurrentWorkflow, LibraryModel
+from comfydesk.app.publish import PublishModel
 from comfydesk.app.run_state import RunState
 from comfydesk.app.tasks import ErrorModel, TaskRunner
 from comfydesk.backends.base import Backend
-from comfydesk.core.errors import ComfyDeskError
+from comfydesk.core.errors import AuthenticationError, ComfyDeskError
 from comfydesk.store.paths import AppPaths, resolve_paths
 from comfydesk.store.profiles import Profile, ProfileStore
 from comfydesk.store.secrets import SecretStore
@@ -38,11 +40,21 @@ SHUTDOWN_TIMEOUT = 3.0
 
 
 def default_backend_factory(profile: Profile, secret: str | None) -> Backend:
-    """The backend for a profile: native ComfyUI for local/remote; the /api/v1 gateway is not there yet."""
-    if profile.kind == "v1-gateway":
-        raise ComfyDeskError(
-            "the /api/v1 gateway backend is not available yet", hint="Use a ComfyUI profile for now."
+    """The backend for a profile: native ComfyUI for local/remote, the /api/v1 backend for a gateway."""
+    if profile.kind == GATEWAY_KIND:
+        if not secret:
+            raise AuthenticationError(profile.url, 401)  # a gateway always wants a token: say so now
+        try:
+            from comfydesk.backends.v1 import V1Backend
+        except ImportError as exc:  # a build without it
+            raise ComfyDeskError(
+                "this comfydesk has no /api/v1 gateway backend", hint="Use a ComfyUI profile."
+            ) from exc
+
+        backend: Backend = V1Backend(
+            profile.url, token=secret, ca_file=profile.ca_file or None, verify_tls=profile.verify_tls
         )
+        return backend
     from comfydesk.backends.comfyui import ComfyUIBackend
 
     return ComfyUIBackend(
@@ -88,7 +100,9 @@ class ProfilesModel(QObject):
         return self.secrets.get(profile.secret_key) if profile.auth != "none" else None
 
     def save(self, profile: Profile, secret: str | None = None) -> None:
-        """Save a profile; `secret` None keeps the stored one, "" removes it."""
+        """Save a profile; `secret` None keeps the stored one, "" removes it. A gateway signs in by token."""
+        if profile.kind == GATEWAY_KIND and profile.auth != "token":
+            profile = profile.with_changes(auth="token", username="")
         self.store.save(profile)
         if profile.auth == "none":
             self.secrets.delete(profile.secret_key)
@@ -126,6 +140,8 @@ class AppContext:
     controller: RunController
     memory: FormMemory
     demo: DemoEngine
+    gateway: GatewayState
+    publisher: PublishModel
     server: str | None = None
     _cleanups: list[Callable[[], None]] = field(default_factory=list)
     _closing: bool = field(default=False, init=False)
@@ -278,6 +294,8 @@ def build_context(
         tasks, connection, run_state, errors, paths.results_dir, memory=memory, parent=parent
     )
     demo = DemoEngine(tasks, paths.demo_dir, parent)
+    gateway = GatewayState(connection, errors, parent=parent)
+    publisher = PublishModel(tasks, connection, library, errors, parent)
     ctx = AppContext(
         paths=paths,
         settings=settings,
@@ -292,6 +310,8 @@ def build_context(
         controller=controller,
         memory=memory,
         demo=demo,
+        gateway=gateway,
+        publisher=publisher,
         server=server,
     )
     connection.backend_changed.connect(catalog.load_from)

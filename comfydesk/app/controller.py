@@ -40,6 +40,7 @@ from comfydesk.core.events import (
     OutputRef,
     Queued,
 )
+from comfydesk.core.graph import ApiGraph
 from comfydesk.core.templates import FieldKind, FormSpec, build_form
 from comfydesk.store.settings import Settings, WorkflowPrefs
 
@@ -97,6 +98,10 @@ def map_issues(
             owner[(f.node_id, f.input_name)] = f.key
         for target in f.targets:
             owner.setdefault(target, f.key)
+    # A gateway names a stored workflow's inputs by placeholder ("input 'prompt'"), with no node.
+    placeholders = {f.key for f in spec.placeholders}
+    for name in placeholders:
+        owner.setdefault(("", name), name)
     return [
         i if i.field_key else replace(i, field_key=owner.get((i.node_id, i.input_name or ""))) for i in issues
     ]
@@ -270,14 +275,17 @@ class RunController(QObject):
         for index in range(batch):
             if self._stop_batch:
                 break
-            graph_values, spec_used = await self._upload_images(backend, current, spec, values)
+            if current.runs_on_server:
+                graph_values, spec_used = values, spec
+            else:
+                graph_values, spec_used = await self._upload_images(backend, current, spec, values)
             try:
                 graph = spec_used.fill(graph_values)
             except ValidationError as exc:
                 self._show_validation(exc, spec)
                 return
             try:
-                execution = await backend.submit(graph)
+                execution = await self._submit(backend, current, spec, graph, graph_values)
             except ValidationError as exc:
                 self._show_validation(exc, spec)
                 return
@@ -287,6 +295,34 @@ class RunController(QObject):
             self._remember_seed(current, spec, values)
             values = form.apply_seed_controls()  # control after generate: the next run's values
         self.message_changed.emit(f"Queued {batch} run{'s' if batch != 1 else ''} of {current.entry.name}")
+
+    @staticmethod
+    async def _submit(
+        backend: Backend,
+        current: CurrentWorkflow,
+        spec: FormSpec,
+        graph: ApiGraph,
+        values: Mapping[str, Any],
+    ) -> Execution:
+        """Send the filled graph; a gateway's stored workflow runs on the server with its placeholder values
+        (the graph filled here is only what the progress panel follows)."""
+        if not current.runs_on_server:
+            return await backend.submit(graph)
+        assert current.workflow is not None and current.workflow.workflow_id is not None
+        inputs = {f.key: values[f.key] for f in spec.placeholders if f.key in values}
+        for key, value in inputs.items():
+            if isinstance(value, Path | PastedImage):
+                raise ValidationError(
+                    [
+                        ValidationIssue(
+                            node_id="",
+                            input_name=key,
+                            field_key=key,
+                            message="A gateway cannot take an uploaded image; give the name of one it has.",
+                        )
+                    ]
+                )
+        return await backend.submit(workflow_id=current.workflow.workflow_id, inputs=inputs)
 
     def _require_backend(self) -> Backend:
         backend = self._connection.backend

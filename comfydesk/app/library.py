@@ -19,7 +19,13 @@ from PySide6.QtGui import QDesktopServices
 
 from comfydesk.app.tasks import TaskRunner
 from comfydesk.backends.base import Backend, WorkflowSummary
-from comfydesk.core.errors import ComfyDeskError, UnknownNodeTypeError, WorkflowError, WorkflowFormatError
+from comfydesk.core.errors import (
+    AuthenticationError,
+    ComfyDeskError,
+    UnknownNodeTypeError,
+    WorkflowError,
+    WorkflowFormatError,
+)
 from comfydesk.core.graph import ApiGraph, is_link
 from comfydesk.core.nodes import NodeCatalog
 from comfydesk.core.templates import FormSpec, build_form
@@ -46,10 +52,16 @@ class LibraryEntry:
     workflow_id: str | None = None
     problems: tuple[str, ...] = ()
     error: str = ""  # set when the workflow cannot be read at all
+    origin: str = ""  # the server's word for a server entry: "userdata", "template" or "v1" (a gateway's)
 
     @property
     def editable(self) -> bool:
         return self.source == "local"
+
+    @property
+    def runs_on_server(self) -> bool:
+        """A gateway's workflow: the server runs its stored graph, only its {placeholder}s are inputs."""
+        return self.origin == "v1"
 
     @property
     def has_problems(self) -> bool:
@@ -68,6 +80,10 @@ class CurrentWorkflow:
     @property
     def key(self) -> str:
         return self.entry.key
+
+    @property
+    def runs_on_server(self) -> bool:
+        return self.entry.runs_on_server
 
 
 def workflow_problems(graph: ApiGraph, catalog: NodeCatalog) -> tuple[str, ...]:
@@ -190,6 +206,7 @@ class LibraryModel(QObject):
         self._current: CurrentWorkflow | None = None
         self._scan_generation = 0
         self._load_generation = 0
+        self._list_generation = 0
 
     # -- read access -------------------------------------------------------------------------------
     @property
@@ -219,6 +236,11 @@ class LibraryModel(QObject):
         if backend is None:
             return  # keep showing the server's entries while reconnecting
         self._tasks.start(self._list_server(backend), what="Listing the server's workflows")
+
+    def refresh_server(self) -> None:
+        """List the server's workflows again (after one was published, changed or deleted)."""
+        if self._backend is not None:
+            self._tasks.start(self._list_server(self._backend), what="Listing the server's workflows")
 
     def set_samples_dir(self, folder: Path | None) -> None:
         self._samples_dir = folder
@@ -291,22 +313,35 @@ class LibraryModel(QObject):
             self._load_current()
 
     async def _list_server(self, backend: Backend) -> None:
+        self._list_generation += 1
+        generation = self._list_generation
         try:
             summaries = await backend.list_workflows()
+        except AuthenticationError:
+            raise  # the user has to act on this one: it takes the road to the screen
         except ComfyDeskError as exc:
             log.info("cannot list the server's workflows: %s", exc)
-            summaries = []
-        if backend is not self._backend:
+            summaries = None
+        if backend is not self._backend or generation != self._list_generation:
+            return  # a newer listing (after a publish, a reconnect) answers instead
+        server = await self._check_server([self._summary_entry(s) for s in summaries or []])
+        if generation != self._list_generation:
             return
-        self._server = await self._check_server([self._summary_entry(s) for s in summaries])
+        self._server = server
         self._publish()
         if self._wanted is not None and self._wanted.split(":", 1)[0] in ("server", "template"):
-            self._load_current()
+            if summaries is not None and self.entry(self._wanted) is None:  # deleted on the server
+                self._wanted = None
+                self._set_current(None)
+            else:
+                self._load_current()
 
     @staticmethod
     def _summary_entry(s: WorkflowSummary) -> LibraryEntry:
         source = "template" if s.source == "template" else "server"
-        return LibraryEntry(f"{source}:{s.id}", s.name, source, s.description, workflow_id=s.id)
+        return LibraryEntry(
+            f"{source}:{s.id}", s.name, source, s.description, workflow_id=s.id, origin=s.source
+        )
 
     async def _check_server(self, entries: list[LibraryEntry]) -> list[LibraryEntry]:
         backend, catalog = self._backend, self._catalog

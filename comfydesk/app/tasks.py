@@ -21,10 +21,12 @@ from PySide6.QtCore import QObject, Signal
 
 from comfydesk.core.errors import ComfyDeskError
 
-__all__ = ["AppError", "ErrorModel", "TaskRunner", "install_excepthook"]
+__all__ = ["EDIT_PROFILE", "AppError", "ErrorModel", "TaskRunner", "install_excepthook"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+EDIT_PROFILE = "edit-profile"
+"""`AppError.action`: the error view offers "Edit profile…" (the server refused our credentials)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +39,7 @@ class AppError:
     details: str = ""
     exception_type: str = ""
     expected: bool = True  # False for bugs (anything not a ComfyDeskError)
+    action: str = ""  # a way on the error view offers (EDIT_PROFILE), empty for none
 
     @property
     def text(self) -> str:
@@ -73,12 +76,17 @@ class ErrorModel(QObject):
         super().__init__(parent)
         self._error: AppError | None = None
         self.history: list[AppError] = []
+        # Put an error in the user's words where the app knows more than the raiser (a gateway's 401 is
+        # "the token was rejected"); each takes the error and its exception (None when reported as a value).
+        self.translators: list[Callable[[AppError, BaseException | None], AppError]] = []
 
     @property
     def error(self) -> AppError | None:
         return self._error
 
-    def report(self, error: AppError) -> None:
+    def report(self, error: AppError, exc: BaseException | None = None) -> None:
+        for translate in self.translators:
+            error = translate(error, exc)
         self.history.append(error)
         del self.history[:-50]
         self._error = error
@@ -89,7 +97,7 @@ class ErrorModel(QObject):
             log.error("%s", what or "unexpected error", exc_info=exc)
         else:
             log.info("%s: %s", what, exc)
-        self.report(AppError.from_exception(exc, what=what))
+        self.report(AppError.from_exception(exc, what=what), exc)
 
     def clear(self) -> None:
         if self._error is not None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QFont, QFontDatabase, QFontInfo, QGuiApplication
 from PySide6.QtWidgets import (
     QFrame,
@@ -38,7 +38,10 @@ def monospace_font() -> QFont:
 
 
 class ErrorView(QFrame):
-    """Message (selectable), a "Details" toggle revealing a read-only monospace box, and "Copy"."""
+    """Message (selectable), a "Details" toggle revealing a read-only monospace box, "Copy", and optionally
+    one way on (`set_action`, e.g. "Edit profile…")."""
+
+    action_requested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -68,6 +71,11 @@ class ErrorView(QFrame):
         self.copy_button.setObjectName("errorCopyButton")
         self.copy_button.setAccessibleName("Copy the error to the clipboard")
         self.copy_button.clicked.connect(self.copy)
+        self.action_button = QPushButton(self)
+        self.action_button.setObjectName("errorActionButton")
+        self.action_button.clicked.connect(self.action_requested)
+        self.action_button.setVisible(False)
+        buttons.addWidget(self.action_button)
         buttons.addWidget(self.details_button)
         buttons.addWidget(self.copy_button)
         buttons.addStretch(1)
@@ -105,6 +113,11 @@ class ErrorView(QFrame):
         self.details_button.setVisible(bool(details))
         if not details:
             self.details_button.setChecked(False)
+
+    def set_action(self, text: str | None) -> None:
+        """Offer one way on (a button that emits `action_requested`), or none."""
+        self.action_button.setText(text or "")
+        self.action_button.setVisible(bool(text))
 
     def set_failure(self, failure: FailureInfo, *, node_title: str = "") -> None:
         """Show a failed run: where it failed, the exception type and message, the traceback as details."""

@@ -3,6 +3,8 @@ built-in demo engine."""
 
 from __future__ import annotations
 
+import html
+
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
@@ -21,13 +23,15 @@ class FirstRunPanel(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("firstRunPanel")
+        self._refused = ""
+        self._refused_hint = ""
         self.title = QLabel("<h2>No ComfyUI server answered</h2>")
         self.title.setObjectName("firstRunTitle")
         self.reason = QLabel("")
         self.reason.setObjectName("firstRunReason")
         self.reason.setWordWrap(True)
         self.reason.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        explain = QLabel(
+        self.explain = explain = QLabel(
             "comfydesk runs workflows on a ComfyUI server. Start ComfyUI on this machine, enter the "
             "address of one elsewhere, or try everything with the built-in demo engine."
         )
@@ -79,7 +83,21 @@ class FirstRunPanel(QWidget):
         self.setTabOrder(self.edit_button, self.demo_button)
 
     def set_reason(self, text: str) -> None:
-        self.reason.setText(text)
+        # Under "The server rejected the token" the reason would say it again: say what to do instead.
+        self.reason.setText(self._refused_hint if self._refused and text == self._refused else text)
+
+    def set_sign_in_refused(self, title: str | None, hint: str = "") -> None:
+        """The server answered but refused our token (`title` says so, `hint` what to do), or None: nothing
+        answered."""
+        self._refused, self._refused_hint = title or "", hint
+        if title and self.reason.text() == title:
+            self.reason.setText(hint)
+        self.title.setText(f"<h2>{html.escape(title or 'No ComfyUI server answered')}</h2>")
+        self.edit_button.setText("&Edit profile…" if title else "&Edit address…")
+        self.edit_button.setToolTip(
+            "Open the connection profile to change the token" if title else "Open the connection profiles"
+        )
+        self.explain.setVisible(title is None)
 
     def set_demo_starting(self, starting: bool) -> None:
         self.demo_button.setEnabled(not starting)

@@ -44,6 +44,7 @@ from comfydesk.core.templates import SeedControl
 from comfydesk.ui.error_view import ErrorView
 from comfydesk.ui.first_run import FirstRunPanel
 from comfydesk.ui.form import FormView
+from comfydesk.ui.gateway_ui import GatewayUi
 from comfydesk.ui.node_pane import NodePane
 from comfydesk.ui.profiles_dialog import ProfilesDialog
 from comfydesk.ui.progress import ProgressPanel
@@ -89,6 +90,7 @@ class MainWindow(QMainWindow):
         self._on_current(ctx.library.current)
         self._update_connection()
         self._update_run_enabled()
+        self.gateway_ui = GatewayUi(self, self.file_menu)
 
     # ------------------------------------------------------------------------------------------ building
     def _action(
@@ -129,7 +131,7 @@ class MainWindow(QMainWindow):
     def _build_centre(self) -> None:
         self.first_run = FirstRunPanel()
         self.first_run.retry_requested.connect(self.ctx.retry)
-        self.first_run.edit_address_requested.connect(self.show_profiles)
+        self.first_run.edit_address_requested.connect(lambda: self.edit_profile(None))
         self.first_run.start_demo_requested.connect(self.ctx.start_demo)
 
         self.workflow_title = QLabel("<h3>No workflow</h3>")
@@ -256,6 +258,7 @@ class MainWindow(QMainWindow):
     def _build_menus(self) -> None:
         bar = self.menuBar()
         file_menu = bar.addMenu("&File")
+        self.file_menu = file_menu
         file_menu.addActions([self.open_action, self.reveal_action])
         file_menu.addSeparator()
         file_menu.addAction(self.quit_action)
@@ -338,6 +341,13 @@ class MainWindow(QMainWindow):
                 self.ctx.profiles, self.ctx.connection, on_connect=self.ctx.connect_profile, parent=self
             )
         self._profiles_dialog.open()
+
+    def edit_profile(self, profile_id: str | None) -> None:
+        """The profiles dialog on `profile_id` (None: the connection's profile), e.g. to fix its token."""
+        self.show_profiles()
+        profile = self.ctx.connection.profile
+        assert self._profiles_dialog is not None
+        self._profiles_dialog.select_profile(profile_id or (profile.id if profile is not None else None))
 
     def show_about(self) -> None:
         box = QMessageBox(
@@ -474,6 +484,7 @@ class MainWindow(QMainWindow):
                     pinned=prefs.pinned,
                     hidden=prefs.hidden,
                     collapsed=prefs.collapsed,
+                    server_graph=cur.runs_on_server,
                 )
                 for key, control in prefs.seed_controls.items():
                     if control in SeedControl.__members__.values():

@@ -1,14 +1,14 @@
 """The connection profiles dialog: add, edit, test and delete profiles; say where tokens are kept.
 
-Kinds: local ComfyUI, remote ComfyUI (URL, token or basic auth, CA file), and the /api/v1 gateway (listed but
-disabled until that backend exists). Without a system keyring the dialog says plainly that tokens last for
-this session only, and offers the file readable only by the user. Opened window-modal with `open()`.
+Kinds: local ComfyUI, remote ComfyUI (URL, token or basic auth, CA file), and a comfydesk gateway speaking
+/api/v1 (URL and token: a gateway always signs in by token, so the sign-in choice is fixed). Without a
+system keyring the dialog says plainly that tokens last for this session only, and offers the file readable
+only by the user. Opened window-modal with `open()`.
 """
 
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QStandardItemModel
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from comfydesk.app.connection import ConnectionModel, server_name
+from comfydesk.app.connection import GATEWAY_KIND, ConnectionModel, server_name
 from comfydesk.app.context import ProfilesModel
 from comfydesk.app.tasks import AppError
 from comfydesk.backends.base import ServerInfo
@@ -38,7 +38,7 @@ ID_ROLE = Qt.ItemDataRole.UserRole
 KINDS = (
     ("comfyui-local", "Local ComfyUI"),
     ("comfyui-remote", "Remote ComfyUI"),
-    ("v1-gateway", "/api/v1 gateway (not available yet)"),
+    (GATEWAY_KIND, "/api/v1 gateway (comfydesk serve)"),
 )
 AUTHS = (("none", "No sign-in"), ("token", "Token"), ("basic", "User name and password"))
 
@@ -85,12 +85,8 @@ class ProfilesDialog(QDialog):
         self.kind.setObjectName("profileKind")
         for value, label in KINDS:
             self.kind.addItem(label, value)
-        model = self.kind.model()
-        if isinstance(model, QStandardItemModel):
-            gateway = model.item(2)
-            if gateway is not None:
-                gateway.setEnabled(False)
-                gateway.setToolTip("The /api/v1 gateway backend is not available yet")
+        gateway_tip = "A comfydesk gateway: a shared workflow library, signed in by token"
+        self.kind.setItemData(2, gateway_tip, Qt.ItemDataRole.ToolTipRole)
         self.url = QLineEdit()
         self.url.setObjectName("profileUrl")
         self.url.setPlaceholderText(DEFAULT_LOCAL_URL)
@@ -191,6 +187,10 @@ class ProfilesDialog(QDialog):
         target = next((r for r in rows if r is not None and r.data(ID_ROLE) == wanted), None)
         self.list.setCurrentItem(target or self.list.item(0))
 
+    def select_profile(self, profile_id: str | None) -> None:
+        """Show `profile_id` in the editor (the window opens the dialog on the profile that needs fixing)."""
+        self._fill_list(select=profile_id)
+
     def _on_select(self, current: QListWidgetItem | None, _previous: QListWidgetItem | None) -> None:
         profile = next(
             (p for p in self._profiles.profiles() if current is not None and p.id == current.data(ID_ROLE)),
@@ -221,7 +221,7 @@ class ProfilesDialog(QDialog):
             name=self.name.text().strip() or self.url.text().strip() or "Server",
             kind=str(self.kind.currentData()),
             url=self.url.text().strip() or DEFAULT_LOCAL_URL,
-            auth=str(self.auth.currentData()),
+            auth="token" if self._is_gateway() else str(self.auth.currentData()),
             username=self.username.text().strip(),
             ca_file=self.ca_file.text().strip(),
             verify_tls=self.verify_tls.isChecked(),
@@ -274,7 +274,17 @@ class ProfilesDialog(QDialog):
             self.test_result.setText(f"✗ {result.message} {result.hint}".strip())
 
     # -- fields ------------------------------------------------------------------------------------
+    def _is_gateway(self) -> bool:
+        return str(self.kind.currentData()) == GATEWAY_KIND
+
     def _update_fields(self) -> None:
+        gateway = self._is_gateway()
+        if gateway and self.auth.currentData() != "token":
+            self.auth.blockSignals(True)
+            self.auth.setCurrentIndex(self.auth.findData("token"))  # a gateway always takes a token
+            self.auth.blockSignals(False)
+        self.auth.setEnabled(not gateway)
+        self.auth.setToolTip("A gateway signs in with a token" if gateway else "")
         auth = str(self.auth.currentData())
         remote = str(self.kind.currentData()) != "comfyui-local"
         self.username.setEnabled(auth == "basic")

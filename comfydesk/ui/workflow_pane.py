@@ -47,6 +47,7 @@ class WorkflowPane(QWidget):
         self._library = library
         self._entries: list[LibraryEntry] = []
         self._selecting = False
+        self._extra_actions: list[QAction] = []
 
         self.search = QLineEdit()
         self.search.setObjectName("workflowSearch")
@@ -96,6 +97,10 @@ class WorkflowPane(QWidget):
         library.entries_changed.connect(self._on_entries)
         library.current_changed.connect(lambda _c: self._select_key(self._library.selected_key))
         self._on_entries(library.entries)
+
+    def add_context_actions(self, actions: list[QAction]) -> None:
+        """More entries for the context menu (publishing to a server); their owner keeps them enabled."""
+        self._extra_actions.extend(actions)
 
     def _action(self, text: str, shortcut: str | QKeySequence.StandardKey, slot: object) -> QAction:
         action = QAction(text, self)
@@ -275,6 +280,9 @@ class WorkflowPane(QWidget):
         self.duplicate_action.setEnabled(entry is not None and entry.path is not None)
         menu.addSeparator()
         menu.addAction(self.reveal_action)
+        if self._extra_actions:
+            menu.addSeparator()
+            menu.addActions(self._extra_actions)
         menu.popup(self.tree.viewport().mapToGlobal(pos))
 
     # -- drag and drop -----------------------------------------------------------------------------

@@ -31,6 +31,11 @@ __all__ = ["FormView"]
 
 PROMPT_GROUP = "__prompt__"
 PINNED_GROUP = "__pinned__"
+SERVER_GRAPH_NOTE = "This workflow is stored on the server, which runs it as it was published"
+SERVER_GRAPH_FIXED = (
+    ": only the fields at the top are yours to set. The rest show the values the server uses and cannot be "
+    "changed here."
+)
 
 
 class FormView(QScrollArea):
@@ -50,6 +55,7 @@ class FormView(QScrollArea):
         self.setFrameShape(QFrame.Shape.NoFrame)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self._spec: FormSpec | None = None
+        self._server_graph = False
         self._defaults: dict[str, Any] = {}
         self._values: dict[str, Any] = {}
         self._pinned: list[str] = []
@@ -77,13 +83,20 @@ class FormView(QScrollArea):
         pinned: Iterable[str] = (),
         hidden: Iterable[str] = (),
         collapsed: Iterable[str] = (),
+        server_graph: bool = False,
     ) -> None:
-        """Show the form of `spec` with `values` over its defaults, and the user's layout preferences."""
+        """Show the form of `spec` with `values` over its defaults, and the user's layout preferences.
+
+        `server_graph`: the server runs its stored graph (a gateway's workflow), so only placeholder fields
+        can be set; the others are shown read-only, and the form says why."""
         self._spec = spec
+        self._server_graph = server_graph and spec is not None
         self._defaults = spec.defaults() if spec is not None else {}
         keys = set(self._defaults)
+        # A stored workflow's other fields show the server's values, never ones remembered from before.
+        settable = {f.key for f in spec.placeholders} if spec is not None and server_graph else keys
         self._values = dict(self._defaults)
-        self._values.update({k: v for k, v in (values or {}).items() if k in keys})
+        self._values.update({k: v for k, v in (values or {}).items() if k in settable})
         self._pinned = [k for k in dict.fromkeys(pinned) if k in keys]
         self._hidden = {k for k in hidden if k in keys}
         self._collapsed = set(collapsed)
@@ -164,6 +177,8 @@ class FormView(QScrollArea):
             return {}
         changed = False
         for key, control in self._controls.items():
+            if key in self.rows and not self.rows[key].editor.isEnabled():
+                continue  # read-only: the server's own value
             current = self._values.get(key)
             if not isinstance(current, int) or isinstance(current, bool):
                 continue  # not a number yet: validation already says so
@@ -309,6 +324,14 @@ class FormView(QScrollArea):
             self.setWidget(content)
             self.widgets_changed.emit()
             return
+        if self._server_graph:
+            fixed = any(not f.is_placeholder for f in spec.fields())
+            note = QLabel(
+                SERVER_GRAPH_NOTE + (SERVER_GRAPH_FIXED if fixed else ": you fill in its inputs."), content
+            )
+            note.setObjectName("serverGraphNote")
+            note.setWordWrap(True)
+            layout.addWidget(note)
         self.show_hidden_box.setText(f"Show hidden fields ({len(self._hidden)})")
         self.show_hidden_box.setVisible(bool(self._hidden))
 
@@ -390,6 +413,10 @@ class FormView(QScrollArea):
                 parent=group.body,
             )
             self._wire(row)
+            if self._server_graph and not field.is_placeholder:
+                for widget in (row.editor, row.reset):
+                    widget.setEnabled(False)
+                row.editor.setToolTip(f"Set on the server. {row.editor.toolTip()}")
             group.add_row(row)
             self.rows[field.key] = row
         self.groups[key] = group
