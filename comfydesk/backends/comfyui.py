@@ -9,14 +9,13 @@ socket ask `/queue` and `/history/{id}` what happened meanwhile, delivering ever
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import logging
 import mimetypes
 import uuid
-from collections.abc import AsyncIterator, Mapping
-from typing import Any, cast
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -25,7 +24,6 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 
 from comfydesk.backends.base import (
     BackendEvent,
-    ConnectionChanged,
     ConnectionState,
     ConnectionStatus,
     Execution,
@@ -64,6 +62,7 @@ from comfydesk.backends.comfyui_protocol import (
     safe_output_name,
 )
 from comfydesk.backends.reconnect import ReconnectPolicy, retry_with_backoff
+from comfydesk.backends.stream import EventStream
 from comfydesk.core.errors import (
     AuthenticationError,
     BackendError,
@@ -88,12 +87,11 @@ __all__ = ["ComfyUIBackend", "ReconnectPolicy", "safe_output_name"]
 
 log = logging.getLogger(__name__)
 
-_CLOSED = object()
 _MAX_FRAME = 64 * 1024 * 1024  # previews of big images are large; ComfyUI itself has no cap
 _HISTORY_POLLS = 25  # after a gap, how often to ask /history for a run the socket says has ended
 
 
-class ComfyUIBackend:
+class ComfyUIBackend(EventStream):
     """A connection to one ComfyUI server (`Backend` protocol)."""
 
     def __init__(
@@ -109,6 +107,7 @@ class ComfyUIBackend:
         reconnect: ReconnectPolicy | None = None,
         preview_metadata: bool = True,
     ) -> None:
+        super().__init__()
         address = ServerAddress.parse(url)
         basic = basic_auth or address.userinfo
         secrets = tuple(s for s in (token, *(basic or ())) if s)
@@ -128,12 +127,6 @@ class ComfyUIBackend:
         self._http: httpx.AsyncClient | None = None
         self._prefix: str | None = None
         self._mapper = ProtocolMapper()
-        self._queue: asyncio.Queue[object] = asyncio.Queue()
-        self._status = ConnectionStatus(ConnectionState.DISCONNECTED)
-        self._ws: ClientConnection | None = None
-        self._reader: asyncio.Task[None] | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._closing = False
         self._generation = 0
         self._held: dict[str, list[BackendEvent]] = {}  # events waiting for their run's Queued
         self._submitting: set[str] = set()
@@ -143,56 +136,20 @@ class ComfyUIBackend:
 
     # -- lifecycle ------------------------------------------------------------------------------------
 
-    @property
-    def status(self) -> ConnectionStatus:
-        return self._status
-
     async def connect(self) -> None:
         """Probe the server, open the WebSocket and start listening; raises ServerUnreachable."""
-        if self._reader is not None and not self._reader.done():
-            return
-        self._closing = False
-        self._set_status(ConnectionStatus(ConnectionState.CONNECTING))
-        try:
-            await self._ensure_prefix()
-            self._ws = await self._open_socket()
-        except BackendError as exc:
-            self._set_status(ConnectionStatus(ConnectionState.DISCONNECTED, reason=str(exc)))
-            raise
-        self._set_status(ConnectionStatus(ConnectionState.CONNECTED))
-        self._reader = asyncio.create_task(self._listen(), name=f"comfyui-listen {self.url}")
+        await self._open_stream(self._probe_and_open, self._listen)
+
+    async def _probe_and_open(self) -> ClientConnection:
+        await self._ensure_prefix()
+        return await self._open_socket()
 
     async def close(self) -> None:
-        self._closing = True
-        tasks = [t for t in (self._reader, *self._tasks) if t is not None]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        self._reader = None
-        if self._ws is not None:
-            with contextlib.suppress(Exception):
-                await self._ws.close()
-            self._ws = None
+        await self._stop_stream()
         if self._http is not None:
             await self._http.aclose()
             self._http = None
-        if self._status.state is not ConnectionState.DISCONNECTED:
-            self._set_status(ConnectionStatus(ConnectionState.DISCONNECTED, reason="closed"))
-        self._queue.put_nowait(_CLOSED)
-
-    async def events(self) -> AsyncIterator[BackendEvent]:
-        """Every event of this connection, in order; ends after `close()`."""
-        while True:
-            item = await self._queue.get()
-            if item is _CLOSED:
-                return
-            yield cast(BackendEvent, item)
-
-    def _set_status(self, status: ConnectionStatus) -> None:
-        self._status = status
-        self._queue.put_nowait(ConnectionChanged(status))
+        self._end_stream()
 
     # -- HTTP -----------------------------------------------------------------------------------------
 
@@ -294,11 +251,6 @@ class ComfyUIBackend:
                 self._spawn(self._finish_after_gap(run, event))
                 return
         self._queue.put_nowait(event)
-
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     async def _reconnect(self) -> bool:
         """Retry the socket per the policy; on success reconcile every unfinished run. False: gave up."""

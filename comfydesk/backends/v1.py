@@ -19,16 +19,14 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any, cast
+from collections.abc import Mapping, Sequence
+from typing import Any
 from urllib.parse import quote
 
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from comfydesk.backends.base import (
-    BackendEvent,
-    ConnectionChanged,
     ConnectionState,
     ConnectionStatus,
     Execution,
@@ -42,6 +40,7 @@ from comfydesk.backends.base import (
 )
 from comfydesk.backends.comfyui_protocol import lost_connection_message
 from comfydesk.backends.reconnect import ReconnectPolicy, retry_with_backoff
+from comfydesk.backends.stream import EventStream
 from comfydesk.backends.v1_documents import (
     V1Run,
     catalog_from_bytes,
@@ -70,7 +69,6 @@ __all__ = ["GATEWAY_KIND", "GONE_MESSAGE", "THROTTLE_RETRIES", "V1Backend", "pro
 log = logging.getLogger(__name__)
 
 GATEWAY_KIND = "comfydesk-gateway"
-_CLOSED = object()
 _EARLY_LIMIT = 500  # messages about not-yet-known executions kept while a submit is in flight
 GONE_MESSAGE = "the gateway no longer knows this run (it may have been restarted without its database)"
 
@@ -83,7 +81,7 @@ class _TokenGone(Exception):
         self.error = error
 
 
-class V1Backend:
+class V1Backend(EventStream):
     """A connection to one `comfydesk serve` gateway (`Backend` protocol); `url` is the gateway's root."""
 
     def __init__(
@@ -96,6 +94,7 @@ class V1Backend:
         timeout: float = 30.0,
         reconnect: ReconnectPolicy | None = None,
     ) -> None:
+        super().__init__()
         self._transport = GatewayTransport(
             url,
             token=token,
@@ -106,12 +105,6 @@ class V1Backend:
         )
         self.url = self._transport.url
         self._policy = reconnect or ReconnectPolicy()
-        self._queue: asyncio.Queue[object] = asyncio.Queue()
-        self._status = ConnectionStatus(ConnectionState.DISCONNECTED)
-        self._ws: ClientConnection | None = None
-        self._reader: asyncio.Task[None] | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._closing = False
         self._generation = 0
         self._runs: dict[str, V1Run] = {}
         self._submitting = 0
@@ -123,55 +116,19 @@ class V1Backend:
 
     # -- lifecycle ------------------------------------------------------------------------------------
 
-    @property
-    def status(self) -> ConnectionStatus:
-        return self._status
-
     async def connect(self) -> None:
         """Read the node list (which proves the token), open the event socket and start listening."""
-        if self._reader is not None and not self._reader.done():
-            return
-        self._closing = False
-        self._set_status(ConnectionStatus(ConnectionState.CONNECTING))
-        try:
-            await self.node_catalog(refresh=True)
-            self._ws = await self._open_socket()
-        except BackendError as exc:
-            self._set_status(ConnectionStatus(ConnectionState.DISCONNECTED, reason=str(exc)))
-            raise
-        self._set_status(ConnectionStatus(ConnectionState.CONNECTED))
-        self._reader = asyncio.create_task(self._listen(), name=f"gateway-listen {self.url}")
+        await self._open_stream(self._check_and_open, self._listen)
+
+    async def _check_and_open(self) -> ClientConnection:
+        await self.node_catalog(refresh=True)
+        return await self._open_socket()
 
     async def close(self) -> None:
-        self._closing = True
-        tasks = [t for t in (self._reader, *self._tasks) if t is not None]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        self._reader = None
-        if self._ws is not None:
-            with contextlib.suppress(Exception):
-                await self._ws.close()
-            self._ws = None
+        await self._stop_stream()
         await self._transport.aclose()
         self._images.clear()
-        if self._status.state is not ConnectionState.DISCONNECTED:
-            self._set_status(ConnectionStatus(ConnectionState.DISCONNECTED, reason="closed"))
-        self._queue.put_nowait(_CLOSED)
-
-    async def events(self) -> AsyncIterator[BackendEvent]:
-        """Every event of this connection, in order; ends after `close()`."""
-        while True:
-            item = await self._queue.get()
-            if item is _CLOSED:
-                return
-            yield cast(BackendEvent, item)
-
-    def _set_status(self, status: ConnectionStatus) -> None:
-        self._status = status
-        self._queue.put_nowait(ConnectionChanged(status))
+        self._end_stream()
 
     # -- HTTP -----------------------------------------------------------------------------------------
 
@@ -235,11 +192,6 @@ class V1Backend:
         if remaining != self._unfinished_count:
             self._unfinished_count = remaining
             self._queue.put_nowait(QueueChanged(remaining))
-
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     async def _complete(self, event: Completed) -> None:
         """Download every image of a finished run before announcing it: the server's copies expire."""
