@@ -248,6 +248,13 @@ async def _request_invalid(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     errors = []
     for err in exc.errors():
+        if err.get("type") == "json_invalid":  # its location is a character offset, not a field
+            at = err.get("loc", ("body", 0))[-1]
+            message = f"The request body is not valid JSON ({err.get('msg', 'invalid')})"
+            errors.append(
+                {"code": "validation_error", "message": message, "details": f"body, character {at}"}
+            )
+            continue
         loc = [str(p) for p in err.get("loc", ()) if p not in ("body",)]
         where = ".".join(loc) or "body"
         errors.append(
@@ -264,6 +271,9 @@ async def _http_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     if exc.status_code == 404:
         err = ApiError.single(404, "not_found", "Not found", "There is no such route")
+    elif exc.status_code == 400:  # FastAPI's answer to a body it cannot read (not UTF-8, not JSON)
+        message = f"The request body is unreadable: {exc.detail}"
+        err = ApiError.single(400, "validation_error", "Bad request", message)
     elif exc.status_code == 405:
         err = ApiError.single(405, "method_not_allowed", "Method not allowed", str(exc.detail))
     else:

@@ -310,6 +310,11 @@ class Dispatcher:
                 machine.healthy, machine.error = False, exc.user_text()
                 tried.append(f"{machine.url}: {exc.user_text()}")
                 continue
+            except BaseException:
+                # A bug or a cancelled request must not leave the record queued for ever.
+                self._untrack(run)
+                await asyncio.shield(self._fail_internal(run.id))
+                raise
             finally:
                 machine.submitting -= 1
             run.row = await self._write(run.id, submitted=True)
@@ -394,6 +399,16 @@ class Dispatcher:
                 log.warning("execution %s could not be resumed: %s", row["id"], exc)
             except BackendError as exc:
                 await self._fail_lost(row, exc.user_text())
+
+    async def _fail_internal(self, execution_id: int) -> None:
+        row = await self.store.write(
+            self.store.sync.update_execution,
+            execution_id,
+            status="failed",
+            error={"code": "internal_error", "message": "The gateway failed to submit the run"},
+        )
+        if row is not None:
+            self._publish_row(row, "failed")
 
     async def _fail_lost(self, row: Mapping[str, Any], why: str) -> None:
         updated = await self._write(

@@ -3,9 +3,9 @@ OpenAPI document (`/api/v1/openapi.json`) is generated from them, so the documen
 
 from __future__ import annotations
 
-from typing import Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 __all__ = [
     "BackendOut",
@@ -46,13 +46,64 @@ class Success(BaseModel, Generic[D]):
     data: D
 
 
+def _encodable(value: Any, where: str = "") -> Any:
+    """`value` when every text in it (dict keys too) is valid Unicode. JSON can carry an unpaired surrogate
+    (`"\\ud800"`) that UTF-8 cannot, so such a value could be stored but never sent on to ComfyUI or
+    answered: it is refused here, as the `str` fields refuse it."""
+    if isinstance(value, str) and not _is_unicode(value):
+        raise ValueError(f"{where or 'a value'}: {_SURROGATE}")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            readable = str(key).encode("utf-8", "backslashreplace").decode("utf-8")
+            if not _is_unicode(str(key)):
+                raise ValueError(f"the key '{readable}'{' in ' + where if where else ''}: {_SURROGATE}")
+            _encodable(item, f"{where}.{readable}" if where else readable)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _encodable(item, f"{where}[{i}]")
+    return value
+
+
+_SURROGATE = "text with an unpaired surrogate (\\ud800-\\udfff) is not Unicode"
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+# Input values are free-form JSON (literals, links, placeholders), checked only for being valid Unicode.
+Inputs = Annotated[dict[str, Any], AfterValidator(_encodable)]
+
+
 class WorkflowNode(_Model):
     id: str = Field(min_length=1, max_length=64)
     type: str = Field(min_length=1, max_length=200)
-    inputs: dict[str, Any] = Field(default_factory=dict)
+    inputs: Inputs = Field(default_factory=dict)
+
+
+# The spec's "Blog Post Image" workflow and its execute inputs: the OpenAPI document's examples.
+_BLOG_POST_IMAGE: dict[str, Any] = {
+    "name": "Blog Post Image",
+    "description": "Generate blog post header image",
+    "nodes": [
+        {
+            "id": "text_to_image",
+            "type": "text_to_image",
+            "inputs": {"prompt": "{prompt}", "negative_prompt": "{negative_prompt}"},
+        }
+    ],
+}
+_BLOG_POST_INPUTS: dict[str, Any] = {
+    "inputs": {"prompt": "A beautiful landscape", "negative_prompt": "ugly, blurry"}
+}
 
 
 class WorkflowBody(_Model):
+    model_config = ConfigDict(json_schema_extra={"examples": [_BLOG_POST_IMAGE]})
     name: str = Field(min_length=1, max_length=500)
     description: str = Field(default="", max_length=10_000)
     nodes: list[WorkflowNode] = Field(min_length=1, max_length=5_000)
@@ -68,7 +119,8 @@ class WorkflowOut(_Model):
 
 
 class ExecuteBody(_Model):
-    inputs: dict[str, Any] = Field(default_factory=dict)
+    model_config = ConfigDict(json_schema_extra={"examples": [_BLOG_POST_INPUTS]})
+    inputs: Inputs = Field(default_factory=dict)
 
 
 class ImageOut(_Model):

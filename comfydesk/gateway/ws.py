@@ -12,10 +12,10 @@ import contextlib
 from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
-from starlette.websockets import WebSocketState
 
 from comfydesk.gateway.app import Gateway, bearer_of, rate_limited, unauthorized
 from comfydesk.gateway.errors import error_response, not_found
+from comfydesk.gateway.hub import Outgoing
 from comfydesk.gateway.store import TokenInfo
 from comfydesk.gateway.views import execution_json
 
@@ -23,7 +23,6 @@ __all__ = ["ws_router"]
 
 ws_router = APIRouter(prefix="/api/v1/comfyui")
 _TERMINAL = ("completed", "failed", "cancelled")
-_PING_EVERY = 20.0
 
 
 async def _admit(websocket: WebSocket) -> tuple[Gateway, TokenInfo] | None:
@@ -96,23 +95,19 @@ async def _current(gw: Gateway, row: dict[str, Any]) -> dict[str, Any]:
     return execution_json(row, images)
 
 
-async def _forward(
-    websocket: WebSocket, queue: asyncio.Queue[dict[str, Any]], *, stop_at_terminal: bool
-) -> None:
+async def _forward(websocket: WebSocket, queue: asyncio.Queue[Outgoing], *, stop_at_terminal: bool) -> None:
     """Send hub messages until the client leaves (or, for one execution, its run ends)."""
     reader = asyncio.create_task(_drain_client(websocket))
     try:
-        while not reader.done():
+        while True:
             getter = asyncio.create_task(queue.get())
-            done, _ = await asyncio.wait(
-                {getter, reader}, timeout=_PING_EVERY, return_when=asyncio.FIRST_COMPLETED
-            )
-            if getter not in done:
+            done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+            if getter not in done:  # the client has gone
                 getter.cancel()
-                continue
+                return
             message = getter.result()
-            await websocket.send_json(message)
-            if stop_at_terminal and message.get("type") in _TERMINAL:
+            await websocket.send_text(message.text)
+            if stop_at_terminal and message.type in _TERMINAL:
                 await websocket.close()
                 return
     except (WebSocketDisconnect, RuntimeError):
@@ -121,9 +116,6 @@ async def _forward(
         reader.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await reader
-        if websocket.application_state is WebSocketState.CONNECTED and reader.cancelled():
-            with contextlib.suppress(Exception):
-                await websocket.close()
 
 
 async def _drain_client(websocket: WebSocket) -> None:

@@ -276,3 +276,16 @@ async def test_image_names_are_not_paths(gateway: RunningGateway, name: str) -> 
     async with client(gateway, gateway.admin_token) as c:
         resp = await c.get(f"/api/v1/images/generated/{name}")
     assert resp.status_code == 404
+
+
+async def test_unreadable_bodies_are_named_plainly(gateway: RunningGateway) -> None:
+    headers = {"Content-Type": "application/json"}
+    async with client(gateway, gateway.admin_token) as c:
+        resp = await c.post(f"{API}/workflows", content=b'{"name": "x", "nodes": [', headers=headers)
+        assert resp.status_code == 422
+        (error,) = resp.json()["errors"]
+        assert error["code"] == "validation_error" and "not valid JSON" in error["message"]
+        assert error["details"].startswith("body, character ")
+        resp = await c.post(f"{API}/workflows", content=b'{"name": "\xff"}', headers=headers)
+        assert resp.status_code == 400
+        assert resp.json()["errors"][0]["code"] == "validation_error"
