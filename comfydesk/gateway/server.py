@@ -56,6 +56,8 @@ def _uvicorn(config: GatewayConfig) -> uvicorn.Server:
             access_log=False,  # our middleware writes one line per request, without query strings
             timeout_graceful_shutdown=3,
             ws_max_size=1024 * 1024,
+            # Previews are JPEG or PNG already: deflating them again for every subscriber costs a core.
+            ws_per_message_deflate=False,
         )
     )
 
