@@ -106,6 +106,19 @@ def register(subparsers: Any) -> None:
     revoke.set_defaults(handler=_token_revoke)
 
 
+_EXTRAS_HINT = "comfydesk serve needs the server extras: pip install 'comfydesk[server]'"
+
+
+def _server_libraries_missing() -> str | None:
+    """The missing library's name when the server extras are not installed, else None."""
+    import importlib.util
+
+    for module in ("fastapi", "sqlalchemy", "alembic", "limits"):
+        if importlib.util.find_spec(module) is None:
+            return module
+    return None
+
+
 def _data_dir(args: argparse.Namespace) -> Path:
     given = getattr(args, "serve_data_dir", None)
     return Path(given) if given else _default_data_dir()
@@ -117,6 +130,9 @@ def _database(args: argparse.Namespace) -> str:
 
 
 def _open_store(args: argparse.Namespace) -> Any:
+    missing = _server_libraries_missing()
+    if missing is not None:
+        raise SystemExit(f"comfydesk: {missing} is not installed. {_EXTRAS_HINT}")
     from comfydesk.gateway.store import GatewayStore
 
     _data_dir(args).mkdir(parents=True, exist_ok=True)
@@ -167,6 +183,10 @@ def _token_revoke(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    missing = _server_libraries_missing()
+    if missing is not None:
+        error(f"{missing} is not installed. {_EXTRAS_HINT}")
+        return EXIT_UNAVAILABLE
     from comfydesk.gateway.app import GatewayConfig
     from comfydesk.gateway.ratelimit import parse_rate
     from comfydesk.gateway.server import run_gateway, start_demo_engine
