@@ -15,16 +15,18 @@ import hashlib
 import logging
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from itertools import count
 from pathlib import Path
 from typing import Any, Protocol
 
-from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtCore import QObject, Signal
 
 from comfydesk.app.connection import ConnectionModel
+from comfydesk.app.form_memory import FormMemory
 from comfydesk.app.images import make_thumbnail_async
+from comfydesk.app.journal_runs import RunRecorder, missing_outputs, output_source
 from comfydesk.app.library import CurrentWorkflow
 from comfydesk.app.run_state import PastedImage, ResultItem, RunState
 from comfydesk.app.tasks import ErrorModel, TaskRunner
@@ -37,12 +39,13 @@ from comfydesk.core.events import (
     ExecutionEvent,
     Failed,
     Interrupted,
+    NodeOutput,
     OutputRef,
     Queued,
 )
 from comfydesk.core.graph import ApiGraph
 from comfydesk.core.templates import FieldKind, FormSpec, build_form
-from comfydesk.store.settings import Settings, WorkflowPrefs
+from comfydesk.store.journal import OutputRecord
 
 __all__ = ["FormMemory", "FormPort", "QueueEntry", "RunController", "map_issues", "write_unique"]
 
@@ -86,6 +89,9 @@ class _Run:
     running: bool = False
     position: int | None = None
     ended: bool = False
+    journal_id: int | None = None
+    saved: dict[str, OutputRecord | None] = field(default_factory=dict)  # by output_source
+    save_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 def map_issues(
@@ -125,35 +131,6 @@ def write_unique(folder: Path, name: str, data: bytes) -> Path:
     raise AssertionError("unreachable")
 
 
-class FormMemory(QObject):
-    """Per-workflow form memory (values, pinned/hidden, last seed), written to settings after a pause."""
-
-    def __init__(self, settings: Settings, parent: QObject | None = None, *, delay_ms: int = 400) -> None:
-        super().__init__(parent)
-        self.settings = settings
-        self._pending: dict[str, dict[str, Any]] = {}
-        self._timer = QTimer(self)
-        self._timer.setSingleShot(True)
-        self._timer.setInterval(delay_ms)
-        self._timer.timeout.connect(self.flush)
-
-    def remember(self, key: str, **changes: Any) -> None:
-        self._pending.setdefault(key, {}).update(changes)
-        self._timer.start()
-
-    def prefs(self, key: str) -> WorkflowPrefs:
-        """The remembered prefs of a workflow, including changes not written yet."""
-        prefs = self.settings.workflow_prefs(key)
-        for name, value in self._pending.get(key, {}).items():
-            setattr(prefs, name, value)
-        return prefs
-
-    def flush(self) -> None:
-        pending, self._pending = self._pending, {}
-        for key, changes in pending.items():
-            self.settings.update_workflow_prefs(key, **changes)
-
-
 class RunController(QObject):
     """Runs the current workflow and follows this window's executions."""
 
@@ -174,10 +151,12 @@ class RunController(QObject):
         results_dir: Path,
         *,
         memory: FormMemory | None = None,
+        recorder: RunRecorder | None = None,
         clock: Callable[[], datetime] = datetime.now,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
+        self.recorder = recorder
         self._tasks = tasks
         self._connection = connection
         self.run_state = run_state
@@ -284,17 +263,41 @@ class RunController(QObject):
             except ValidationError as exc:
                 self._show_validation(exc, spec)
                 return
+            journal_id = await self._record(current, spec, graph, graph_values)
             try:
                 execution = await self._submit(backend, current, spec, graph, graph_values)
             except ValidationError as exc:
+                await self._journal_status(journal_id, "failed", "; ".join(exc.lines()) or exc.message)
                 self._show_validation(exc, spec)
                 return
+            except BaseException as exc:
+                await self._journal_status(journal_id, "failed", str(exc) or type(exc).__name__)
+                raise
             if execution.graph is None:
                 execution = replace(execution, graph=graph)
-            self._register(execution, current, spec, index, batch)
+            if self.recorder is not None:
+                # Not awaited: events arriving meanwhile would pile up unapplied. The journal's one worker
+                # takes writes in order, so this lands before any status change of the run.
+                self._tasks.start(self.recorder.submitted(journal_id, execution.id), what="Recording the run")
+            self._register(execution, current, spec, index, batch, journal_id)
             self._remember_seed(current, spec, values)
             values = form.apply_seed_controls()  # control after generate: the next run's values
         self.message_changed.emit(f"Queued {batch} run{'s' if batch != 1 else ''} of {current.entry.name}")
+
+    async def _record(
+        self, current: CurrentWorkflow, spec: FormSpec, graph: ApiGraph, values: Mapping[str, Any]
+    ) -> int | None:
+        """Write the run to the journal before it is submitted (None without a journal)."""
+        if self.recorder is None:
+            return None
+        return await self.recorder.record(current, spec, graph, values)
+
+    async def _journal_status(self, journal_id: int | None, status: str, error: str | None = None) -> None:
+        if self.recorder is not None and journal_id is not None:
+            try:
+                await self.recorder.set_status(journal_id, status, error)
+            except Exception as exc:
+                log.error("could not write the run's status to the journal: %s", exc)
 
     @staticmethod
     async def _submit(
@@ -370,7 +373,13 @@ class RunController(QObject):
             self._memory.remember(current.key, last_seed=first)
 
     def _register(
-        self, execution: Execution, current: CurrentWorkflow, spec: FormSpec, index: int, total: int
+        self,
+        execution: Execution,
+        current: CurrentWorkflow,
+        spec: FormSpec,
+        index: int,
+        total: int,
+        journal_id: int | None = None,
     ) -> None:
         graph = execution.graph
         titles: dict[str, str] = {}
@@ -378,7 +387,7 @@ class RunController(QObject):
             for nid, node in graph.items():
                 ndef = spec.catalog.get(node.class_type)
                 titles[nid] = node.title or (ndef.title if ndef else node.class_type)
-        run = _Run(execution, current.entry.name, titles, index, total)
+        run = _Run(execution, current.entry.name, titles, index, total, journal_id=journal_id)
         self._runs[execution.id] = run
         self.submitted.emit(execution)
         if not self._following():
@@ -415,14 +424,20 @@ class RunController(QObject):
             run.position = event.position
         elif not run.running and not isinstance(event, TERMINAL_EVENTS):
             run.running, run.position, changed = True, None, True
+            self._tasks.start(self._journal_status(run.journal_id, "running"), what="Recording the run")
+        if isinstance(event, NodeOutput) and run.journal_id is not None:
+            # Saved now, not at the end: a temporary output the server forgets later is safe already.
+            self._tasks.start(self._save_outputs(run, event.outputs), what="Saving the results")
         if isinstance(event, TERMINAL_EVENTS):
             run.ended, changed = True, True
             if isinstance(event, Completed):
                 self._tasks.start(self._collect(run, event.outputs), what="Saving the results")
             elif isinstance(event, Failed):
                 log.info("run %s failed: %s", eid, event.error.message)
+                self._tasks.start(self._end_run(run, "failed", event.error.message), what="Recording the run")
             elif isinstance(event, Interrupted):
                 self.message_changed.emit(f"{run.workflow_name}: cancelled")
+                self._tasks.start(self._end_run(run, "cancelled"), what="Recording the run")
             self._start_next_following()
         if changed:
             self._publish_queue()
@@ -433,14 +448,36 @@ class RunController(QObject):
             running = [r for r in waiting if r.running]
             self._follow((running or waiting)[0])
 
+    async def _save_outputs(self, run: _Run, outputs: tuple[OutputRef, ...]) -> None:
+        """Store the outputs not stored yet in the journal (one saver per run at a time)."""
+        if self.recorder is None or run.journal_id is None:
+            return
+        async with run.save_lock:
+            await self.recorder.save_outputs(self._require_backend(), run.journal_id, outputs, run.saved)
+
+    async def _end_run(self, run: _Run, status: str, error: str | None = None) -> None:
+        async with run.save_lock:  # after the outputs announced before the end are stored
+            await self._journal_status(run.journal_id, status, error)
+
     async def _collect(self, run: _Run, outputs: tuple[OutputRef, ...]) -> None:
+        """The run completed: fill any gap in its stored outputs, end it in the journal, and put its images
+        in the results folder and strip."""
         backend = self._require_backend()
+        if self.recorder is not None and run.journal_id is not None:
+            async with run.save_lock:
+                # The outputs an earlier announcement could not fetch are tried once more here.
+                failed = await self.recorder.save_outputs(backend, run.journal_id, outputs, run.saved)
+                await self._journal_status(run.journal_id, "completed", missing_outputs(failed))
         day = self.results_dir / self._clock().strftime("%Y-%m-%d")
         items: list[ResultItem] = []
         for ref in outputs:
             if not ref.is_file or ref.kind not in ("images", "gifs"):
                 continue
-            data = await backend.fetch_output(ref)
+            stored = run.saved.get(output_source(ref, 0))
+            if stored is not None and stored.path is not None:
+                data = await asyncio.to_thread(stored.path.read_bytes)
+            else:
+                data = await backend.fetch_output(ref)
             path = await asyncio.to_thread(write_unique, day, safe_output_name(ref), data)
             try:
                 thumb = await make_thumbnail_async(path, 160)

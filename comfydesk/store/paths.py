@@ -44,12 +44,22 @@ class AppPaths:
         return self.data_dir / "results"
 
     @property
+    def journal_file(self) -> Path:
+        """The run journal (SQLite)."""
+        return self.data_dir / "journal.sqlite3"
+
+    @property
+    def blobs_dir(self) -> Path:
+        """The journal's content-addressed output files."""
+        return self.data_dir / "blobs"
+
+    @property
     def demo_dir(self) -> Path:
         return self.data_dir / "demo"
 
     def ensure(self) -> AppPaths:
         """Create the folders that must exist (cheap; safe to call on start-up)."""
-        for folder in (self.data_dir, self.library_dir, self.results_dir):
+        for folder in (self.data_dir, self.library_dir, self.results_dir, self.blobs_dir):
             folder.mkdir(parents=True, exist_ok=True)
         return self
 
