@@ -11,8 +11,10 @@ import asyncio
 import logging
 import re
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import QObject, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
@@ -28,6 +30,7 @@ from comfydesk.core.errors import (
 )
 from comfydesk.core.graph import ApiGraph, is_link
 from comfydesk.core.nodes import NodeCatalog
+from comfydesk.core.savemeta import read_comfydesk
 from comfydesk.core.templates import FormSpec, build_form
 from comfydesk.core.workflow import PLACEHOLDER_RE, Workflow, load_workflow, load_workflow_file
 
@@ -76,6 +79,8 @@ class CurrentWorkflow:
     workflow: Workflow | None
     spec: FormSpec | None
     error: str = ""
+    #: Form values embedded by comfydesk in an opened image (its `comfydesk` metadata), None for the rest.
+    embedded_values: Mapping[str, Any] | None = None
 
     @property
     def key(self) -> str:
@@ -151,6 +156,19 @@ def _scan_local(folder: Path, source: str, catalog: NodeCatalog | None) -> list[
         problems = workflow_problems(wf.graph, catalog) if catalog is not None else ()
         entries.append(LibraryEntry(key, name, source, wf.description, path, wf.workflow_id, problems))
     return entries
+
+
+def _embedded_values(path: Path) -> Mapping[str, Any] | None:
+    """The form values comfydesk wrote into an image it saved (None for other files); blocking."""
+    if path.suffix.lower() not in (".png", ".webp"):
+        return None
+    try:
+        meta = read_comfydesk(path.read_bytes(), source=str(path))
+    except (OSError, WorkflowFormatError) as exc:
+        log.info("no comfydesk values in %s: %s", path.name, exc)
+        return None
+    values = meta.get("values") if meta else None
+    return values if isinstance(values, dict) else None
 
 
 def _import_files(
@@ -381,9 +399,11 @@ class LibraryModel(QObject):
     async def _load(self, entry: LibraryEntry, generation: int) -> None:
         catalog = self._catalog
         result: CurrentWorkflow
+        embedded: Mapping[str, Any] | None = None
         try:
             if entry.path is not None:
                 wf = await asyncio.to_thread(load_workflow_file, entry.path, catalog=catalog)
+                embedded = await asyncio.to_thread(_embedded_values, entry.path)
                 if entry.source == "local":
                     wf.name = entry.name
             elif self._backend is not None:
@@ -393,7 +413,7 @@ class LibraryModel(QObject):
             if catalog is None:
                 result = CurrentWorkflow(entry, wf, None, "Connect to a server to see this workflow's form.")
             else:
-                result = CurrentWorkflow(entry, wf, build_form(wf, catalog))
+                result = CurrentWorkflow(entry, wf, build_form(wf, catalog), embedded_values=embedded)
         except ComfyDeskError as exc:
             needs = catalog is None and not isinstance(exc, WorkflowFormatError)
             text = "Connect to a server to see this workflow's form." if needs else exc.user_text()

@@ -1,9 +1,10 @@
-"""ResultsStrip: a horizontal strip of this session's result thumbnails, newest first, and a plain viewer."""
+"""ResultsStrip: a horizontal strip of this session's result thumbnails, newest first; opens the viewer."""
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import mimetypes
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -11,7 +12,6 @@ from PySide6.QtCore import QObject, QSize, Qt, QThreadPool, Signal
 from PySide6.QtGui import QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
-    QDialog,
     QLabel,
     QListView,
     QListWidget,
@@ -20,11 +20,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from comfydesk.app.images import decode_image, make_thumbnail
+from comfydesk.app.images import make_thumbnail
 from comfydesk.app.run_state import ResultItem
 from comfydesk.core.errors import UnsafeInputError
+from comfydesk.store.journal import OutputRecord
+from comfydesk.ui.viewer import ImageViewer
 
-__all__ = ["ImageViewer", "ResultsStrip"]
+__all__ = ["ImageViewer", "ResultsStrip", "result_records"]
 
 THUMB_SIZE = 112
 EMPTY_HINT = "Results of your runs appear here"
@@ -132,8 +134,13 @@ class ResultsStrip(QListWidget):
             return
         self.open_requested.emit(result)
         if self.open_in_viewer:
-            self.viewer = ImageViewer(result, self.window())
-            self.viewer.show()
+            results = self.results()
+            viewer = ImageViewer(parent=self.window())
+            viewer.setWindowFlag(Qt.WindowType.Window)
+            viewer.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+            viewer.set_sequence(result_records(results), results.index(result))
+            self.viewer = viewer
+            viewer.show()
 
     def _make_placeholder(self) -> QIcon:
         pixmap = QPixmap(THUMB_SIZE, THUMB_SIZE)
@@ -141,41 +148,27 @@ class ResultsStrip(QListWidget):
         return QIcon(pixmap)
 
 
-class ImageViewer(QDialog):
-    """A plain window showing one result, scaled to fit; the full image is decoded off the UI thread."""
-
-    def __init__(self, result: ResultItem, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setObjectName("imageViewer")
-        self.setWindowTitle(f"{result.workflow_name} — {result.path.name}")
-        self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        self.item = result
-        self.label = QLabel("Loading…", self)
-        self.label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.label.setMinimumSize(320, 240)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.label)
-        self.resize(900, 700)
-        self.image: QImage | None = None
-        self._relay = _Relay(self)
-        self._relay.done.connect(self._loaded)
-        path = result.path
-        _in_pool(self._relay, path, lambda: decode_image(path.read_bytes(), max_size=(4096, 4096)))
-
-    def _loaded(self, _key: object, result: object) -> None:
-        if isinstance(result, QImage):
-            self.image = result
-            self._show_scaled()
-        else:
-            self.label.setText(f"Cannot show this image: {result}")
-
-    def _show_scaled(self) -> None:
-        if self.image is not None:
-            self.label.setPixmap(
-                QPixmap.fromImage(self.image).scaled(
-                    self.label.size(),
-                    Qt.AspectRatioMode.KeepAspectRatio,
-                    Qt.TransformationMode.SmoothTransformation,
-                )
-            )
+def result_records(results: Sequence[ResultItem]) -> list[OutputRecord]:
+    """This session's results as journal-less output records, for the viewer (ids are their positions)."""
+    return [
+        OutputRecord(
+            id=i,
+            run_id=-1,
+            node_id=r.node_id,
+            kind="images",
+            path=r.path,
+            text=None,
+            sha256="",
+            size=0,
+            width=None,
+            height=None,
+            mime=mimetypes.guess_type(r.path.name)[0] or "image/png",
+            created_at=r.created.timestamp(),
+            starred=False,
+            workflow_name=r.workflow_name,
+            server="",
+            status="completed",
+            seed=None,
+        )
+        for i, r in enumerate(results)
+    ]
