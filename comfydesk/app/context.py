@@ -19,11 +19,15 @@ from comfydesk.app.catalog import CatalogModel
 from comfydesk.app.connection import GATEWAY_KIND, BackendFactory, ConnectionModel
 from comfydesk.app.controller import FormMemory, RunController
 from comfydesk.app.demo import DEMO_LABEL, DemoEngine
+from comfydesk.app.gallery import GalleryModel
 from comfydesk.app.gateway import GatewayState
+from comfydesk.app.journal import JournalModel
+from comfydesk.app.journal_runs import RunRecorder
 from comfydesk.app.library import CurrentWorkflow, LibraryModel
 from comfydesk.app.publish import PublishModel
 from comfydesk.app.run_state import RunState
 from comfydesk.app.tasks import ErrorModel, TaskRunner
+from comfydesk.app.thumbnails import ThumbnailCache
 from comfydesk.backends.base import Backend
 from comfydesk.core.errors import AuthenticationError, ComfyDeskError
 from comfydesk.store.paths import AppPaths, resolve_paths
@@ -142,6 +146,9 @@ class AppContext:
     demo: DemoEngine
     gateway: GatewayState
     publisher: PublishModel
+    journal: JournalModel
+    recorder: RunRecorder
+    gallery: GalleryModel
     server: str | None = None
     _cleanups: list[Callable[[], None]] = field(default_factory=list)
     _closing: bool = field(default=False, init=False)
@@ -159,6 +166,10 @@ class AppContext:
         if self._closing:
             return
         self.library.refresh()
+        # Earlier versions kept results in dated folders: into the journal once (it remembers).
+        self.tasks.start(
+            self.journal.import_results_dir(self.paths.results_dir), what="Importing earlier results"
+        )
         if self.settings.last_workflow:
             self.library.select(self.settings.last_workflow)
         self.connect_profile(self.initial_profile(), remember=self.server is None)
@@ -219,6 +230,8 @@ class AppContext:
         self._closing = True
         self.memory.flush()
         self.demo.stop()
+        self.gallery.thumbnails.close()
+        self.journal.close()
         self._finish()
 
     async def aclose(self, *, timeout: float = SHUTDOWN_TIMEOUT) -> None:
@@ -251,12 +264,15 @@ class AppContext:
         await self.tasks.finish_all(grace=timeout * 2 / 3)
         await self.connection.aclose()
         await self.demo.astop()
+        self.gallery.thumbnails.close()
+        await self.journal.aclose()
         if self.settings.writer is not None:
             await self.settings.writer.aflush()
         await asyncio.sleep(0)  # closed transports run their last callbacks
 
     def _finish(self) -> None:
         self.settings.close()  # whatever is still pending is written here, then the writer thread ends
+        self.journal.close(wait=False)  # when closing gave up early: the worker finishes it before exit
         for undo in self._cleanups:
             undo()
         self._cleanups.clear()
@@ -290,8 +306,20 @@ def build_context(
     library = LibraryModel(tasks, paths.library_dir, parent)
     run_state = RunState(parent)
     memory = FormMemory(settings, parent)
+    journal = JournalModel(paths.journal_file, paths.blobs_dir, parent)  # opened on its worker thread
+    recorder = RunRecorder(journal, connection, tasks, parent)
+    # Thumbnails are made on their own pool; the grid pages in from the journal as it scrolls.
+    thumbnails = ThumbnailCache(paths.data_dir / "cache" / "thumbnails", parent=parent)
+    gallery = GalleryModel(journal, thumbnails, tasks, parent=parent)
     controller = RunController(
-        tasks, connection, run_state, errors, paths.results_dir, memory=memory, parent=parent
+        tasks,
+        connection,
+        run_state,
+        errors,
+        paths.results_dir,
+        memory=memory,
+        recorder=recorder,
+        parent=parent,
     )
     demo = DemoEngine(tasks, paths.demo_dir, parent)
     gateway = GatewayState(connection, errors, parent=parent)
@@ -312,6 +340,9 @@ def build_context(
         demo=demo,
         gateway=gateway,
         publisher=publisher,
+        journal=journal,
+        recorder=recorder,
+        gallery=gallery,
         server=server,
     )
     connection.backend_changed.connect(catalog.load_from)

@@ -44,6 +44,7 @@ from comfydesk.core.templates import SeedControl
 from comfydesk.ui.error_view import ErrorView
 from comfydesk.ui.first_run import FirstRunPanel
 from comfydesk.ui.form import FormView
+from comfydesk.ui.gallery import GalleryPane, GalleryView, add_gallery_dock
 from comfydesk.ui.gateway_ui import GatewayUi
 from comfydesk.ui.node_pane import NodePane
 from comfydesk.ui.profiles_dialog import ProfilesDialog
@@ -51,6 +52,7 @@ from comfydesk.ui.progress import ProgressPanel
 from comfydesk.ui.queue_view import QueueView
 from comfydesk.ui.results import ResultsStrip
 from comfydesk.ui.theme import accent_palette, set_style, status_color
+from comfydesk.ui.viewer_actions import install_gallery_actions
 from comfydesk.ui.workflow_pane import WorkflowPane
 
 __all__ = ["MainWindow"]
@@ -91,6 +93,7 @@ class MainWindow(QMainWindow):
         self._update_connection()
         self._update_run_enabled()
         self.gateway_ui = GatewayUi(self, self.file_menu)
+        self.gallery_actions = install_gallery_actions(self, ctx)  # viewer, compare, actions on results
 
     # ------------------------------------------------------------------------------------------ building
     def _action(
@@ -255,6 +258,12 @@ class MainWindow(QMainWindow):
         self.queue_toggle.setText("Show &queue")
         self.queue_toggle.setShortcut(QKeySequence("Ctrl+Shift+Q"))
 
+        # Every output of every run (the journal), beside the form; the results strip stays for this session.
+        self.gallery_dock = add_gallery_dock(self, self.ctx.gallery)
+        self.gallery_pane: GalleryPane = self.gallery_dock.widget()  # type: ignore[assignment]
+        self.gallery: GalleryView = self.gallery_pane.view
+        self.gallery_toggle = self.gallery_dock.toggleViewAction()
+
     def _build_menus(self) -> None:
         bar = self.menuBar()
         file_menu = bar.addMenu("&File")
@@ -269,7 +278,7 @@ class MainWindow(QMainWindow):
         view_menu = bar.addMenu("&View")
         view_menu.addActions([self.show_workflows_action, self.show_nodes_action])
         view_menu.addSeparator()
-        view_menu.addActions([self.library_toggle, self.queue_toggle])
+        view_menu.addActions([self.library_toggle, self.queue_toggle, self.gallery_toggle])
         view_menu.addSeparator()
         theme = view_menu.addAction("Theme follows the system (light/dark)")
         theme.setCheckable(True)
