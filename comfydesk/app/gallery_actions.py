@@ -133,6 +133,7 @@ class JournalPort(Protocol):
     async def star(self, ids: Sequence[int], on: bool) -> None: ...
     async def delete(self, ids: Sequence[int]) -> list[int]: ...
     async def undo_delete(self, ids: Sequence[int]) -> None: ...
+    async def import_folder(self, folder: Path) -> int: ...
 
 
 class FormTarget(Protocol):
@@ -268,6 +269,16 @@ class GalleryActions(QObject):
         if texts:
             mime.setText("\n\n".join(t for t in texts if t))
         return mime
+
+    def import_folder(self, folder: Path) -> asyncio.Task[Any]:
+        """Bring a folder of ComfyUI outputs (PNGs with their workflow) into the gallery."""
+        return self._start(self._import_folder(folder), "Importing ComfyUI outputs")
+
+    async def _import_folder(self, folder: Path) -> int:
+        count = await self._require_journal().import_folder(folder)
+        found = f"{count} image{'s' if count != 1 else ''}" if count else "no new images"
+        self.message_changed.emit(f"Imported {found} from {folder}")
+        return count
 
     def reveal(self, record: OutputRecord) -> None:
         """Show the file in the system's file manager (selected where the platform allows)."""

@@ -376,5 +376,21 @@ def install_gallery_actions(window: Any, ctx: Any) -> GalleryActionSet:
     gallery = window.findChild(QWidget, "gallery")
     if gallery is not None:
         bind_gallery(action_set, gallery)
+    file_menu = getattr(window, "file_menu", None)
+    if file_menu is not None and journal is not None:
+        import_action = QAction("&Import ComfyUI outputs…", window)
+        import_action.setObjectName("importOutputsAction")
+        import_action.setToolTip(
+            "Add a folder of images saved by ComfyUI (with their workflows) to the gallery"
+        )
+        import_action.triggered.connect(lambda: _ask_import_folder(window, actions))
+        file_menu.insertAction(file_menu.actions()[-1], import_action)  # above Quit
+        window.import_outputs_action = import_action
     window.gallery_actions = action_set
     return action_set
+
+
+def _ask_import_folder(window: QWidget, actions: GalleryActions) -> None:
+    folder = QFileDialog.getExistingDirectory(window, "Import ComfyUI outputs")
+    if folder:
+        actions.import_folder(Path(folder))

@@ -4,6 +4,7 @@ opened from the gallery, its keys, and an image opened from a file restoring its
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 from collections.abc import Coroutine, Iterator
 from pathlib import Path
@@ -151,3 +152,30 @@ def test_gallery_shortcuts_viewer_and_undo(qtbot: QtBot, open_window: OpenWindow
     assert read_embedded_workflow(target.read_bytes())["prompt"]["3"]["inputs"]["seed"] == 1
     qtbot.keyClick(viewer.canvas, Qt.Key.Key_Escape)
     assert not viewer.isVisible()
+
+
+def test_file_import_brings_comfyui_outputs_into_the_gallery(
+    qtbot: QtBot, open_window: OpenWindow, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """File -> Import ComfyUI outputs…: PNGs saved by ComfyUI become gallery entries with their graph."""
+    from PIL import Image, PngImagePlugin
+    from PySide6.QtWidgets import QFileDialog
+
+    folder = tmp_path / "ComfyUI-output"
+    folder.mkdir()
+    for n in range(3):
+        info = PngImagePlugin.PngInfo()
+        info.add_text("prompt", json.dumps(TXT2IMG))
+        Image.new("RGB", (64 + n, 48), (n * 60, 90, 160)).save(folder / f"ComfyUI_{n:05}_.png", pnginfo=info)
+    (folder / "notes.txt").write_text("not an image")
+    window = open_window(server=f"http://127.0.0.1:{closed_port()}", data_dir=tmp_path / "app")
+    action = window.import_outputs_action
+    assert action in window.file_menu.actions()
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(folder))
+    action.trigger()
+    qtbot.waitUntil(lambda: window.ctx.gallery.rowCount() == 3, timeout=10_000)
+    qtbot.waitUntil(lambda: "Imported 3 images" in window.statusBar().currentMessage(), timeout=10_000)
+    records = [window.ctx.gallery.index(i, 0).data(Qt.ItemDataRole.UserRole + 1) for i in range(3)]
+    assert sorted((r.width, r.height) for r in records) == [(64, 48), (65, 48), (66, 48)]
+    run_record = run(qtbot, window.ctx.journal.run(records[0].run_id))
+    assert run_record is not None and run_record.api_graph == TXT2IMG
