@@ -27,11 +27,13 @@ from typing import Any, Protocol
 
 from PySide6.QtCore import (
     QAbstractListModel,
+    QMimeData,
     QModelIndex,
     QObject,
     QPersistentModelIndex,
     Qt,
     QTimer,
+    QUrl,
     Signal,
 )
 from PySide6.QtGui import QPixmap
@@ -190,6 +192,31 @@ class GalleryModel(QAbstractListModel):
         if role == Qt.ItemDataRole.AccessibleTextRole:
             return f"{record.workflow_name}, {group_header(record)}"
         return None
+
+    def flags(self, index: Index) -> Qt.ItemFlag:
+        base = super().flags(index)
+        if (
+            index.isValid()
+            and 0 <= index.row() < len(self._rows)
+            and self._rows[index.row()].path is not None
+        ):
+            return base | Qt.ItemFlag.ItemIsDragEnabled
+        return base
+
+    def mimeTypes(self) -> list[str]:
+        return ["text/uri-list"]
+
+    def mimeData(self, indexes: Sequence[QModelIndex]) -> QMimeData:
+        """Dragging tiles out hands other applications the stored files (no copy is made)."""
+        mime = QMimeData()
+        paths = [
+            r.path for r in (self._rows[i.row()] for i in indexes if 0 <= i.row() < len(self._rows)) if r.path
+        ]
+        mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+        return mime
+
+    def supportedDragActions(self) -> Qt.DropAction:
+        return Qt.DropAction.CopyAction
 
     def canFetchMore(self, parent: Index = _ROOT) -> bool:
         if parent.isValid() or self._fetching:

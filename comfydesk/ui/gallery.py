@@ -74,7 +74,9 @@ class GalleryView(QListView):
         self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
         self.verticalScrollBar().setSingleStep(24)
-        self.setDragEnabled(False)
+        self.setDragEnabled(True)  # tiles drag out to other applications as files
+        self.setDragDropMode(QAbstractItemView.DragDropMode.DragOnly)
+        self.setDefaultDropAction(Qt.DropAction.CopyAction)
         self.setMouseTracking(True)
         self._model: GalleryModel | None = None
         self._actions: list[QAction] = []

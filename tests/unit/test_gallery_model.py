@@ -347,3 +347,16 @@ def test_text_outputs_have_no_picture(qtbot: QtBot, gallery: Gallery) -> None:
     assert index.data(ThumbStateRole) == "none" and gallery.thumbs.pending == 0
     assert index.data(RecordRole).text == "a fox"
     assert "seed" not in index.data(GroupRole)
+
+
+def test_tiles_drag_out_as_the_stored_files(qtbot: QtBot, gallery: Gallery) -> None:
+    records = fill(gallery.journal, 1, 3)
+    model = gallery.model
+    load(qtbot, model)
+    indexes = [model.index(0, 0), model.index(2, 0)]
+    assert all(model.flags(i) & Qt.ItemFlag.ItemIsDragEnabled for i in indexes)
+    mime = model.mimeData(indexes)
+    files = [Path(u.toLocalFile()) for u in mime.urls()]
+    assert files == [records[2].path, records[0].path]
+    assert all(f.is_file() for f in files)
+    assert model.supportedDragActions() == Qt.DropAction.CopyAction
