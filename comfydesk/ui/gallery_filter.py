@@ -10,15 +10,25 @@ from __future__ import annotations
 import time
 
 from PySide6.QtCore import QDate, QDateTime, QTime, QTimer, Signal
-from PySide6.QtWidgets import QComboBox, QGridLayout, QHBoxLayout, QLineEdit, QToolButton, QWidget
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDateEdit,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QToolButton,
+    QWidget,
+)
 
 from comfydesk.store.journal import OutputFilter
 
-__all__ = ["DATE_RANGES", "STATUSES", "GalleryFilterBar"]
+__all__ = ["CUSTOM_RANGE", "DATE_RANGES", "STATUSES", "GalleryFilterBar", "custom_range"]
 
 ANY = ""
 SEARCH_DELAY_MS = 250
-DATE_RANGES = ("Any time", "Today", "Yesterday", "Last 7 days", "Last 30 days")
+CUSTOM_RANGE = "Custom range…"
+DATE_RANGES = ("Any time", "Today", "Yesterday", "Last 7 days", "Last 30 days", CUSTOM_RANGE)
 STATUSES = (
     ("Any status", ANY),
     ("Completed", "completed"),
@@ -46,6 +56,15 @@ def date_range(choice: str, now: float | None = None) -> tuple[float | None, flo
     return None, None
 
 
+def custom_range(first: QDate, last: QDate) -> tuple[float, float]:
+    """(since, until) covering the whole days from `first` to `last` (either order), in local time."""
+    if last < first:
+        first, last = last, first
+    since = QDateTime(first, QTime(0, 0)).toSecsSinceEpoch()
+    until = QDateTime(last.addDays(1), QTime(0, 0)).toSecsSinceEpoch()
+    return float(since), float(until)
+
+
 class GalleryFilterBar(QWidget):
     """See the module docstring."""
 
@@ -66,6 +85,24 @@ class GalleryFilterBar(QWidget):
         self.dates.setObjectName("galleryDates")
         self.dates.setAccessibleName("Date range")
         self.dates.addItems(DATE_RANGES)
+        today = QDate.currentDate()
+        self.first_day = QDateEdit(today.addDays(-6))
+        self.first_day.setObjectName("galleryFirstDay")
+        self.first_day.setAccessibleName("From")
+        self.last_day = QDateEdit(today)
+        self.last_day.setObjectName("galleryLastDay")
+        self.last_day.setAccessibleName("To")
+        for edit in (self.first_day, self.last_day):
+            edit.setCalendarPopup(True)
+            edit.setDisplayFormat("yyyy-MM-dd")
+        self.custom = QWidget()
+        custom = QHBoxLayout(self.custom)
+        custom.setContentsMargins(0, 0, 0, 0)
+        custom.addWidget(QLabel("From"))
+        custom.addWidget(self.first_day, 1)
+        custom.addWidget(QLabel("to"))
+        custom.addWidget(self.last_day, 1)
+        self.custom.setVisible(False)
         self.status = QComboBox()
         self.status.setObjectName("galleryStatus")
         self.status.setAccessibleName("Run status")
@@ -97,6 +134,7 @@ class GalleryFilterBar(QWidget):
             widget.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
             widget.setMinimumContentsLength(4)
             layout.addWidget(widget, 1 + n // 2, n % 2)
+        layout.addWidget(self.custom, 3, 0, 1, 2)
 
         self._debounce = QTimer(self)
         self._debounce.setSingleShot(True)
@@ -107,6 +145,9 @@ class GalleryFilterBar(QWidget):
         for combo in (self.workflow, self.server, self.dates, self.status):
             combo.currentIndexChanged.connect(lambda _i: self._emit())
         self.starred.toggled.connect(lambda _on: self._emit())
+        self.dates.currentTextChanged.connect(lambda text: self.custom.setVisible(text == CUSTOM_RANGE))
+        for edit in (self.first_day, self.last_day):
+            edit.dateChanged.connect(lambda _d: self._emit())
         self._last = OutputFilter()
 
     def set_facets(self, facets: object) -> None:
@@ -129,7 +170,12 @@ class GalleryFilterBar(QWidget):
                 self._emit()
 
     def current_filter(self) -> OutputFilter:
-        since, until = date_range(self.dates.currentText())
+        since: float | None
+        until: float | None
+        if self.dates.currentText() == CUSTOM_RANGE:
+            since, until = custom_range(self.first_day.date(), self.last_day.date())
+        else:
+            since, until = date_range(self.dates.currentText())
         workflow = self.workflow.currentData()
         server = self.server.currentData()
         status = self.status.currentData()

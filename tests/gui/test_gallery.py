@@ -208,6 +208,29 @@ def test_filter_bar_narrows_the_grid(qtbot: QtBot, env: Env) -> None:
     assert env.pane.hint.isVisible() and "No outputs match" in env.pane.hint.text()
 
 
+def test_custom_date_range(qtbot: QtBot, env: Env) -> None:
+    from PySide6.QtCore import QDateTime
+
+    from comfydesk.ui.gallery_filter import CUSTOM_RANGE
+
+    env.add_run("Monday", 2)
+    env.add_run("Thursday", 3, at=T0 + 3 * 86_400)
+    show(qtbot, env, 5)
+    bar, model = env.pane.filter_bar, env.model
+    day = QDateTime.fromSecsSinceEpoch(int(T0)).date()
+    bar.first_day.setDate(day)
+    bar.last_day.setDate(day)
+    assert not bar.custom.isVisibleTo(bar)
+    bar.dates.setCurrentText(CUSTOM_RANGE)
+    assert bar.custom.isVisibleTo(bar)
+    qtbot.waitUntil(lambda: model.rowCount() == 2 and not model.loading)
+    assert {r.workflow_name for r in model.records()} == {"Monday"}
+    bar.last_day.setDate(day.addDays(2))
+    bar.first_day.setDate(day.addDays(5))  # the other way round: still the days in between
+    qtbot.waitUntil(lambda: model.rowCount() == 3 and not model.loading)
+    assert {r.workflow_name for r in model.records()} == {"Thursday"}
+
+
 def test_new_run_outputs_appear_at_top_and_place_is_kept(qtbot: QtBot, env: Env) -> None:
     env.add_run("Poster", 40)
     show(qtbot, env, 40)
