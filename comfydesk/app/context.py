@@ -27,6 +27,7 @@ from comfydesk.app.library import CurrentWorkflow, LibraryModel
 from comfydesk.app.publish import PublishModel
 from comfydesk.app.run_state import RunState
 from comfydesk.app.tasks import ErrorModel, TaskRunner
+from comfydesk.app.templates import TemplateCatalogModel
 from comfydesk.app.thumbnails import ThumbnailCache
 from comfydesk.backends.base import Backend
 from comfydesk.core.errors import AuthenticationError, ComfyDeskError
@@ -149,6 +150,7 @@ class AppContext:
     journal: JournalModel
     recorder: RunRecorder
     gallery: GalleryModel
+    templates: TemplateCatalogModel
     server: str | None = None
     _cleanups: list[Callable[[], None]] = field(default_factory=list)
     _closing: bool = field(default=False, init=False)
@@ -324,6 +326,7 @@ def build_context(
     demo = DemoEngine(tasks, paths.demo_dir, parent)
     gateway = GatewayState(connection, errors, parent=parent)
     publisher = PublishModel(tasks, connection, library, errors, parent)
+    templates = TemplateCatalogModel(tasks, paths.data_dir / "cache" / "templates", parent)
     ctx = AppContext(
         paths=paths,
         settings=settings,
@@ -343,11 +346,14 @@ def build_context(
         journal=journal,
         recorder=recorder,
         gallery=gallery,
+        templates=templates,
         server=server,
     )
     connection.backend_changed.connect(catalog.load_from)
     connection.backend_changed.connect(library.set_backend)
     catalog.catalog_changed.connect(library.set_catalog)
+    connection.backend_changed.connect(lambda b: templates.set_backend(b, connection.url))
+    catalog.catalog_changed.connect(templates.set_catalog)
     library.current_changed.connect(ctx._on_current)
     library.renamed.connect(ctx._on_renamed)
     demo.url_changed.connect(ctx._on_demo_url)

@@ -61,6 +61,7 @@ from comfydesk.backends.comfyui_protocol import (
     missing_outputs_from_history,
     safe_output_name,
 )
+from comfydesk.backends.comfyui_templates import TemplateCategory, catalog_from_index
 from comfydesk.backends.reconnect import ReconnectPolicy, retry_with_backoff
 from comfydesk.backends.stream import EventStream
 from comfydesk.core.errors import (
@@ -377,6 +378,19 @@ class ComfyUIBackend(EventStream):
         if resp.status_code == 404:
             raise ServerResponseError(f"the server has no workflow {workflow_id!r}", status=404)
         return json_body(resp, f"GET workflow {workflow_id}")
+
+    async def template_catalog(self) -> list[TemplateCategory]:
+        """The template catalogue (`/templates/index.json`); empty when the server ships none."""
+        resp = await self._request("GET", "/templates/index.json", ok=(200, 404), api=False)
+        if resp.status_code == 404:
+            return []
+        return catalog_from_index(json_body(resp, "GET /templates/index.json"))
+
+    async def fetch_template_thumbnail(self, name: str, *, ext: str = "webp") -> bytes | None:
+        """A template's first thumbnail (`/templates/<name>-1.<ext>`), None when the server has none."""
+        route = f"/templates/{quote(name, safe='')}-1.{quote(ext, safe='')}"
+        resp = await self._request("GET", route, ok=(200, 404), api=False)
+        return resp.content if resp.status_code == 200 else None
 
     # -- runs -----------------------------------------------------------------------------------------
 

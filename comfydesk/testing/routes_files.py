@@ -298,6 +298,19 @@ async def template_file(request: Request) -> Response:
     return FileResponse(path, media_type="application/json")
 
 
+async def template_thumbnail(request: Request) -> Response:
+    """`GET /templates/<name>-1.webp`: the thumbnails captured in `<captures>/templates/`, else 404."""
+    fake = _fake(request)
+    name = request.path_params["name"]
+    if fake.config.demo or fake.captures_dir is None or not _TEMPLATE_NAME.fullmatch(name):
+        return Response(status_code=404)
+    root = fake.captures_dir / "templates"
+    path = root / f"{name}.webp"
+    if not _within(root, path) or not path.is_file():
+        return Response(status_code=404)
+    return FileResponse(path, media_type="application/octet-stream")  # as the real static route answers
+
+
 async def internal_folder_paths(request: Request) -> Response:
     fake = _fake(request)
     return json_response(fake.capture("misc/internal_folder_paths.json", {}))
@@ -319,5 +332,6 @@ ROUTES: list[BaseRoute] = [
 UNMIRRORED: list[BaseRoute] = [
     Route("/templates/index.json", templates_index, methods=["GET"]),
     Route("/templates/{name}.json", template_file, methods=["GET"]),
+    Route("/templates/{name}.webp", template_thumbnail, methods=["GET"]),
     Route("/internal/folder_paths", internal_folder_paths, methods=["GET"]),
 ]

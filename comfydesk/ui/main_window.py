@@ -51,6 +51,7 @@ from comfydesk.ui.profiles_dialog import ProfilesDialog
 from comfydesk.ui.progress import ProgressPanel
 from comfydesk.ui.queue_view import QueueView
 from comfydesk.ui.results import ResultsStrip
+from comfydesk.ui.template_browser import TemplateBrowser
 from comfydesk.ui.theme import accent_palette, set_style, status_color
 from comfydesk.ui.viewer_actions import install_gallery_actions
 from comfydesk.ui.workflow_pane import WorkflowPane
@@ -127,6 +128,9 @@ class MainWindow(QMainWindow):
         self.profiles_action = self._action("&Profiles…", self.show_profiles, "Ctrl+,")
         self.reconnect_action = self._action("Re&connect", ctx.retry, QKeySequence.StandardKey.Refresh, "F5")
         self.demo_action = self._action("Start &demo engine", ctx.start_demo, tip=DEMO_LABEL)
+        self.templates_action = self._action(
+            "Browse &templates…", self.show_templates, "Ctrl+Shift+T", tip="The server's template catalogue"
+        )
         self.about_action = self._action(
             "&About comfydesk", self.show_about, QKeySequence.StandardKey.HelpContents, "F1"
         )
@@ -230,6 +234,7 @@ class MainWindow(QMainWindow):
         self.workflow_pane = WorkflowPane(self.ctx.library)
         self.workflow_pane.open_requested.connect(self.open_workflow)
         self.workflow_pane.activated.connect(self._on_workflow_activated)
+        self.workflow_pane.add_context_actions([self.templates_action])
         self.node_pane = NodePane(self.ctx.catalog)
         self.left_tabs = QTabWidget()
         self.left_tabs.setObjectName("leftTabs")
@@ -285,7 +290,7 @@ class MainWindow(QMainWindow):
         theme.setChecked(True)
         theme.setEnabled(False)
         server_menu = bar.addMenu("&Server")
-        server_menu.addActions([self.profiles_action, self.reconnect_action])
+        server_menu.addActions([self.profiles_action, self.reconnect_action, self.templates_action])
         server_menu.addSeparator()
         server_menu.addAction(self.demo_action)
         help_menu = bar.addMenu("&Help")
@@ -329,6 +334,16 @@ class MainWindow(QMainWindow):
         self._chain_form()
 
     # ------------------------------------------------------------------------------------------ slots
+    def show_templates(self) -> TemplateBrowser:
+        """The template browser (one per window, kept while the window lives)."""
+        browser = self.findChild(TemplateBrowser, "templateBrowser")
+        if browser is None:
+            browser = TemplateBrowser(self.ctx.templates, self.ctx.library, self)
+            browser.open_requested.connect(self._on_workflow_activated)
+        browser.show()
+        browser.raise_()
+        return browser
+
     def open_workflow(self) -> None:
         dialog = QFileDialog(self, "Open workflow", str(Path.home()), OPEN_FILTER)
         dialog.setObjectName("openWorkflowDialog")
