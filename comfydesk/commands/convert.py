@@ -37,6 +37,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument("file", metavar="FILE", help="workflow JSON, or a PNG/WebP saved by ComfyUI")
     add_catalog_options(parser)
     parser.add_argument("-o", "--output", metavar="OUT", help="write the API JSON here instead of stdout")
+    parser.add_argument(
+        "--lenient",
+        action="store_true",
+        help="emit node types the server lacks as the ComfyUI editor does (without class_type) instead of "
+        "failing; the result is for export, the server will reject it",
+    )
     parser.set_defaults(handler=handle)
 
 
@@ -83,7 +89,9 @@ def handle(args: argparse.Namespace) -> int:
         error(f"converting {path} needs the server's node definitions: {describe(exc)}")
         return EXIT_UNAVAILABLE
     try:
-        workflow = load_workflow(data, catalog=catalog, source=str(path))
+        workflow = load_workflow(
+            data, catalog=catalog, source=str(path), lenient=bool(getattr(args, "lenient", False))
+        )
     except WorkflowError as exc:
         error(describe(exc))
         if exc.details:

@@ -6,6 +6,10 @@ The rules follow the web frontend's `graphToPrompt` (comfyui-frontend-package 1.
 - widget values are matched to the widget inputs of the node definition, in definition order; the extra
   `control_after_generate` value after a seed and the image-upload button value are skipped (the control
   modes are kept apart, in `ConversionResult.seed_controls`);
+- a V3 dynamic combo is its option's value followed by that option's sub-widgets, emitted flat as
+  `<combo>.<sub>` (linked sub-inputs take their links in place); autogrow and match-type inputs are links;
+- with `lenient`, a node type the catalog lacks is emitted as the editor does: no `class_type`, its
+  widget values under "UNKNOWN" (the last one wins), `_meta` without a title;
 - muted nodes (mode 2) are left out and links from them removed; bypassed nodes (mode 4) are left out and
   their consumers wired to the bypassed node's input of the matching type;
 - Reroutes are followed, a PrimitiveNode's value is written into every widget it feeds, notes are dropped;
@@ -116,8 +120,11 @@ _Resolved = _Ref | _Value | None
 
 
 class _Converter:
-    def __init__(self, doc: Mapping[str, Any], catalog: NodeCatalog, source: str | None) -> None:
+    def __init__(
+        self, doc: Mapping[str, Any], catalog: NodeCatalog, source: str | None, lenient: bool = False
+    ) -> None:
         self.catalog = catalog
+        self.lenient = lenient
         self.source = source
         self.report = ConversionReport()
         parser = UiGraphParser(source)
@@ -145,7 +152,7 @@ class _Converter:
 
     def run(self) -> ConversionResult:
         self.expand(self.root, (), None, execution_order(self.root), ())
-        if self.unknown:
+        if self.unknown and not self.lenient:
             where = "; ".join(f"{t} at node {', '.join(ids)}" for t, ids in sorted(self.unknown.items()))
             raise UnknownNodeTypeError(self.unknown, source=self.source, where=where)
         output = self.emit()
@@ -198,6 +205,11 @@ class _Converter:
                 self.report.dropped.append(f"{label} dropped: bypassed, its consumers take its inputs")
             elif node.type not in self.catalog:
                 self.unknown.setdefault(node.type, []).append(exec_id)
+                if self.lenient:
+                    self.report.guessed.append(
+                        f"{label}: the server has no such node type; emitted without 'class_type' "
+                        "as the editor does"
+                    )
 
     # ---- output
 
@@ -211,10 +223,14 @@ class _Converter:
                 or node.mode in (MODE_NEVER, MODE_BYPASS)
             ):
                 continue
-            node_def = self.catalog[node.type]
+            node_def = self.catalog.get(node.type)
             label = f"node {dto.exec_id} ({node.type})"
             controls: dict[str, str] = {}
-            inputs = self.widget_values(node, node_def, label, controls)
+            if node_def is None:  # lenient: the editor's placeholder for a missing node type
+                inputs = _unknown_widget_values(node)
+                node_def = NodeDef(id="")
+            else:
+                inputs = self.widget_values(node, node_def, label, controls)
             for index, slot in enumerate(node.inputs):
                 self._via_bypass.clear()
                 self._via_reroute.clear()
@@ -248,11 +264,12 @@ class _Converter:
                     )
             for name, mode in controls.items():
                 self.seed_controls[(dto.exec_id, name)] = mode
+            known = node.type in self.catalog
             output[dto.exec_id] = ApiNode(
                 id=dto.exec_id,
-                class_type=node.type,
+                class_type=node.type if known else "",
                 inputs=inputs,
-                title=node.title or node_def.title,
+                title=node.title or (node_def.title if known else ""),
             )
         # As the editor does: a link to a node that is not in the prompt (muted) is removed.
         for node_id, api_node in output.items():
@@ -294,22 +311,14 @@ class _Converter:
         The control mode saved after a seed-like widget goes into `controls` (widget name -> mode), when
         the values carry one.
         """
-        slots: list[tuple[str, InputSpec | None]] = []  # None: a widget the prompt does not carry
-        for spec in node_def.inputs:
-            if not spec.is_widget:
-                continue
-            slots.append((spec.name, spec))
-            if _has_control_widget(spec):
-                slots.append(("control_after_generate", None))
-            if spec.upload:
-                slots.append(("upload", None))
+        stored = node.widgets_values
+        slots = _widget_slots(node_def.inputs, "", stored, [])
         found: dict[str, str] = {} if controls is None else controls
-        if any(spec.is_dynamic for spec in node_def.inputs):
+        if any(spec.is_dynamic and not spec.is_dynamic_combo for spec in node_def.inputs):
             self.report.guessed.append(
-                f"{label} has dynamic inputs; only its plain widgets and links are used"
+                f"{label} has growing or type-matching inputs; its links are used as saved"
             )
         out: dict[str, Any] = {}
-        stored = node.widgets_values
         if isinstance(stored, dict):
             mode = stored.get("control_after_generate")
             owner = next((n for n, _ in _controlled(slots)), None)
@@ -510,6 +519,55 @@ def _has_control_widget(spec: InputSpec) -> bool:
     return spec.type == "INT" and spec.name in _LEGACY_SEED_NAMES
 
 
+def _widget_slots(
+    specs: tuple[InputSpec, ...], prefix: str, stored: Any, slots: list[tuple[str, InputSpec | None]]
+) -> list[tuple[str, InputSpec | None]]:
+    """The editor's widgets of `specs` in order, as (name, spec); spec None for a value the prompt skips.
+
+    A dynamic combo (V3) is a combo widget followed by the sub-widgets of the option it holds, named
+    `<combo>.<sub>`; which option it holds is read from the saved values (by position or by name).
+    """
+    for spec in specs:
+        name = prefix + spec.name
+        if spec.is_dynamic_combo:
+            options = spec.dynamic_options()
+            index = len(slots)
+            slots.append((name, _combo_spec(spec, name, options)))
+            if isinstance(stored, list):
+                chosen = stored[index] if index < len(stored) else None
+            else:
+                chosen = stored.get(name) if isinstance(stored, Mapping) else None
+            if not isinstance(chosen, str) or chosen not in options:
+                chosen = spec.default if spec.default in options else next(iter(options), None)
+            if chosen is not None:
+                _widget_slots(options[chosen], name + ".", stored, slots)
+            continue
+        if not spec.is_widget:
+            continue
+        slots.append((name, spec))
+        if _has_control_widget(spec):
+            slots.append(("control_after_generate", None))
+        if spec.upload:
+            slots.append(("upload", None))
+    return slots
+
+
+def _combo_spec(spec: InputSpec, name: str, options: Mapping[str, Any]) -> InputSpec:
+    """The dynamic combo's own widget, as a plain combo of its option keys."""
+    default = spec.default if spec.default in options else next(iter(options), None)
+    return InputSpec(name=name, type="COMBO", section=spec.section, default=default, choices=tuple(options))
+
+
+def _unknown_widget_values(node: UiNode) -> dict[str, Any]:
+    """What the editor writes for a node type it does not know: every widget is named "UNKNOWN"."""
+    stored = node.widgets_values
+    if isinstance(stored, dict):
+        return {str(k): _wrap(copy.deepcopy(v)) for k, v in stored.items()}
+    if isinstance(stored, list) and stored:
+        return {"UNKNOWN": _wrap(copy.deepcopy(stored[-1]))}
+    return {}
+
+
 def _controlled(slots: list[tuple[str, InputSpec | None]]) -> list[tuple[str, int]]:
     """(widget name, index of its control value) for each control slot in `slots`."""
     return [
@@ -585,15 +643,16 @@ def _bypass_slot(node: UiNode, index: int, want: str) -> int:
 
 
 def convert_ui_workflow(
-    doc: Mapping[str, Any], catalog: NodeCatalog, *, source: str | None = None
+    doc: Mapping[str, Any], catalog: NodeCatalog, *, source: str | None = None, lenient: bool = False
 ) -> ConversionResult:
     """Convert an editor (UI-format) workflow to the API format the way the ComfyUI editor queues it.
 
     Raises WorkflowFormatError for a broken structure, UnknownNodeTypeError naming every node type the
-    catalog lacks, and ConversionError for links that cannot be followed.
+    catalog lacks (unless `lenient`: then such nodes are emitted as the editor does, without `class_type`,
+    and reported), and ConversionError for links that cannot be followed.
     """
     if not isinstance(doc, Mapping):
         raise WorkflowFormatError(
             f"a UI-format workflow must be a JSON object, got {type(doc).__name__}", source=source
         )
-    return _Converter(doc, catalog, source).run()
+    return _Converter(doc, catalog, source, lenient).run()

@@ -37,7 +37,11 @@ class ApiNode:
     title: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"inputs": copy.deepcopy(self.inputs), "class_type": self.class_type}
+        out: dict[str, Any] = {"inputs": copy.deepcopy(self.inputs)}
+        if not self.class_type:  # a node type the editor did not know (lenient conversion)
+            out["_meta"] = {"title": self.title} if self.title else {}
+            return out
+        out["class_type"] = self.class_type
         if self.title:
             out["_meta"] = {"title": self.title}
         return out

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
@@ -22,6 +22,7 @@ __all__ = [
     "NodeCatalog",
     "NodeDef",
     "OutputSpec",
+    "live_inputs",
     "parse_node_def",
     "parse_object_info",
     "parse_v1_nodes",
@@ -31,8 +32,11 @@ log = logging.getLogger(__name__)
 
 #: Types that get a widget (a value typed by the user) unless `forceInput` makes them a socket.
 WIDGET_TYPES = frozenset({"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"})
-#: V3 dynamic input types: kept as opaque specs, never interpreted.
-DYNAMIC_TYPES = frozenset({"COMFY_AUTOGROW_V3", "COMFY_MATCHTYPE_V3", "COMFY_DYNAMICCOMBO_V3"})
+#: V3 dynamic input types (a combo whose options bring sub-inputs, growing inputs, a type matched on link).
+DYNAMIC_COMBO = "COMFY_DYNAMICCOMBO_V3"
+AUTOGROW = "COMFY_AUTOGROW_V3"
+MATCH_TYPE = "COMFY_MATCHTYPE_V3"
+DYNAMIC_TYPES = frozenset({AUTOGROW, MATCH_TYPE, DYNAMIC_COMBO})
 _UPLOAD_FLAGS = ("image_upload", "video_upload", "audio_upload", "file_upload")
 _SECTIONS = ("required", "optional", "hidden")
 
@@ -92,6 +96,35 @@ class InputSpec:
     @property
     def label(self) -> str:
         return self.display_name or self.name
+
+    @property
+    def is_dynamic_combo(self) -> bool:
+        return self.type == DYNAMIC_COMBO
+
+    def dynamic_options(self) -> dict[str, tuple[InputSpec, ...]]:
+        """A dynamic combo's options, each with its own sub-inputs (plain names, not yet `<input>.<sub>`).
+
+        Empty for any other input. Malformed options are skipped.
+        """
+        if not self.is_dynamic_combo:
+            return {}
+        out: dict[str, tuple[InputSpec, ...]] = {}
+        for option in _list(self.options.get("options")):
+            if not isinstance(option, dict) or not isinstance(option.get("key"), str):
+                continue
+            sections = option.get("inputs")
+            subs: list[InputSpec] = []
+            for section in _SECTIONS:
+                sec = sections.get(section) if isinstance(sections, dict) else None
+                if not isinstance(sec, dict):
+                    continue
+                for sub_name, raw in sec.items():
+                    try:
+                        subs.append(_parse_input(sub_name, raw, section))
+                    except ValueError:
+                        continue
+            out[option["key"]] = tuple(subs)
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +261,73 @@ def _parse_input(name: str, raw: Any, section: str) -> InputSpec:
         multiselect=bool(opts.get("multiselect")),
         options=MappingProxyType(opts),
     )
+
+
+def live_inputs(specs: tuple[InputSpec, ...], values: Mapping[str, Any], prefix: str = "") -> list[InputSpec]:
+    """The inputs a node really has once its V3 dynamic inputs are expanded for `values` (a prompt's inputs).
+
+    As ComfyUI's server does it: a dynamic combo is a combo of its option keys followed by the sub-inputs of
+    the option `values` holds, named `<combo>.<sub>`; an autogrow input becomes its slots `<input>.<name>`
+    (the first `min` required when the template input is required, the rest optional); a match-type input
+    takes the types its template allows.
+    """
+    out: list[InputSpec] = []
+    for spec in specs:
+        name = prefix + spec.name
+        if spec.type == DYNAMIC_COMBO:
+            options = spec.dynamic_options()
+            default = spec.default if spec.default in options else next(iter(options), None)
+            out.append(replace(spec, name=name, type="COMBO", choices=tuple(options), default=default))
+            chosen = values.get(name)
+            if isinstance(chosen, str) and chosen in options:
+                out.extend(live_inputs(options[chosen], values, name + "."))
+        elif spec.type == AUTOGROW:
+            out.extend(_autogrow_slots(spec, name))
+        elif spec.type == MATCH_TYPE:
+            template = spec.options.get("template")
+            allowed = template.get("allowed_types") if isinstance(template, dict) else None
+            out.append(
+                replace(spec, name=name, type=allowed if isinstance(allowed, str) and allowed else "*")
+            )
+        else:
+            out.append(replace(spec, name=name) if prefix else spec)
+    return out
+
+
+def _autogrow_slots(spec: InputSpec, name: str) -> list[InputSpec]:
+    template = spec.options.get("template")
+    if not isinstance(template, dict):
+        return []
+    inner = template.get("input")
+    first: InputSpec | None = None
+    for section in _SECTIONS:
+        sec = inner.get(section) if isinstance(inner, dict) else None
+        if isinstance(sec, dict) and sec:
+            sub_name, raw = next(iter(sec.items()))
+            try:
+                first = _parse_input(sub_name, raw, section)
+            except ValueError:
+                return []
+            break
+    if first is None:
+        return []
+    names = template.get("names")
+    if isinstance(names, list):
+        slot_names = [str(n) for n in names]
+    else:
+        top = template.get("max")
+        count = top if isinstance(top, int) and not isinstance(top, bool) else 0
+        slot_names = [f"{_str(template.get('prefix'))}{i}" for i in range(count)]
+    low = template.get("min")
+    minimum = low if isinstance(low, int) and not isinstance(low, bool) else 0
+    return [
+        replace(
+            first,
+            name=f"{name}.{slot}",
+            section="required" if i < minimum and first.required else "optional",
+        )
+        for i, slot in enumerate(slot_names)
+    ]
 
 
 def _list(value: Any) -> list[Any]:

@@ -20,7 +20,7 @@ from typing import Any
 
 from comfydesk.core.errors import UnknownNodeTypeError, ValidationError, ValidationIssue
 from comfydesk.core.graph import ApiGraph, is_link
-from comfydesk.core.nodes import InputSpec, NodeCatalog
+from comfydesk.core.nodes import InputSpec, NodeCatalog, live_inputs
 from comfydesk.core.validate import validate_graph
 from comfydesk.core.workflow import PLACEHOLDER_RE, Workflow, find_placeholders
 
@@ -89,6 +89,18 @@ class FormField:
     targets: tuple[tuple[str, str], ...] = ()
     control: SeedControl | None = None
     display: str = ""  # the definition's display hint, e.g. "color" for an INT holding 0xRRGGBB
+    #: A V3 dynamic combo: each option with the fields of its sub-inputs (input names `<combo>.<sub>`, keys
+    #: `<node>.<combo>.<sub>`). Sub-inputs fed by links in the workflow have no field.
+    options_fields: tuple[tuple[str, tuple[FormField, ...]], ...] = ()
+
+    @property
+    def is_dynamic_combo(self) -> bool:
+        return bool(self.options_fields)
+
+    def sub_fields(self, option: Any = None) -> tuple[FormField, ...]:
+        """The sub-fields shown for `option` (default: the field's current value)."""
+        chosen = self.value if option is None else option
+        return next((subs for key, subs in self.options_fields if key == chosen), ())
 
 
 @dataclass(frozen=True)
@@ -112,13 +124,18 @@ class FormSpec:
     catalog: NodeCatalog = field(repr=False, compare=False)
 
     def fields(self) -> list[FormField]:
-        """Placeholder fields first, then every node's fields in graph order."""
+        """Placeholder fields first, then every node's fields in graph order (a dynamic combo's sub-fields
+        are under it, in `sub_fields`)."""
         return [*self.placeholders, *(f for g in self.groups for f in g.fields)]
 
     def field(self, key: str) -> FormField:
         for f in self.fields():
             if f.key == key:
                 return f
+            for _, subs in f.options_fields:
+                for sub in subs:
+                    if sub.key == key:
+                        return sub
         raise KeyError(key)
 
     def field_for(self, node_id: str, input_name: str | None) -> FormField | None:
@@ -129,8 +146,13 @@ class FormSpec:
         return None
 
     def defaults(self) -> dict[str, Any]:
-        """Each field's current value in the workflow (a placeholder's: its input's default, or "")."""
-        return {f.key: copy.deepcopy(f.value) for f in self.fields()}
+        """Each field's current value in the workflow (a placeholder's: its input's default, or ""); a
+        dynamic combo's sub-fields for its current option follow it."""
+        out: dict[str, Any] = {}
+        for f in self.fields():
+            out[f.key] = copy.deepcopy(f.value)
+            out.update((sub.key, copy.deepcopy(sub.value)) for sub in f.sub_fields())
+        return out
 
     def _title_of(self, f: FormField) -> str:
         node_id = f.node_id or (f.targets[0][0] if f.targets else None)
@@ -140,12 +162,19 @@ class FormSpec:
         ndef = self.catalog.get(node.class_type)
         return node.title or (ndef.title if ndef else node.class_type)
 
-    def _spec_of(self, f: FormField) -> InputSpec | None:
+    def _spec_of(self, f: FormField, values: Mapping[str, Any] | None = None) -> InputSpec | None:
         node_id, input_name = (f.node_id, f.input_name) if not f.targets else f.targets[0]
         if node_id is None or input_name is None or node_id not in self.graph:
             return None
         ndef = self.catalog.get(self.graph[node_id].class_type)
-        return ndef.input(input_name) if ndef else None
+        if ndef is None:
+            return None
+        if "." in input_name and values is not None:  # a dynamic combo's sub-input
+            return next((s for s in live_inputs(ndef.inputs, values) if s.name == input_name), None)
+        spec = ndef.input(input_name)
+        if spec is not None and spec.is_dynamic_combo:
+            return next((s for s in live_inputs((spec,), {}) if s.name == input_name), None)
+        return spec
 
     def validate(self, values: Mapping[str, Any]) -> list[ValidationIssue]:
         """Problems of `values` (typed, as a form gives them), one issue per field with `field_key` set."""
@@ -158,6 +187,14 @@ class FormSpec:
             problem = _check_value(f, values[f.key], self._spec_of(f))
             if problem is not None:
                 issues.append(self._issue(f, problem[0], problem[1], values[f.key]))
+                continue
+            if f.is_dynamic_combo and f.input_name is not None:
+                chosen = {f.input_name: values[f.key]}
+                for sub in f.sub_fields(values[f.key]):
+                    if sub.key in values:
+                        problem = _check_value(sub, values[sub.key], self._spec_of(sub, chosen))
+                        if problem is not None:
+                            issues.append(self._issue(sub, problem[0], problem[1], values[sub.key]))
         return issues
 
     def _issue(self, f: FormField, kind: str, message: str, received: Any) -> ValidationIssue:
@@ -202,7 +239,9 @@ class FormSpec:
             for f in group.fields:
                 assert f.node_id is not None and f.input_name is not None
                 owner[(f.node_id, f.input_name)] = f.key
-                if f.key in values:
+                if f.is_dynamic_combo:
+                    self._fill_dynamic(graph, f, values, owner)
+                elif f.key in values:
                     graph[f.node_id].inputs[f.input_name] = copy.deepcopy(values[f.key])
         problems = validate_graph(graph, catalog or self.catalog)
         if problems:
@@ -220,6 +259,32 @@ class FormSpec:
             ]
             raise ValidationError(placed)
         return graph
+
+    def _fill_dynamic(
+        self, graph: ApiGraph, f: FormField, values: Mapping[str, Any], owner: dict[tuple[str, str], str]
+    ) -> None:
+        """Write a dynamic combo's option and the flat `<combo>.<sub>` inputs of that option only."""
+        assert f.node_id is not None and f.input_name is not None
+        chosen = values.get(f.key, f.value)
+        prefix = f.input_name + "."
+        old = graph[f.node_id].inputs
+        kept_links = chosen == f.value  # sub-inputs linked in the workflow stay linked for its option
+        subs: dict[str, Any] = {}
+        for sub in f.sub_fields(chosen):
+            assert sub.input_name is not None
+            owner[(f.node_id, sub.input_name)] = sub.key
+            subs[sub.input_name] = copy.deepcopy(values.get(sub.key, sub.value))
+        new: dict[str, Any] = {}
+        for name, value in old.items():
+            if name == f.input_name:
+                new[name] = copy.deepcopy(chosen)
+                if kept_links:
+                    new.update((k, v) for k, v in old.items() if k.startswith(prefix) and k not in subs)
+                new.update(subs)
+            elif not name.startswith(prefix):
+                new[name] = value
+        old.clear()
+        old.update(new)
 
 
 def _substitute(text: str, values: Mapping[str, Any]) -> str:
@@ -396,6 +461,11 @@ def build_form(workflow: Workflow, catalog: NodeCatalog) -> FormSpec:
         ndef = catalog[node.class_type]
         fields: list[FormField] = []
         for spec in ndef.inputs:
+            if spec.is_dynamic_combo and spec.name in node.inputs:
+                dynamic = _dynamic_field(node.id, spec, node.inputs)
+                if dynamic is not None:
+                    fields.append(dynamic)
+                continue
             if not spec.is_widget or spec.name not in node.inputs:
                 continue
             value = node.inputs[spec.name]
@@ -425,6 +495,49 @@ def build_form(workflow: Workflow, catalog: NodeCatalog) -> FormSpec:
         groups=tuple(groups),
         graph=graph.copy(),
         catalog=catalog,
+    )
+
+
+def _dynamic_field(node_id: str, spec: InputSpec, inputs: Mapping[str, Any]) -> FormField | None:
+    """One choice field for a V3 dynamic combo, with the sub-fields of every option."""
+    value = inputs[spec.name]
+    if not isinstance(value, str) or PLACEHOLDER_RE.search(value):
+        return None
+    combo = next(s for s in live_inputs((spec,), {}) if s.name == spec.name)
+    options: list[tuple[str, tuple[FormField, ...]]] = []
+    for option, subs in spec.dynamic_options().items():
+        made: list[FormField] = []
+        for sub in subs:
+            name = f"{spec.name}.{sub.name}"
+            if not sub.is_widget:
+                continue
+            current = inputs.get(name) if option == value else None
+            if option == value and (is_link(current) or isinstance(current, list)):
+                continue  # fed by a link in the workflow
+            kind = _kind_of(sub)
+            if current is None:
+                current = sub.default if sub.default is not None else _fallback_default(kind, sub)
+            made.append(
+                _spec_field(
+                    sub,
+                    key=f"{node_id}.{name}",
+                    label=humanize(sub.label),
+                    kind=kind,
+                    value=copy.deepcopy(current),
+                    node_id=node_id,
+                    input_name=name,
+                )
+            )
+        options.append((option, tuple(made)))
+    return _spec_field(
+        combo,
+        key=f"{node_id}.{spec.name}",
+        label=humanize(spec.label),
+        kind=FieldKind.CHOICE,
+        value=value,
+        node_id=node_id,
+        input_name=spec.name,
+        options_fields=tuple(options),
     )
 
 

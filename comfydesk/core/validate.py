@@ -16,7 +16,7 @@ from typing import Any
 
 from comfydesk.core.errors import ValidationError, ValidationIssue
 from comfydesk.core.graph import ApiGraph, ApiNode, is_link
-from comfydesk.core.nodes import DYNAMIC_TYPES, InputSpec, NodeCatalog, NodeDef
+from comfydesk.core.nodes import DYNAMIC_TYPES, InputSpec, NodeCatalog, NodeDef, live_inputs
 from comfydesk.core.workflow import PLACEHOLDER_RE
 
 __all__ = ["ISSUE_KINDS", "types_compatible", "validate_graph", "validate_or_raise"]
@@ -108,10 +108,10 @@ class _Checker:
         return self.issues
 
     def check_node(self, node: ApiNode, ndef: NodeDef) -> None:
-        for spec in ndef.inputs:
-            # Hidden inputs are filled by the server; dynamic V3 inputs expand into keys such as
-            # "images.image0" that the definition does not list, so they are left to the server.
-            if spec.hidden or spec.is_dynamic:
+        # V3 dynamic inputs are expanded as the server does: the chosen option's `<combo>.<sub>` inputs,
+        # autogrow slots such as "images.image0", match-type inputs typed by what they allow.
+        for spec in live_inputs(ndef.inputs, node.inputs):
+            if spec.hidden:  # filled by the server
                 continue
             if spec.name not in node.inputs:
                 if spec.required:

@@ -143,7 +143,7 @@ def _unwrap(doc: Any) -> Any:
 
 
 def _convert_ui(
-    doc: Any, catalog: NodeCatalog | None, source: str | None
+    doc: Any, catalog: NodeCatalog | None, source: str | None, lenient: bool = False
 ) -> tuple[ApiGraph, Any, dict[tuple[str, str], str]]:
     if catalog is None:
         raise WorkflowError(
@@ -153,12 +153,18 @@ def _convert_ui(
         )
     from comfydesk.core.convert import convert_ui_workflow
 
-    result = convert_ui_workflow(doc, catalog, source=source)
+    result = convert_ui_workflow(doc, catalog, source=source, lenient=lenient)
     return result.graph, result.report, result.seed_controls
 
 
 def _from_document(
-    doc: Any, *, name: str | None, catalog: NodeCatalog | None, source: str | None, fmt: str | None = None
+    doc: Any,
+    *,
+    name: str | None,
+    catalog: NodeCatalog | None,
+    source: str | None,
+    fmt: str | None = None,
+    lenient: bool = False,
 ) -> Workflow:
     doc = _unwrap(doc)
     default_name = name or (Path(source).stem if source else UNTITLED)
@@ -186,7 +192,7 @@ def _from_document(
             name=default_name, graph=_graph_from_v1_nodes(doc, source), source=source, format=fmt or "v1"
         )
     if _looks_like_ui(doc):
-        graph, report, seed_controls = _convert_ui(doc, catalog, source)
+        graph, report, seed_controls = _convert_ui(doc, catalog, source, lenient)
         extra = doc.get("extra") if isinstance(doc, dict) else None
         title = extra.get("title") if isinstance(extra, dict) else None
         return Workflow(
@@ -208,7 +214,7 @@ def _from_document(
 
 
 def _from_image(
-    data: bytes, *, name: str | None, catalog: NodeCatalog | None, source: str | None
+    data: bytes, *, name: str | None, catalog: NodeCatalog | None, source: str | None, lenient: bool = False
 ) -> Workflow:
     from comfydesk.core.pngmeta import read_embedded_workflow
 
@@ -216,7 +222,7 @@ def _from_image(
     ui_doc, prompt = found.get("workflow"), found.get("prompt")
     # The UI workflow keeps node titles and notes, so it is preferred when we can convert it.
     if ui_doc is not None and (catalog is not None or prompt is None):
-        return _from_document(ui_doc, name=name, catalog=catalog, source=source, fmt="png")
+        return _from_document(ui_doc, name=name, catalog=catalog, source=source, fmt="png", lenient=lenient)
     if prompt is not None:
         return _from_document(prompt, name=name, catalog=catalog, source=source, fmt="png")
     raise WorkflowFormatError(
@@ -232,12 +238,17 @@ def load_workflow(
     name: str | None = None,
     catalog: NodeCatalog | None = None,
     source: str | None = None,
+    lenient: bool = False,
 ) -> Workflow:
-    """Load a workflow from bytes (JSON, PNG or WebP), JSON text, or parsed JSON; raises WorkflowError."""
+    """Load a workflow from bytes (JSON, PNG or WebP), JSON text, or parsed JSON; raises WorkflowError.
+
+    `lenient`: a UI workflow's node types the catalog lacks are emitted as the editor does (no
+    `class_type`) instead of failing; such a graph is for export only, the server rejects it.
+    """
     if isinstance(data, bytes | bytearray | memoryview):
         raw = bytes(data)
         if _is_image(raw):
-            return _from_image(raw, name=name, catalog=catalog, source=source)
+            return _from_image(raw, name=name, catalog=catalog, source=source, lenient=lenient)
         try:
             text = raw.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
@@ -245,14 +256,20 @@ def load_workflow(
                 f"not a workflow: the data is neither UTF-8 JSON nor a PNG/WebP image (byte {exc.start})",
                 source=source,
             ) from exc
-        return _from_document(_parse_json_text(text, source), name=name, catalog=catalog, source=source)
+        return _from_document(
+            _parse_json_text(text, source), name=name, catalog=catalog, source=source, lenient=lenient
+        )
     if isinstance(data, str):
         return _from_document(
-            _parse_json_text(data.lstrip("\ufeff"), source), name=name, catalog=catalog, source=source
+            _parse_json_text(data.lstrip("\ufeff"), source),
+            name=name,
+            catalog=catalog,
+            source=source,
+            lenient=lenient,
         )
     if isinstance(data, Mapping):
-        return _from_document(dict(data), name=name, catalog=catalog, source=source)
-    return _from_document(data, name=name, catalog=catalog, source=source)
+        return _from_document(dict(data), name=name, catalog=catalog, source=source, lenient=lenient)
+    return _from_document(data, name=name, catalog=catalog, source=source, lenient=lenient)
 
 
 def load_workflow_file(path: str | Path, *, catalog: NodeCatalog | None = None) -> Workflow:

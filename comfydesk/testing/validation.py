@@ -69,7 +69,7 @@ def _type_name(exc: Exception) -> str:
 
 
 def _types_match(received: Any, wanted: Any) -> bool:
-    if received == wanted:
+    if received == wanted or received == "COMFY_MATCHTYPE_V3":  # a match-type output takes its input's type
         return True
     if not isinstance(received, str) or not isinstance(wanted, str):
         return False
@@ -80,16 +80,63 @@ def _types_match(received: Any, wanted: Any) -> bool:
     return bool(got & want)
 
 
-def _input_specs(class_def: Mapping[str, Any]) -> list[tuple[str, str, Any, JSON]]:
-    """(name, section, type, extra) for required then optional inputs, in definition order."""
-    specs = []
-    sections = class_def.get("input") or {}
+def _input_specs(
+    class_def: Mapping[str, Any], inputs: Mapping[str, Any] | None = None
+) -> list[tuple[str, str, Any, JSON]]:
+    """(name, section, type, extra) for required then optional inputs, in definition order.
+
+    V3 dynamic inputs are expanded for the prompt's `inputs` as ComfyUI does: a dynamic combo is a combo of
+    its option keys plus the chosen option's `<combo>.<sub>` inputs, an autogrow input its slots
+    `<input>.<name>` (the first `min` required), a match-type input the types its template allows.
+    """
+    return _expand(class_def.get("input") or {}, inputs or {}, "")
+
+
+def _expand(
+    sections: Mapping[str, Any], inputs: Mapping[str, Any], prefix: str
+) -> list[tuple[str, str, Any, JSON]]:
+    specs: list[tuple[str, str, Any, JSON]] = []
     for section in ("required", "optional"):
         for name, spec in (sections.get(section) or {}).items():
             kind = spec[0] if isinstance(spec, (list, tuple)) and spec else spec
-            extra = spec[1] if isinstance(spec, (list, tuple)) and len(spec) > 1 else {}
-            specs.append((name, section, kind, extra if isinstance(extra, dict) else {}))
+            raw_extra = spec[1] if isinstance(spec, (list, tuple)) and len(spec) > 1 else {}
+            extra: JSON = raw_extra if isinstance(raw_extra, dict) else {}
+            full = prefix + name
+            if kind == "COMFY_DYNAMICCOMBO_V3":
+                options = [o for o in extra.get("options") or [] if isinstance(o, dict)]
+                specs.append((full, section, "COMBO", {"options": [o.get("key") for o in options]}))
+                chosen = next((o for o in options if o.get("key") == inputs.get(full)), None)
+                if chosen is not None:
+                    specs.extend(_expand(chosen.get("inputs") or {}, inputs, full + "."))
+            elif kind == "COMFY_AUTOGROW_V3":
+                specs.extend(_autogrow(full, section, extra))
+            elif kind == "COMFY_MATCHTYPE_V3":
+                template = extra.get("template") or {}
+                specs.append((full, section, template.get("allowed_types") or "*", extra))
+            else:
+                specs.append((full, section, kind, extra))
     return specs
+
+
+def _autogrow(full: str, section: str, extra: JSON) -> list[tuple[str, str, Any, JSON]]:
+    template = extra.get("template") or {}
+    inner = template.get("input") or {}
+    found = next(((sec, inner[sec]) for sec in ("required", "optional") if inner.get(sec)), None)
+    if found is None:
+        return []
+    sec, entries = found
+    spec = next(iter(entries.values()))
+    kind = spec[0] if isinstance(spec, (list, tuple)) and spec else spec
+    sub_extra = spec[1] if isinstance(spec, (list, tuple)) and len(spec) > 1 else {}
+    if "names" in template:
+        names = [str(n) for n in template["names"]]
+    else:
+        names = [f"{template.get('prefix', '')}{i}" for i in range(int(template.get("max", 0)))]
+    minimum = int(template.get("min", 0))
+    return [
+        (f"{full}.{n}", "required" if i < minimum and sec == "required" else "optional", kind, sub_extra)
+        for i, n in enumerate(names)
+    ]
 
 
 class _Validator:
@@ -123,7 +170,7 @@ class _Validator:
         custom = _CUSTOM_VALIDATED.get(class_type)
         errors: list[JSON] = []
         valid = True
-        for x, section, input_type, extra in _input_specs(class_def):
+        for x, section, input_type, extra in _input_specs(class_def, inputs):
             if x not in inputs:
                 if section == "required":
                     errors.append(

@@ -45,3 +45,10 @@ def artifacts_dir() -> Path:
     path = ROOT / "test-artifacts"
     path.mkdir(exist_ok=True)
     return path
+
+
+@pytest.fixture
+def docs_shots(artifacts_dir: Path) -> Path:
+    """Where the screenshots shown in docs/ are written: test-artifacts/ in a normal run, so tests never
+    change tracked files; docs/ itself with COMFYDESK_DOCS_SCREENSHOTS=1 (to refresh them on purpose)."""
+    return ROOT / "docs" if os.environ.get("COMFYDESK_DOCS_SCREENSHOTS") == "1" else artifacts_dir

@@ -142,7 +142,7 @@ def test_double_click_opens_the_form_and_save_copies_it(
 
 
 def test_screenshot(
-    qtbot: QtBot, open_window: OpenWindow, fake: RunningFake, tmp_path: Path, artifacts_dir: Path
+    qtbot: QtBot, open_window: OpenWindow, fake: RunningFake, tmp_path: Path, docs_shots: Path
 ) -> None:
     window, browser = open_browser(qtbot, open_window, fake, tmp_path / "data")
     model = window.ctx.templates
@@ -157,10 +157,7 @@ def test_screenshot(
     qtbot.waitUntil(lambda: "Runs on this server" in browser.details.text(), timeout=10_000)
     image = browser.grab()
     assert not image.isNull()
-    image.save(str(artifacts_dir / "template-browser.png"))
-    docs = Path(__file__).resolve().parents[2] / "docs"
-    if docs.is_dir():
-        image.save(str(docs / "template-browser.png"))
+    assert image.save(str(docs_shots / "template-browser.png"))
 
 
 def test_opened_from_the_server_menu_and_reloaded_on_reconnect(

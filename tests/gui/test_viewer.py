@@ -377,7 +377,7 @@ def _art(name: str) -> Path:
     return FIXTURES / "templates" / name
 
 
-def test_screenshots(qtbot: QtBot, qloop: qasync.QEventLoop, tmp_path: Path) -> None:
+def test_screenshots(qtbot: QtBot, qloop: qasync.QEventLoop, tmp_path: Path, docs_shots: Path) -> None:
     """docs/viewer.png (zoomed in, with the run beside it) and docs/compare.png (split)."""
     art = _art("flux_schnell-1.webp")
     image = Image.open(art)
@@ -426,8 +426,7 @@ def test_screenshots(qtbot: QtBot, qloop: qasync.QEventLoop, tmp_path: Path) -> 
     shown(qtbot, viewer, png)
     canvas = viewer.canvas
     canvas.zoom_to(2.5, canvas.map_from_image(QPointF(w * 0.52, h * 0.33)))
-    docs = ROOT / "docs"
-    docs.mkdir(exist_ok=True)
+    docs = docs_shots
     assert viewer.grab().save(str(docs / "viewer.png"))
 
     draft = tmp_path / "draft.png"  # the same picture as a low-resolution draft: what an upscale fixes

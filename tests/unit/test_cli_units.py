@@ -294,6 +294,16 @@ def test_convert_ui_workflow_matches_the_frontend(capsys: pytest.CaptureFixture[
     assert "MarkdownNote" in captured.err  # the report: notes dropped
 
 
+def test_convert_lenient_emits_unknown_nodes_as_the_frontend(capsys: pytest.CaptureFixture[str]) -> None:
+    src = FIXTURES / "workflows" / "ui" / "video_ltx2_pose_to_video.json"
+    assert main(["convert", str(src), "--object-info", OBJECT_INFO]) == 1
+    assert "DWPreprocessor" in capsys.readouterr().err
+    assert main(["convert", str(src), "--object-info", OBJECT_INFO, "--lenient"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out) == load_json("workflows/ui_reference_api/video_ltx2_pose_to_video.json")
+    assert "without 'class_type'" in captured.err
+
+
 def test_convert_writes_out_file_keeping_unicode(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     doc = load_json("workflows/api/empty_blur_save.json")
     doc["3"]["inputs"]["filename_prefix"] = "café/фото"

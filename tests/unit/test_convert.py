@@ -666,3 +666,115 @@ def test_no_seed_control_for_a_linked_seed(catalog: NodeCatalog) -> None:
     result = convert(doc, catalog)
     assert result.graph["3"].inputs["seed"] == ["5", 1]
     assert result.seed_controls == {}
+
+
+# ------------------------------------------------------------------ V3 dynamic inputs (LTX-2 template)
+
+V3_FILE = "video_ltx2_pose_to_video"
+
+
+def test_v3_template_matches_frontend_reference_exactly(catalog: NodeCatalog) -> None:
+    result = convert_ui_workflow(ui(V3_FILE), catalog, source=f"{V3_FILE}.json", lenient=True)
+    got = result.graph.to_prompt()
+    ref = reference(V3_FILE)
+    assert list(got) == list(ref)
+    for node_id, want in ref.items():
+        assert list(got[node_id]) == list(want), node_id  # inputs, class_type, _meta
+        assert list(got[node_id]["inputs"]) == list(want["inputs"]), node_id
+        assert same_value(got[node_id], want), node_id
+
+
+def test_v3_dynamic_combo_is_flat_with_linked_sub_inputs(catalog: NodeCatalog) -> None:
+    got = convert_ui_workflow(ui(V3_FILE), catalog, lenient=True).graph.to_prompt()
+    assert got["164"]["inputs"] == {
+        "resize_type": "scale dimensions",
+        "resize_type.width": ["166", 0],
+        "resize_type.height": ["167", 0],
+        "resize_type.crop": "center",
+        "scale_method": "lanczos",
+        "input": ["184", 0],
+    }
+
+
+def test_v3_unknown_custom_node_strict_names_it_lenient_emits_it(catalog: NodeCatalog) -> None:
+    with pytest.raises(UnknownNodeTypeError, match="DWPreprocessor at node 184"):
+        convert(ui(V3_FILE), catalog)
+    result = convert_ui_workflow(ui(V3_FILE), catalog, lenient=True)
+    assert result.graph.to_prompt()["184"] == {
+        "inputs": {"UNKNOWN": "disable", "image": ["152", 0]},
+        "_meta": {},
+    }
+    assert any("184 (DWPreprocessor)" in line and "class_type" in line for line in result.report.guessed)
+
+
+def _resize_node(values: Any, inputs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return {
+        "nodes": [
+            {
+                "id": 1,
+                "type": "ResizeImageMaskNode",
+                "mode": 0,
+                "inputs": inputs or [],
+                "widgets_values": values,
+            }
+        ],
+        "links": [],
+    }
+
+
+@pytest.mark.parametrize(
+    ("values", "want"),
+    [
+        (
+            ["scale by multiplier", 1.5, "area"],
+            {"resize_type": "scale by multiplier", "resize_type.multiplier": 1.5, "scale_method": "area"},
+        ),
+        (
+            ["scale width", 640, "bicubic"],
+            {"resize_type": "scale width", "resize_type.width": 640, "scale_method": "bicubic"},
+        ),
+        # "match size": its IMAGE,MASK sub-input is a socket, only `crop` is a widget
+        (
+            ["match size", "disabled", "nearest-exact"],
+            {"resize_type": "match size", "resize_type.crop": "disabled", "scale_method": "nearest-exact"},
+        ),
+        (
+            {"resize_type": "scale height", "resize_type.height": 300, "scale_method": "area"},
+            {"resize_type": "scale height", "resize_type.height": 300, "scale_method": "area"},
+        ),
+    ],
+)
+def test_v3_dynamic_combo_sub_widgets_follow_the_chosen_option(
+    values: Any, want: dict[str, Any], catalog: NodeCatalog
+) -> None:
+    got = convert(_resize_node(values), catalog).graph.to_prompt()["1"]["inputs"]
+    assert got == want
+    assert list(got) == list(want)
+
+
+def test_v3_dynamic_combo_unknown_option_falls_back_to_the_first(catalog: NodeCatalog) -> None:
+    got = convert(_resize_node({}), catalog).graph.to_prompt()["1"]["inputs"]
+    assert got == {
+        "resize_type": "scale by multiplier",
+        "resize_type.multiplier": 1.0,
+        "scale_method": "area",
+    }
+
+
+def test_v3_dynamic_combo_inside_a_subgraph(catalog: NodeCatalog) -> None:
+    inner = _resize_node(["scale dimensions", 100, 200, "center", "area"])
+    doc = {
+        "nodes": [{"id": 5, "type": "sg-1", "mode": 0, "inputs": [], "outputs": [], "widgets_values": []}],
+        "links": [],
+        "definitions": {
+            "subgraphs": [{"id": "sg-1", "name": "Resize", "inputs": [], "outputs": [], **inner}]
+        },
+    }
+    got = convert(doc, catalog).graph.to_prompt()
+    assert got["5:1"]["inputs"] == {
+        "resize_type": "scale dimensions",
+        "resize_type.width": 100,
+        "resize_type.height": 200,
+        "resize_type.crop": "center",
+        "scale_method": "area",
+    }

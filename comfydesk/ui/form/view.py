@@ -344,7 +344,12 @@ class FormView(QScrollArea):
         if pinned:
             self._add_group(layout, "Pinned", PINNED_GROUP, pinned, titles, collapsible=True, pinned=True)
         for group in spec.groups:
-            fields = [f for f in group.fields if f in shown and f.key not in self._pinned]
+            fields = [
+                shown_field
+                for f in group.fields
+                if f in shown and f.key not in self._pinned
+                for shown_field in (f, *self._sub_fields(f))
+            ]
             if not fields:
                 continue
             header = f"{group.title}  (#{group.node_id}"
@@ -363,6 +368,15 @@ class FormView(QScrollArea):
         if self._highlight is not None:
             self.highlight_node(self._highlight)
         self.widgets_changed.emit()
+
+    def _sub_fields(self, field: FormField) -> tuple[FormField, ...]:
+        """A dynamic combo's fields for the option it holds now; each option's values are kept while the
+        form is open (they start at the workflow's values, else the defaults)."""
+        subs = field.sub_fields(self._values.get(field.key, field.value))
+        for sub in subs:
+            self._values.setdefault(sub.key, sub.value)
+            self._defaults.setdefault(sub.key, sub.value)
+        return subs
 
     def changeEvent(self, event: QEvent) -> None:
         if event.type() is QEvent.Type.PaletteChange:  # light <-> dark: the style-sheet reds follow
@@ -463,6 +477,8 @@ class FormView(QScrollArea):
         self._values[key] = row.editor.value()
         self._validate_field(key)
         self.values_changed.emit(self.values())
+        if row.field.is_dynamic_combo:  # its sub-fields follow the option; rebuilt once the editor returns
+            QTimer.singleShot(0, self._build)
 
     def _validate_field(self, key: str) -> None:
         if self._spec is None:
@@ -471,7 +487,12 @@ class FormView(QScrollArea):
         if isinstance(value, Path | PastedImage):
             messages: list[str] = []  # a local image becomes a server name when the caller uploads it
         else:
-            messages = [i.message for i in self._spec.validate({key: value}) if i.field_key == key]
+            probe = {key: value}
+            for owner in self._spec.fields():  # a dynamic combo's sub-field is checked for its option
+                chosen = self._values.get(owner.key)
+                if any(sub.key == key for sub in owner.sub_fields(chosen)):
+                    probe[owner.key] = chosen
+            messages = [i.message for i in self._spec.validate(probe) if i.field_key == key]
         if messages:
             self._issues[key] = messages
         else:
