@@ -156,6 +156,10 @@ class ComfyUIBackend(EventStream):
 
     def _client(self) -> httpx.AsyncClient:
         if self._http is None:
+            if self._closing:
+                # A request still pending when the backend was closed must not open a new client that
+                # no one will ever close (it would leak its sockets).
+                raise ServerUnreachable(self.url, "the connection was closed")
             self._http = self._transport.client()
         return self._http
 
