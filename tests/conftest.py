@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,14 @@ from comfydesk.core.nodes import NodeCatalog, parse_object_info
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(os.environ.get("COMFYDESK_FIXTURES", ROOT.parent / "shared" / "fixtures" / "comfyui"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A crash prints the crashing thread's stack alone: pytest's own handler (turned off in pyproject)
+    prints every thread, and the one that matters gets lost among the idle workers in a long CI log.
+    Output capture is suspended here, so this is the real stderr; a duplicate keeps it when fd 2 is
+    captured later."""
+    faulthandler.enable(file=os.fdopen(os.dup(sys.stderr.fileno()), "w"), all_threads=False)
 
 
 def load_json(rel: str) -> Any:

@@ -10,6 +10,7 @@ from pathlib import Path
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QMainWindow
 
+from comfydesk.app.collector import UiThreadCollector
 from comfydesk.app.context import AppContext, build_context
 from comfydesk.app.tasks import install_excepthook
 
@@ -68,6 +69,7 @@ def run(server: str | None = None, data_dir: Path | None = None) -> int:
     app.setQuitOnLastWindowClosed(False)  # the loop stops once the app state has shut down, not before
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
+    collector = UiThreadCollector()
     try:
         window = create_main_window(server, data_dir)
         ctx = window.ctx if isinstance(window, MainWindow) else None
@@ -87,6 +89,7 @@ def run(server: str | None = None, data_dir: Path | None = None) -> int:
                     task.cancel()
                 loop.run_until_complete(ctx.aclose())
     finally:
+        collector.stop()
         app.setQuitOnLastWindowClosed(quit_on_close)
         asyncio.set_event_loop(None)
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,18 @@ import qasync
 from PySide6.QtWidgets import QApplication
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def collect_on_ui_thread() -> Iterator[None]:
+    """As the app does (comfydesk.app.collector): no cyclic collection on a worker thread during a GUI test,
+    where freeing a cycle that holds a QObject would delete it off its thread; collected here at teardown."""
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.collect()
+        gc.enable()
 
 
 @pytest.fixture
