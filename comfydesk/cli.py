@@ -18,10 +18,10 @@ Handler = Callable[[argparse.Namespace], int]
 def _cmd_gui(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from comfydesk.app import run_app
+    from comfydesk.gui import run
 
     data_dir = Path(args.data_dir) if args.data_dir else None
-    return run_app(server=args.server, data_dir=data_dir)
+    return run(server=args.server, data_dir=data_dir)
 
 
 def build_parser() -> argparse.ArgumentParser:

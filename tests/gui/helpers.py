@@ -11,7 +11,7 @@ import keyring
 from keyring.backends import fail
 from pytestqt.qtbot import QtBot
 
-from comfydesk.app import create_main_window
+from comfydesk.gui import create_main_window
 from comfydesk.ui.main_window import MainWindow
 
 OpenWindow = Callable[..., MainWindow]

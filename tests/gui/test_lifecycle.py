@@ -131,7 +131,7 @@ def test_close_shuts_down_the_connection_and_the_demo_engine(
 def test_run_returns_after_an_orderly_shutdown(qapp: QApplication, tmp_path: Path, how: str) -> None:
     """`comfydesk` itself: the loop stops only once the connection and the demo engine are closed, whether
     the window was closed or the application told to quit (the session ends)."""
-    from comfydesk.app.main import QUIET_LOGGERS, run
+    from comfydesk.gui import QUIET_LOGGERS, run
     from comfydesk.ui.main_window import MainWindow
 
     seen: dict[str, object] = {}

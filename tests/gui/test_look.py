@@ -15,9 +15,9 @@ from PySide6.QtGui import QColor, QGuiApplication, QPalette
 from PySide6.QtWidgets import QApplication, QLabel, QWidget
 from pytestqt.qtbot import QtBot
 
-from comfydesk.app.main import QUIET_LOGGERS, configure_logging
 from comfydesk.core.errors import ValidationIssue
 from comfydesk.core.events import ExecutionStatus
+from comfydesk.gui import QUIET_LOGGERS, configure_logging
 from comfydesk.testing import FakeConfig, RunningFake, start_fake_comfyui
 from comfydesk.ui.main_window import SPLITTER_KEY, MainWindow
 from comfydesk.ui.results import EMPTY_HINT

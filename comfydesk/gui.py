@@ -1,4 +1,8 @@
-"""Start the window: `create_main_window` (tests, embedding) and `run` (the `comfydesk` command)."""
+"""Start the window: `create_main_window` (tests, embedding) and `run` (the `comfydesk` command).
+
+This module sits above every layer: it is the one place that builds the app state (`comfydesk.app`) and the
+widgets (`comfydesk.ui`) together; `app` itself never imports `ui` (an import-linter contract).
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,13 @@ import sys
 from pathlib import Path
 
 from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QApplication, QMainWindow
+from PySide6.QtWidgets import QApplication
 
 from comfydesk.app.collector import UiThreadCollector
 from comfydesk.app.context import AppContext, build_context
 from comfydesk.app.tasks import install_excepthook
+from comfydesk.ui.main_window import MainWindow
+from comfydesk.ui.theme import apply_theme
 
 __all__ = ["configure_logging", "create_main_window", "run"]
 
@@ -30,14 +36,12 @@ def configure_logging(level: int = logging.INFO) -> None:
         logging.getLogger(name).setLevel(max(level, logging.WARNING))
 
 
-def create_main_window(server: str | None = None, data_dir: Path | None = None) -> QMainWindow:
+def create_main_window(server: str | None = None, data_dir: Path | None = None) -> MainWindow:
     """Build the app state and the main window; connecting starts once the (qasync) loop runs.
 
     Opening does no network I/O on the UI thread and shows no blocking dialog. `data_dir` isolates settings,
     library and results (tests and portable installs use it).
     """
-    from comfydesk.ui.main_window import MainWindow
-    from comfydesk.ui.theme import apply_theme
 
     app = QApplication.instance()
     if isinstance(app, QApplication):
@@ -57,8 +61,6 @@ def run(server: str | None = None, data_dir: Path | None = None) -> int:
     """
     import qasync
 
-    from comfydesk.ui.main_window import MainWindow
-
     configure_logging()
     existing = QApplication.instance()
     app = existing if isinstance(existing, QApplication) else QApplication(sys.argv)
@@ -72,18 +74,18 @@ def run(server: str | None = None, data_dir: Path | None = None) -> int:
     collector = UiThreadCollector()
     try:
         window = create_main_window(server, data_dir)
-        ctx = window.ctx if isinstance(window, MainWindow) else None
+        ctx = window.ctx
         with loop:
             stopping: list[asyncio.Task[None]] = []
 
             def last_window_closed() -> None:
-                if ctx is not None and not stopping:
+                if not stopping:
                     stopping.append(loop.create_task(_stop_after_shutdown(ctx, loop)))
 
             app.lastWindowClosed.connect(last_window_closed)
             window.show()
             loop.run_forever()
-            if ctx is not None and not ctx.closed:
+            if not ctx.closed:
                 # app.quit() (the session ends) closed the window and ended the loop at once: finish closing.
                 for task in stopping:
                     task.cancel()
