@@ -9,10 +9,8 @@ socket ask `/queue` and `/history/{id}` what happened meanwhile, delivering ever
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import logging
-import mimetypes
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -41,6 +39,8 @@ from comfydesk.backends.comfyui_documents import (
     templates_from_index,
     userdata_workflows,
 )
+from comfydesk.backends.comfyui_files import ServerFiles
+from comfydesk.backends.comfyui_history import HistoryReconciler
 from comfydesk.backends.comfyui_http import (
     ServerAddress,
     TransportConfig,
@@ -51,14 +51,11 @@ from comfydesk.backends.comfyui_http import (
 )
 from comfydesk.backends.comfyui_protocol import (
     FEATURE_FLAGS_MESSAGE,
-    LOST_RUN_MESSAGE,
     ProtocolMapper,
     RunState,
-    events_from_history,
     history_entry_from_json,
     history_shows_finished,
     lost_connection_message,
-    missing_outputs_from_history,
     safe_output_name,
 )
 from comfydesk.backends.comfyui_templates import TemplateCategory, catalog_from_index
@@ -67,14 +64,11 @@ from comfydesk.backends.stream import EventStream
 from comfydesk.core.errors import (
     AuthenticationError,
     BackendError,
-    OutputUnavailable,
     ServerResponseError,
     ServerUnreachable,
 )
 from comfydesk.core.events import (
     TERMINAL_EVENTS,
-    Completed,
-    ExecutionEvent,
     Failed,
     FailureInfo,
     Interrupted,
@@ -89,7 +83,6 @@ __all__ = ["ComfyUIBackend", "ReconnectPolicy", "safe_output_name"]
 log = logging.getLogger(__name__)
 
 _MAX_FRAME = 64 * 1024 * 1024  # previews of big images are large; ComfyUI itself has no cap
-_HISTORY_POLLS = 25  # after a gap, how often to ask /history for a run the socket says has ended
 
 
 class ComfyUIBackend(EventStream):
@@ -131,9 +124,9 @@ class ComfyUIBackend(EventStream):
         self._generation = 0
         self._held: dict[str, list[BackendEvent]] = {}  # events waiting for their run's Queued
         self._submitting: set[str] = set()
+        self._history = HistoryReconciler(self._get_json, self._queued_ids, self._emit, self._submitting)
         self._catalog: NodeCatalog | None = None
-        self._uploads: dict[str, UploadedImage] = {}
-        self._upload_locks: dict[str, asyncio.Lock] = {}
+        self._files = ServerFiles(self._request)
 
     # -- lifecycle ------------------------------------------------------------------------------------
 
@@ -253,7 +246,7 @@ class ComfyUIBackend(EventStream):
             run = self._mapper.runs.get(event.execution_id)
             if run is not None and run.gap:
                 # Messages may have been lost while the socket was down; fill in from /history first.
-                self._spawn(self._finish_after_gap(run, event))
+                self._spawn(self._history.finish_after_gap(run, event))
                 return
         self._queue.put_nowait(event)
 
@@ -297,45 +290,10 @@ class ComfyUIBackend(EventStream):
 
     async def _reconcile(self, runs: list[RunState] | None = None) -> None:
         """Ask the server what became of runs whose messages we may have missed."""
-        runs = [r for r in (runs or self._mapper.unfinished()) if r.prompt_id not in self._submitting]
-        if not runs:
-            return
-        in_queue = {q.execution_id for q in await self.queue()}
-        for run in runs:
-            if run.terminal or run.prompt_id in in_queue:
-                run.gap = True  # still pending or running: keep waiting, top up at its end
-                continue
-            doc = await self._get_json(f"/history/{quote(run.prompt_id, safe='')}")
-            entry = doc.get(run.prompt_id) if isinstance(doc, dict) else None
-            run.gap = False  # what follows comes from the server's own record: nothing left to top up
-            if isinstance(entry, Mapping) and history_shows_finished(entry):
-                for event in events_from_history(run, entry):
-                    self._emit(event)
-            elif not run.terminal:
-                run.terminal = True
-                self._emit(Failed(run.prompt_id, FailureInfo(LOST_RUN_MESSAGE)))
+        await self._history.reconcile(runs or self._mapper.unfinished())
 
-    async def _finish_after_gap(self, run: RunState, terminal: ExecutionEvent) -> None:
-        entry: Mapping[str, Any] | None = None
-        for attempt in range(_HISTORY_POLLS):
-            try:
-                doc = await self._get_json(f"/history/{quote(run.prompt_id, safe='')}")
-            except BackendError as exc:
-                log.info("cannot top up run %s from history: %s", run.prompt_id, exc)
-                break
-            found = doc.get(run.prompt_id) if isinstance(doc, dict) else None
-            if isinstance(found, Mapping) and history_shows_finished(found):
-                entry = found
-                break
-            # The server writes history just after it sends the terminal message.
-            await asyncio.sleep(min(0.5, 0.02 * (attempt + 1)))
-        run.gap = False
-        if entry is not None:
-            for event in missing_outputs_from_history(run, entry):
-                self._emit(event)
-        if isinstance(terminal, Completed):
-            terminal = Completed(run.prompt_id, tuple(run.outputs))
-        self._emit(terminal)
+    async def _queued_ids(self) -> set[str]:
+        return {q.execution_id for q in await self.queue()}
 
     # -- server facts ---------------------------------------------------------------------------------
 
@@ -460,11 +418,9 @@ class ComfyUIBackend(EventStream):
         run = self._mapper.runs.get(prompt_id)
         if run is not None:
             return True
-        in_queue = any(q.execution_id == prompt_id for q in await self.queue())
-        if not in_queue:
-            doc = await self._get_json(f"/history/{quote(prompt_id, safe='')}")
-            entry = doc.get(prompt_id) if isinstance(doc, dict) else None
-            if not (isinstance(entry, Mapping) and history_shows_finished(entry)):
+        if prompt_id not in await self._queued_ids():
+            entry = await self._history.history_entry(prompt_id)
+            if entry is None or not history_shows_finished(entry):
                 return False
         run = self._mapper.track(prompt_id)
         run.gap = True
@@ -537,42 +493,13 @@ class ComfyUIBackend(EventStream):
 
     async def fetch_output(self, ref: OutputRef) -> bytes:
         """The bytes of an output file (`/view`); OutputUnavailable when the server no longer has it."""
-        if not ref.filename:
-            raise OutputUnavailable(f"output of node {ref.node_id} is inline {ref.kind}, not a file")
-        params = {"filename": ref.filename, "type": ref.type or "output", "subfolder": ref.subfolder}
-        resp = await self._request("GET", "/view", params=params, ok=(200, 404))
-        if resp.status_code == 404:
-            where = f"{ref.subfolder}/{ref.filename}" if ref.subfolder else ref.filename
-            raise OutputUnavailable(
-                f"the server no longer has the {ref.type} file '{where}'",
-                hint="Temporary outputs vanish when the server restarts; run the workflow again.",
-            )
-        return resp.content
+        return await self._files.fetch_output(ref)
 
     async def upload_image(
         self, data: bytes, filename: str, *, subfolder: str = "", overwrite: bool = False
     ) -> UploadedImage:
         """Upload an input image once per content (sha256) per session; repeats return the first answer."""
-        digest = hashlib.sha256(data).hexdigest()
-        lock = self._upload_locks.setdefault(digest, asyncio.Lock())
-        async with lock:
-            cached = self._uploads.get(digest)
-            if cached is not None:
-                return cached
-            mime = mimetypes.guess_type(filename)[0] or "application/octet-stream"
-            resp = await self._request(
-                "POST",
-                "/upload/image",
-                files={"image": (filename, data, mime)},
-                data={"type": "input", "subfolder": subfolder, "overwrite": "true" if overwrite else "false"},
-            )
-            doc = json_body(resp, "POST /upload/image")
-            if not isinstance(doc, dict) or not isinstance(doc.get("name"), str):
-                raise ServerResponseError("POST /upload/image did not name the stored file", body=resp.text)
-            subfolder_back = str(doc.get("subfolder") or "")
-            uploaded = UploadedImage(doc["name"], subfolder_back, str(doc.get("type") or "input"))
-            self._uploads[digest] = uploaded
-            return uploaded
+        return await self._files.upload_image(data, filename, subfolder=subfolder, overwrite=overwrite)
 
 
 def _find(items: list[QueueItem], pid: str) -> QueueItem | None:
