@@ -14,6 +14,7 @@ import asyncio
 import hashlib
 import logging
 import os
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -263,9 +264,12 @@ class RunController(QObject):
             except ValidationError as exc:
                 self._show_validation(exc, spec)
                 return
-            journal_id = await self._record(current, spec, graph, graph_values)
+            # Our own prompt id, written to the journal before the POST: if comfydesk dies between the POST
+            # and its answer, the next start still finds the run on the server (a gateway picks its own).
+            prompt_id = None if current.runs_on_server else str(uuid.uuid4())
+            journal_id = await self._record(current, spec, graph, graph_values, prompt_id)
             try:
-                execution = await self._submit(backend, current, spec, graph, graph_values)
+                execution = await self._submit(backend, current, spec, graph, graph_values, prompt_id)
             except ValidationError as exc:
                 await self._journal_status(journal_id, "failed", "; ".join(exc.lines()) or exc.message)
                 self._show_validation(exc, spec)
@@ -285,12 +289,17 @@ class RunController(QObject):
         self.message_changed.emit(f"Queued {batch} run{'s' if batch != 1 else ''} of {current.entry.name}")
 
     async def _record(
-        self, current: CurrentWorkflow, spec: FormSpec, graph: ApiGraph, values: Mapping[str, Any]
+        self,
+        current: CurrentWorkflow,
+        spec: FormSpec,
+        graph: ApiGraph,
+        values: Mapping[str, Any],
+        prompt_id: str | None,
     ) -> int | None:
         """Write the run to the journal before it is submitted (None without a journal)."""
         if self.recorder is None:
             return None
-        return await self.recorder.record(current, spec, graph, values)
+        return await self.recorder.record(current, spec, graph, values, execution_id=prompt_id)
 
     async def _journal_status(self, journal_id: int | None, status: str, error: str | None = None) -> None:
         if self.recorder is not None and journal_id is not None:
@@ -306,11 +315,12 @@ class RunController(QObject):
         spec: FormSpec,
         graph: ApiGraph,
         values: Mapping[str, Any],
+        prompt_id: str | None = None,
     ) -> Execution:
-        """Send the filled graph; a gateway's stored workflow runs on the server with its placeholder values
-        (the graph filled here is only what the progress panel follows)."""
+        """Send the filled graph under `prompt_id`; a gateway's stored workflow runs on the server with its
+        placeholder values (the graph filled here is only what the progress panel follows)."""
         if not current.runs_on_server:
-            return await backend.submit(graph)
+            return await backend.submit(graph, prompt_id=prompt_id)
         assert current.workflow is not None and current.workflow.workflow_id is not None
         inputs = {f.key: values[f.key] for f in spec.placeholders if f.key in values}
         for key, value in inputs.items():

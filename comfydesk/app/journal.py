@@ -151,6 +151,7 @@ class JournalModel(QObject):
         ui_graph: Mapping[str, Any] | None,
         values: Mapping[str, Any],
         seed: int | None,
+        execution_id: str | None = None,
     ) -> RunRecord:
         return await self._call(
             lambda j: j.record_run(
@@ -162,6 +163,7 @@ class JournalModel(QObject):
                 ui_graph=ui_graph,
                 values=values,
                 seed=seed,
+                execution_id=execution_id,
             )
         )
 

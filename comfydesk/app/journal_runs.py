@@ -137,9 +137,16 @@ class RunRecorder(QObject):
 
     # -- recording ---------------------------------------------------------------------------------
     async def record(
-        self, current: CurrentWorkflow, spec: FormSpec, graph: ApiGraph, values: Mapping[str, Any]
+        self,
+        current: CurrentWorkflow,
+        spec: FormSpec,
+        graph: ApiGraph,
+        values: Mapping[str, Any],
+        *,
+        execution_id: str | None = None,
     ) -> int | None:
-        """Record a run about to be submitted; None (logged) when the journal cannot take it."""
+        """Record a run about to be submitted (with the prompt id it will be posted under, when chosen
+        here); None (logged) when the journal cannot take it."""
         profile = self._connection.profile
         try:
             ui = await asyncio.to_thread(ui_graph_of, current)
@@ -152,6 +159,7 @@ class RunRecorder(QObject):
                 ui_graph=ui,
                 values=values,
                 seed=first_seed(spec, values),
+                execution_id=execution_id,
             )
         except Exception as exc:
             log.error("could not record the run in the journal: %s", exc)
@@ -279,7 +287,9 @@ class RunRecorder(QObject):
             entries = []  # a gateway that forgot the execution
         entry = next((e for e in entries if e.execution_id == run.execution_id), None)
         if entry is None:
-            await self.set_status(run.id, "failed", LOST_REASON)
+            # Recorded with its prompt id but never marked submitted: the POST did not reach the server.
+            reason = NOT_SUBMITTED_REASON if run.status == "recorded" else LOST_REASON
+            await self.set_status(run.id, "failed", reason)
             return True
         if entry.status == "interrupted":
             await self.set_status(run.id, "cancelled")

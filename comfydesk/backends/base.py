@@ -180,9 +180,12 @@ class Backend(Protocol):
         inputs: Mapping[str, Any] | None = None,
         front: bool = False,
         ui_workflow: Mapping[str, Any] | None = None,
+        prompt_id: str | None = None,
     ) -> Execution:
         """Start a run. `ui_workflow`, the UI-format document `graph` came from, travels along where the
-        server can keep it (ComfyUI embeds it in saved images, as its own frontend does)."""
+        server can keep it (ComfyUI embeds it in saved images, as its own frontend does). `prompt_id` is an
+        id the caller chose and recorded before posting, where the server takes one (ComfyUI does; a
+        gateway chooses its own and ignores it)."""
 
     async def cancel(self, execution_id: str) -> None:
         """Remove a pending execution, or interrupt it when it is running."""

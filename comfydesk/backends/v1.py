@@ -356,10 +356,12 @@ class V1Backend(EventStream):
         inputs: Mapping[str, Any] | None = None,
         front: bool = False,
         ui_workflow: Mapping[str, Any] | None = None,
+        prompt_id: str | None = None,
     ) -> Execution:
         """Execute stored workflow `workflow_id` with placeholder `inputs`; its events follow `Queued`.
 
-        A gateway runs only the workflows stored on it: `graph`, `front` and `ui_workflow` are not sent."""
+        A gateway runs only the workflows stored on it and chooses its own execution ids: `graph`, `front`,
+        `ui_workflow` and `prompt_id` are not sent."""
         if workflow_id is None:
             raise ValueError(
                 "a comfydesk gateway runs only the workflows stored on it: pass workflow_id "

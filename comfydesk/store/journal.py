@@ -167,14 +167,17 @@ class Journal:
         seed: int | None,
         status: str = "recorded",
         created_at: float | None = None,
+        execution_id: str | None = None,
     ) -> RunRecord:
-        """Record a run before it is submitted."""
+        """Record a run before it is submitted. `execution_id`, when the caller chose it (a ComfyUI prompt
+        id), is written now, so a run whose POST reached the server just before comfydesk was killed is
+        still found there; the status stays "recorded" until `mark_submitted`."""
         when = self._clock() if created_at is None else created_at
         with self._tx() as db:
             cur = db.execute(
                 "INSERT INTO runs (profile_id, server, workflow_name, workflow_id, api_graph, ui_graph, "
-                "form_values, search_text, seed, status, created_at, finished_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "form_values, search_text, seed, status, created_at, finished_at, execution_id) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     profile_id,
                     server,
@@ -188,6 +191,7 @@ class Journal:
                     status,
                     when,
                     when if status in FINISHED else None,
+                    execution_id,
                 ),
             )
             run_id = int(cur.lastrowid or 0)

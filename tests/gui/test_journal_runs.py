@@ -93,9 +93,12 @@ def save_workflow(*, steps: int = 0, preview: bool = False) -> dict[str, Any]:
     return wf
 
 
-def submit_elsewhere(fake: RunningFake, graph: dict[str, Any]) -> str:
+def submit_elsewhere(fake: RunningFake, graph: dict[str, Any], prompt_id: str | None = None) -> str:
     """Submit as another client would (an earlier session of comfydesk); returns the prompt id."""
-    resp = httpx.post(f"{fake.url}/prompt", json={"prompt": graph, "client_id": "earlier-session"})
+    body: dict[str, Any] = {"prompt": graph, "client_id": "earlier-session"}
+    if prompt_id is not None:
+        body["prompt_id"] = prompt_id
+    resp = httpx.post(f"{fake.url}/prompt", json=body)
     resp.raise_for_status()
     return str(resp.json()["prompt_id"])
 
@@ -207,6 +210,63 @@ def test_reconcile_on_start_up_finishes_done_runs_and_fails_lost_ones(
         NOT_SUBMITTED_REASON,
     )
     assert status_of(window, other) == "queued"  # another profile's runs are asked about on that server only
+
+
+def test_a_run_killed_between_post_and_answer_is_found_by_the_id_recorded_before_posting(
+    qtbot: QtBot, open_window: OpenWindow, fake: RunningFake, tmp_path: Path
+) -> None:
+    """The journal holds the prompt id before the POST: a run whose POST reached the server but whose answer
+    never came back (comfydesk killed in between) completes on the next start; one whose POST never left
+    fails as not submitted."""
+    data_dir = tmp_path / "app"
+    paths = resolve_paths(data_dir).ensure()
+    journal = Journal(paths.journal_file, paths.blobs_dir)
+    common: dict[str, Any] = {
+        "profile_id": "cli",
+        "server": "fake",
+        "workflow_name": "Killed while posting",
+        "workflow_id": None,
+        "api_graph": save_workflow(),
+        "ui_graph": None,
+        "values": {},
+        "seed": None,
+    }
+    reached = journal.record_run(**common, execution_id="4f6c7d1e-0000-4000-8000-000000000001")
+    never_sent = journal.record_run(**common, execution_id="4f6c7d1e-0000-4000-8000-000000000002")
+    journal.close()
+    assert reached.status == "recorded" and reached.execution_id is not None
+    submit_elsewhere(fake, save_workflow(), prompt_id=reached.execution_id)
+    qtbot.waitUntil(lambda: bool(history(fake, reached.execution_id or "").get("outputs")), timeout=TIMEOUT)
+
+    window = open_window(server=fake.url, data_dir=data_dir)
+    qtbot.waitUntil(
+        lambda: status_of(window, reached.id) == "completed" and status_of(window, never_sent.id) == "failed",
+        timeout=TIMEOUT,
+    )
+    assert len(outputs_of(window, reached.id)) == 1
+    unsent = run_of(window, never_sent.id)
+    assert unsent is not None and unsent.error == NOT_SUBMITTED_REASON
+
+
+def test_the_window_records_the_prompt_id_it_posts_under(
+    qtbot: QtBot, open_window: OpenWindow, demo_fake: RunningFake, tmp_path: Path
+) -> None:
+    from tests.gui.test_flow import pattern_workflow
+
+    data_dir = tmp_path / "app"
+    key = write_workflow(data_dir, "Pattern", pattern_workflow(seed=5, steps=2))
+    window = open_window(server=demo_fake.url, data_dir=data_dir)
+    wait_connected(qtbot, window)
+    pick(qtbot, window, key)
+    recorded: list[RunRecord] = []
+    journal_of(window).runs_changed.connect(recorded.extend)
+    with qtbot.waitSignal(window.ctx.controller.submitted, timeout=TIMEOUT) as submitted:
+        window.run_workflow()
+    execution = submitted.args[0]
+    qtbot.waitUntil(lambda: any(r.status == "completed" for r in recorded), timeout=TIMEOUT)
+    [run] = {r.id: r for r in recorded}.values()
+    assert run.execution_id == execution.id  # chosen here, written before the POST
+    assert history(demo_fake, execution.id)  # and the server ran it under that id
 
 
 def test_reconcile_after_a_server_restart_settles_runs_left_open(
