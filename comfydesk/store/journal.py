@@ -81,6 +81,24 @@ _OUTPUT_COLUMNS = (
 )
 
 
+_U64 = 1 << 64
+
+
+def _seed_to_db(seed: int | None) -> int | None:
+    """ComfyUI seeds run to 2**64 - 1, SQLite integers to 2**63 - 1: the upper half is stored as the
+    negative number with the same 64 bits (seeds are never negative), so every seed round-trips exactly.
+    A value no seed can hold is not kept (the graph and the form values still have it)."""
+    if seed is None or not 0 <= seed < _U64:
+        return None
+    return seed - _U64 if seed >= 1 << 63 else seed
+
+
+def _seed_from_db(value: object) -> int | None:
+    if not isinstance(value, int):
+        return None
+    return value + _U64 if value < 0 else value
+
+
 class Journal:
     """The journal database at `db_path`, its output files under `blobs_dir`."""
 
@@ -124,7 +142,7 @@ class Journal:
             api_graph=json.loads(row[5]),
             ui_graph=ui,
             values=json.loads(row[7]),
-            seed=row[8],
+            seed=_seed_from_db(row[8]),
             status=row[9],
             error=row[10],
             execution_id=row[11],
@@ -150,7 +168,7 @@ class Journal:
             workflow_name=row[13],
             server=row[14],
             status=row[15],
-            seed=row[16],
+            seed=_seed_from_db(row[16]),
         )
 
     # -- runs --------------------------------------------------------------------------------------
@@ -187,7 +205,7 @@ class Journal:
                     _json(dict(ui_graph)) if ui_graph is not None else None,
                     _json(dict(values)),
                     _search_text(workflow_name, values),
-                    seed,
+                    _seed_to_db(seed),
                     status,
                     when,
                     when if status in FINISHED else None,

@@ -322,3 +322,22 @@ def test_the_old_results_folder_is_imported_once(journal: Journal, tmp_path: Pat
 
 def test_a_missing_results_folder_is_fine(journal: Journal, tmp_path: Path) -> None:
     assert journal.import_results_dir(tmp_path / "nowhere") == 0
+
+
+@pytest.mark.parametrize("seed", [0, 42, 2**63 - 1, 2**63, 2**64 - 1])
+def test_every_comfyui_seed_round_trips_through_the_journal(journal: Journal, seed: int) -> None:
+    """ComfyUI seeds run to 2**64 - 1; SQLite's integers stop at 2**63 - 1 (a random seed is in the upper
+    half about half the time, and used to make the run go unrecorded)."""
+    run_id = record(journal, seed=seed, values={"3.seed": seed})
+    again = journal.run(run_id)
+    assert again is not None and again.seed == seed and again.values == {"3.seed": seed}
+    [output] = [add(journal, run_id, png())]
+    [listed] = journal.outputs_of_run(run_id)
+    assert listed.id == output.id and listed.seed == seed  # the gallery's re-run uses it
+
+
+@pytest.mark.parametrize("seed", [-1, 2**64])
+def test_a_value_no_seed_can_hold_is_not_kept_but_the_run_is(journal: Journal, seed: int) -> None:
+    run_id = record(journal, seed=seed)
+    again = journal.run(run_id)
+    assert again is not None and again.seed is None
