@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, QObject, QRect, Qt, Signal
 from PySide6.QtGui import QFont, QFontDatabase, QFontInfo, QGuiApplication
 from PySide6.QtWidgets import (
     QFrame,
@@ -16,9 +16,12 @@ from PySide6.QtWidgets import (
 )
 
 from comfydesk.core.events import FailureInfo
+from comfydesk.core.messages import Message, for_failure
 from comfydesk.ui.theme import accent_palette, error_styles, set_style
 
 __all__ = ["ErrorView", "monospace_font"]
+
+QWIDGETSIZE_MAX = 16_777_215
 
 
 def monospace_font() -> QFont:
@@ -61,6 +64,8 @@ class ErrorView(QFrame):
             Qt.TextInteractionFlag.TextSelectableByMouse | Qt.TextInteractionFlag.TextSelectableByKeyboard
         )
         self.message.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        self.message.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        self.message.installEventFilter(self)
         buttons = QHBoxLayout()
         self.details_button = QPushButton("Details", self)
         self.details_button.setObjectName("errorDetailsButton")
@@ -110,6 +115,9 @@ class ErrorView(QFrame):
         self.title.setText(title)
         self.message.setText(message)
         self.details.setPlainText(details)
+        self.message.setMinimumHeight(0)
+        self.message.setMaximumHeight(QWIDGETSIZE_MAX)
+        self._fit_message()
         self.details_button.setVisible(bool(details))
         if not details:
             self.details_button.setChecked(False)
@@ -119,14 +127,14 @@ class ErrorView(QFrame):
         self.action_button.setText(text or "")
         self.action_button.setVisible(bool(text))
 
+    def set_message(self, message: Message) -> None:
+        """Show a catalogue message (`comfydesk.core.messages`): its title, its plain sentence, and the
+        technical part behind Details."""
+        self.set_error(message.text, message.details, title=message.title)
+
     def set_failure(self, failure: FailureInfo, *, node_title: str = "") -> None:
-        """Show a failed run: where it failed, the exception type and message, the traceback as details."""
-        where = node_title or failure.node_type or ""
-        if failure.node_id:
-            where = f"{where} (#{failure.node_id})" if where else f"node #{failure.node_id}"
-        title = f"Failed in {where}" if where else "The run failed"
-        exc = f"{failure.exception_type}: " if failure.exception_type else ""
-        self.set_error(f"{exc}{failure.message.strip()}", "".join(failure.traceback).rstrip(), title=title)
+        """Show a failed run in plain words; the exception, node and traceback go behind Details."""
+        self.set_message(for_failure(failure, node_title=node_title))
 
     def text(self) -> str:
         """Everything shown, as plain text (what Copy puts on the clipboard)."""
@@ -137,6 +145,25 @@ class ErrorView(QFrame):
 
     def copy(self) -> None:
         QGuiApplication.clipboard().setText(self.text())
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self.message and event.type() is QEvent.Type.Resize:
+            self._fit_message()
+        return super().eventFilter(watched, event)
+
+    def _fit_message(self) -> None:
+        """A wrapped label does not tell the layout its height for its width, so when the details take the
+        room below it the sentence was cut off: ask for that height (again whenever its width changes)."""
+        width = self.message.width()
+        text = self.message.text()
+        if not text or width <= 20:
+            return
+        # Measured from the font, not heightForWidth (which never answers less than the minimum set here).
+        flags = int(Qt.TextFlag.TextWordWrap) | int(Qt.AlignmentFlag.AlignLeft)
+        bounds = self.message.fontMetrics().boundingRect(QRect(0, 0, width, 100_000), flags, text)
+        needed = bounds.height() + 2
+        if needed > 0 and (self.message.minimumHeight(), self.message.maximumHeight()) != (needed, needed):
+            self.message.setFixedHeight(needed)  # no taller either: the room left goes to the details
 
     def _toggle_details(self, shown: bool) -> None:
         self.details.setVisible(shown)

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 from comfydesk.app.images import make_thumbnail
 from comfydesk.app.run_state import ResultItem
 from comfydesk.core.errors import UnsafeInputError
+from comfydesk.core.messages import CATALOGUE
 from comfydesk.store.journal import OutputRecord
 from comfydesk.ui.viewer import ImageViewer
 
@@ -126,7 +127,7 @@ class ResultsStrip(QListWidget):
             data.thumbnail = result
             item.setIcon(QIcon(QPixmap.fromImage(result)))
         else:
-            item.setToolTip(f"{item.toolTip()}\n({result})")
+            item.setToolTip(f"{item.toolTip()}\n{CATALOGUE['no_thumbnail']}")
 
     def _activated(self, item: QListWidgetItem) -> None:
         result = item.data(ITEM_ROLE)

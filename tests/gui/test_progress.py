@@ -34,6 +34,7 @@ from comfydesk.core.events import (
     Started,
 )
 from comfydesk.core.graph import ApiGraph
+from comfydesk.core.messages import CATALOGUE
 from comfydesk.ui.error_view import ErrorView
 from comfydesk.ui.progress import ProgressPanel
 
@@ -336,8 +337,8 @@ def test_panel_shows_failure_with_details_and_copy(
     assert panel.findChild(QLabel, "queuePositionLabel").text() == "Failed"
     view = panel.findChild(ErrorView, "errorView")
     assert view.isVisible()
-    assert view.title.text() == "Failed in KSampler (#3)"
-    assert view.message.text().startswith("torch.OutOfMemoryError: Allocation on device 0")
+    assert view.title.text() == "The run stopped at “KSampler”"
+    assert view.message.text() == CATALOGUE["out_of_memory"].format(node="KSampler")  # plain words
     assert not view.details.isVisible()
     qtbot.mouseClick(view.details_button, Qt.MouseButton.LeftButton)
     assert view.details.isVisible() and view.details.isReadOnly()
@@ -345,7 +346,7 @@ def test_panel_shows_failure_with_details_and_copy(
     assert QFontInfo(view.details.font()).fixedPitch()
     qtbot.mouseClick(view.copy_button, Qt.MouseButton.LeftButton)
     copied = QGuiApplication.clipboard().text()
-    assert "Failed in KSampler (#3)" in copied
+    assert "The run stopped at “KSampler”" in copied and "Node: KSampler (#3)" in copied
     assert "torch.OutOfMemoryError: Allocation on device 0" in copied
     assert 'File "/ComfyUI/comfy/samplers.py", line 1043' in copied
     panel.resize(560, 420)
