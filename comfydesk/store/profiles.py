@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from comfydesk.store.atomic import atomic_write_json, read_json
+from comfydesk.store.atomic import atomic_write_json, read_json_or_set_aside
 
 __all__ = ["DEFAULT_LOCAL_URL", "AuthKind", "Profile", "ProfileKind", "ProfileStore"]
 
@@ -70,6 +70,10 @@ class Profile:
         )
 
 
+def _valid_profiles(doc: Any) -> bool:
+    return isinstance(doc, dict) and isinstance(doc.get("profiles", []), list)
+
+
 def _local_default() -> Profile:
     return Profile(id="local", name="Local ComfyUI", kind="comfyui-local", url=DEFAULT_LOCAL_URL)
 
@@ -79,7 +83,8 @@ class ProfileStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        doc = read_json(path, {})
+        # A damaged file is set aside (renamed, `notice` says so) and the local default used: never fatal.
+        doc, self.notice = read_json_or_set_aside(path, {}, valid=_valid_profiles)
         items = doc.get("profiles") if isinstance(doc, dict) else None
         loaded = [p for p in (Profile.from_json(d) for d in (items or [])) if p is not None]
         self._profiles: dict[str, Profile] = {p.id: p for p in loaded} or {"local": _local_default()}

@@ -3,7 +3,8 @@
 Built with `background=True` (the app does), a change is written off the calling thread by a
 `SettingsWriter` (newest state wins); `flush()` puts what is pending on disk before returning.
 
-Holds window geometry/state, the last workflow and profile, the secret-store opt-in, and per-workflow form
+Holds window geometry/state, the last workflow and profile, the secret-store opt-in, the user's
+`Preferences` (theme, output folder, thumbnail size, confirm on cancel, reduce motion), and per-workflow form
 memory (values, pinned and hidden fields, last seed). Only JSON-plain values are remembered: an image picked
 from disk or pasted is not (it may be gone next session).
 """
@@ -17,10 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from comfydesk.store.atomic import atomic_write_bytes, json_bytes, read_json
+from comfydesk.store.atomic import atomic_write_bytes, json_bytes, read_json_or_set_aside
 from comfydesk.store.writer import SettingsWriter
 
-__all__ = ["Settings", "WorkflowPrefs"]
+__all__ = ["THEMES", "THUMBNAIL_SIZES", "Preferences", "Settings", "WorkflowPrefs"]
 
 log = logging.getLogger(__name__)
 _VERSION = 1
@@ -34,6 +35,66 @@ def _plain(value: Any) -> bool:
     if isinstance(value, dict):
         return all(isinstance(k, str) and _plain(v) for k, v in value.items())
     return False
+
+
+THEMES = ("system", "light", "dark")
+THUMBNAIL_SIZES = {"small": 128, "medium": 176, "large": 240}
+"""Gallery tile sizes (the picture's box, px); the thumbnails are made at 256 px, so each stays crisp."""
+
+
+@dataclass(frozen=True, slots=True)
+class Preferences:
+    """What the Settings dialog edits. `output_folder` "" means the default (`results` in the data dir)."""
+
+    theme: str = "system"
+    output_folder: str = ""
+    thumbnail_size: str = "medium"
+    confirm_cancel: bool = False
+    reduce_motion: bool = False
+
+    def __post_init__(self) -> None:
+        if self.theme not in THEMES:
+            raise ValueError(f"theme must be one of {', '.join(THEMES)}, got {self.theme!r}")
+        if self.thumbnail_size not in THUMBNAIL_SIZES:
+            raise ValueError(
+                f"thumbnail size must be one of {', '.join(THUMBNAIL_SIZES)}, got {self.thumbnail_size!r}"
+            )
+
+    @property
+    def tile_px(self) -> int:
+        return THUMBNAIL_SIZES[self.thumbnail_size]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "theme": self.theme,
+            "output_folder": self.output_folder,
+            "thumbnail_size": self.thumbnail_size,
+            "confirm_cancel": self.confirm_cancel,
+            "reduce_motion": self.reduce_motion,
+        }
+
+    @classmethod
+    def from_json(cls, doc: Any) -> Preferences:
+        """Tolerant: a missing, unknown or mistyped value takes its default (older or hand-edited files)."""
+        if not isinstance(doc, dict):
+            return cls()
+        default = cls()
+        theme = doc.get("theme")
+        size = doc.get("thumbnail_size")
+        folder = doc.get("output_folder")
+        confirm = doc.get("confirm_cancel")
+        motion = doc.get("reduce_motion")
+        return cls(
+            theme=theme if theme in THEMES else default.theme,
+            output_folder=folder if isinstance(folder, str) else default.output_folder,
+            thumbnail_size=size if size in tuple(THUMBNAIL_SIZES) else default.thumbnail_size,
+            confirm_cancel=confirm if isinstance(confirm, bool) else default.confirm_cancel,
+            reduce_motion=motion if isinstance(motion, bool) else default.reduce_motion,
+        )
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 @dataclass
@@ -66,10 +127,10 @@ class WorkflowPrefs:
         controls = doc.get("seed_controls")
         return cls(
             values=dict(values) if isinstance(values, dict) else {},
-            pinned=[str(k) for k in doc.get("pinned", []) if isinstance(k, str)],
-            hidden=[str(k) for k in doc.get("hidden", []) if isinstance(k, str)],
+            pinned=[str(k) for k in _list(doc.get("pinned")) if isinstance(k, str)],
+            hidden=[str(k) for k in _list(doc.get("hidden")) if isinstance(k, str)],
             last_seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
-            collapsed=[str(k) for k in doc.get("collapsed", []) if isinstance(k, str)],
+            collapsed=[str(k) for k in _list(doc.get("collapsed")) if isinstance(k, str)],
             seed_controls={str(k): str(v) for k, v in controls.items()} if isinstance(controls, dict) else {},
         )
 
@@ -89,7 +150,8 @@ class Settings:
         on_error: Callable[[Exception], None] | None = None,
     ) -> None:
         self.path = path
-        doc = read_json(path, {})
+        # A damaged file (not JSON, hostile nesting, not an object) is set aside with a notice, never fatal.
+        doc, self.notice = read_json_or_set_aside(path, {}, valid=lambda d: isinstance(d, dict))
         self._doc: dict[str, Any] = doc if isinstance(doc, dict) else {}
         self._doc.setdefault("version", _VERSION)
         self.writer = SettingsWriter(path, self._encode, on_error=on_error) if background else None
@@ -181,6 +243,15 @@ class Settings:
     @secrets_in_file.setter
     def secrets_in_file(self, enabled: bool) -> None:
         self.set("secrets_in_file", bool(enabled))
+
+    # -- preferences (the Settings dialog) ---------------------------------------------------------
+    @property
+    def preferences(self) -> Preferences:
+        return Preferences.from_json(self._doc.get("preferences"))
+
+    @preferences.setter
+    def preferences(self, prefs: Preferences) -> None:
+        self.set("preferences", prefs.to_json())
 
     # -- per workflow ------------------------------------------------------------------------------
     def workflow_prefs(self, key: str) -> WorkflowPrefs:

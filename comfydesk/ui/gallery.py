@@ -39,7 +39,7 @@ from PySide6.QtWidgets import (
 
 from comfydesk.app.gallery import GalleryModel, RecordRole
 from comfydesk.store.journal import OutputRecord
-from comfydesk.ui.gallery_delegate import TILE, GalleryDelegate
+from comfydesk.ui.gallery_delegate import GalleryDelegate
 from comfydesk.ui.gallery_filter import GalleryFilterBar
 
 __all__ = ["GalleryPane", "GalleryView", "add_gallery_dock"]
@@ -96,7 +96,7 @@ class GalleryView(QListView):
         self._model = model
         self.setModel(model)
         if model is not None:
-            pixmap = QPixmap(TILE, TILE)
+            pixmap = QPixmap(self.delegate.tile, self.delegate.tile)
             pixmap.fill(QColor(self.palette().color(self.backgroundRole()).darker(110)))
             model.set_placeholder(pixmap)
             model.rowsAboutToBeInserted.connect(self._before_insert)
@@ -105,6 +105,20 @@ class GalleryView(QListView):
 
     def gallery_model(self) -> GalleryModel | None:
         return self._model
+
+    def set_tile_size(self, px: int) -> None:
+        """The picture's box in each tile, px (Settings -> thumbnail size); the grid reflows at once."""
+        if px == self.delegate.tile:
+            return
+        self.delegate.tile = px
+        self.setGridSize(self.delegate.cell_size())
+        self._fit_columns()
+        if self._model is not None:
+            pixmap = QPixmap(px, px)
+            pixmap.fill(QColor(self.palette().color(self.backgroundRole()).darker(110)))
+            self._model.set_placeholder(pixmap)
+        self.scheduleDelayedItemsLayout()
+        self.viewport().update()
 
     # -- the viewer and the actions ----------------------------------------------------------------
     def add_actions(self, actions: Sequence[QAction]) -> None:

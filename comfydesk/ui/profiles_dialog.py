@@ -4,11 +4,18 @@ Kinds: local ComfyUI, remote ComfyUI (URL, token or basic auth, CA file), and a 
 /api/v1 (URL and token: a gateway always signs in by token, so the sign-in choice is fixed). Without a
 system keyring the dialog says plainly that tokens last for this session only, and offers the file readable
 only by the user. Opened window-modal with `open()`.
+
+The dialog shows the profile actually in use, the one the connection talks to, at the top and selected:
+a saved profile is marked "in use"; an address given on the command line (`--server`) or the demo engine
+is not a saved profile, so it is listed first as "not saved" and Save keeps it as a new one.
 """
 
 from __future__ import annotations
 
+import html
+
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -29,10 +36,15 @@ from PySide6.QtWidgets import (
 from comfydesk.app.connection import GATEWAY_KIND, ConnectionModel, server_name
 from comfydesk.app.context import ProfilesModel
 from comfydesk.app.tasks import AppError
-from comfydesk.backends.base import ServerInfo
+from comfydesk.backends.base import ConnectionState, ServerInfo
 from comfydesk.store.profiles import DEFAULT_LOCAL_URL, Profile
 
 __all__ = ["ProfilesDialog"]
+
+
+def _esc(text: str) -> str:
+    return html.escape(text, quote=False)
+
 
 ID_ROLE = Qt.ItemDataRole.UserRole
 KINDS = (
@@ -61,6 +73,12 @@ class ProfilesDialog(QDialog):
         self._connection = connection
         self._on_connect = on_connect
         self._editing: Profile | None = None
+        self._unsaved: Profile | None = None  # the profile in use when it is not a saved one
+
+        self.in_use = QLabel()
+        self.in_use.setObjectName("inUseLabel")
+        self.in_use.setWordWrap(True)
+        self.in_use.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
         self.list = QListWidget()
         self.list.setObjectName("profileList")
@@ -120,7 +138,9 @@ class ProfilesDialog(QDialog):
         form.addRow("&Sign-in", self.auth)
         form.addRow("&User name", self.username)
         form.addRow("&Token / password", self.secret)
-        form.addRow("&CA file", ca_row)
+        ca_label = QLabel("&CA file")
+        ca_label.setBuddy(self.ca_file)
+        form.addRow(ca_label, ca_row)
         form.addRow("", self.verify_tls)
         self._form = form
 
@@ -163,39 +183,94 @@ class ProfilesDialog(QDialog):
         body.addLayout(left, 2)
         body.addLayout(right, 5)
         outer = QVBoxLayout(self)
+        outer.addWidget(self.in_use)
         outer.addLayout(body)
         outer.addWidget(close)
         self.resize(760, 420)
 
         profiles.profiles_changed.connect(lambda _p: self._fill_list())
         connection.profile_tested.connect(self._on_tested)
+        connection.profile_changed.connect(lambda _p: self._fill_list())
+        connection.status_changed.connect(lambda _s: self._update_in_use())
         self._update_secret_note()
-        self._fill_list(select=connection.profile.id if connection.profile else None)
+        self._fill_list(select=self.in_use_id())
+
+    # -- the profile in use ------------------------------------------------------------------------
+    def in_use_profile(self) -> Profile | None:
+        """The saved profile the connection uses (by id, else by address), or its own unsaved one."""
+        current = self._connection.profile
+        if current is None:
+            return None
+        saved = self._profiles.profiles()
+        by_id = next((p for p in saved if p.id == current.id), None)
+        if by_id is not None:
+            return by_id
+        wanted = current.url.rstrip("/")
+        by_url = next((p for p in saved if p.url.rstrip("/") == wanted and p.kind == current.kind), None)
+        return by_url or current
+
+    def in_use_id(self) -> str | None:
+        profile = self.in_use_profile()
+        return profile.id if profile is not None else None
+
+    def _update_in_use(self) -> None:
+        profile = self.in_use_profile()
+        if profile is None:
+            self.in_use.setText("Not connected to a server yet.")
+            return
+        state = self._connection.status.state
+        how = {
+            ConnectionState.CONNECTED: "connected",
+            ConnectionState.CONNECTING: "connecting",
+            ConnectionState.RECONNECTING: "reconnecting",
+        }.get(state, "not connected")
+        name = "" if profile.name == profile.host_port else f"<b>{_esc(profile.name)}</b> at "
+        saved = " Not saved as a profile: Save keeps it." if profile is self._unsaved else ""
+        self.in_use.setText(f"In use now: {name}{_esc(profile.url)} ({how}).{saved}")
+
+    def showEvent(self, event: QShowEvent) -> None:
+        """Opened again later: the profile in use may have changed (demo engine, another profile)."""
+        self._fill_list(select=self.in_use_id())
+        super().showEvent(event)
 
     # -- list --------------------------------------------------------------------------------------
     def _fill_list(self, select: str | None = None) -> None:
         wanted = select or (self._editing.id if self._editing else None)
+        in_use = self.in_use_profile()
+        saved = self._profiles.profiles()
+        self._unsaved = in_use if in_use is not None and all(p.id != in_use.id for p in saved) else None
         self.list.blockSignals(True)
         self.list.clear()
-        for profile in self._profiles.profiles():
-            item = QListWidgetItem(profile.name)
+        listed = [self._unsaved, *saved] if self._unsaved is not None else saved
+        for profile in listed:
+            assert profile is not None
+            label = profile.name
+            if in_use is not None and profile.id == in_use.id:
+                label = f"{profile.name} (in use)"
+            item = QListWidgetItem(label)
             item.setData(ID_ROLE, profile.id)
             item.setToolTip(profile.url)
+            if profile is self._unsaved:
+                item.setToolTip(f"{profile.url}\nNot saved as a profile: Save keeps it")
+            if in_use is not None and profile.id == in_use.id:
+                font = item.font()
+                font.setBold(True)
+                font.setItalic(profile is self._unsaved)
+                item.setFont(font)
             self.list.addItem(item)
         self.list.blockSignals(False)
         rows = [self.list.item(i) for i in range(self.list.count())]
         target = next((r for r in rows if r is not None and r.data(ID_ROLE) == wanted), None)
         self.list.setCurrentItem(target or self.list.item(0))
+        self._update_in_use()
 
     def select_profile(self, profile_id: str | None) -> None:
         """Show `profile_id` in the editor (the window opens the dialog on the profile that needs fixing)."""
         self._fill_list(select=profile_id)
 
     def _on_select(self, current: QListWidgetItem | None, _previous: QListWidgetItem | None) -> None:
-        profile = next(
-            (p for p in self._profiles.profiles() if current is not None and p.id == current.data(ID_ROLE)),
-            None,
-        )
+        choices = [*self._profiles.profiles(), *([self._unsaved] if self._unsaved is not None else [])]
+        profile = next((p for p in choices if current is not None and p.id == current.data(ID_ROLE)), None)
         if profile is not None:
             self.edit(profile)
 
@@ -247,6 +322,8 @@ class ProfilesDialog(QDialog):
 
     def save_profile(self) -> Profile:
         profile = self.current_profile()
+        if self._unsaved is not None and profile.id == self._unsaved.id:
+            profile = profile.with_changes(id=Profile.new(profile.name).id)  # "cli"/"demo": a saved one now
         self._profiles.save(profile, self._typed_secret())
         self._editing = profile
         self.secret.clear()
