@@ -1,25 +1,57 @@
 """The built-in demo engine: the fake ComfyUI server, in-process, making procedural images (no AI model).
 
 Starting it runs the server's start-up in a worker thread (the server then lives in its own thread); the
-app connects to its URL like to any ComfyUI. Its sample workflows appear in the library.
+app connects to its URL like to any ComfyUI. Its sample workflows appear in the library whenever the connected
+server is a demo engine, this one or another (`comfydesk demo-server`): the server says so in its
+`/system_stats` (`system.argv` is `["comfydesk", "demo-server"]`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Signal
 
 from comfydesk.app.tasks import TaskRunner
+from comfydesk.backends.base import ServerInfo
 
-__all__ = ["DEMO_LABEL", "DemoEngine"]
+if TYPE_CHECKING:
+    from comfydesk.app.connection import ConnectionModel
+    from comfydesk.app.library import LibraryModel
+
+__all__ = ["DEMO_ARGV", "DEMO_LABEL", "DemoEngine", "is_demo_server", "list_samples_on_demo_servers"]
 
 log = logging.getLogger(__name__)
 
 DEMO_LABEL = "Demo engine — procedural images, no AI model"
+DEMO_ARGV = ("comfydesk", "demo-server")
+"""How a demo engine (in-process or `comfydesk demo-server`) names itself in `/system_stats` `system.argv`."""
+
+
+def is_demo_server(info: ServerInfo | None) -> bool:
+    """Whether the connected server says it is comfydesk's demo engine."""
+    if info is None or info.kind != "comfyui" or not isinstance(info.raw, Mapping):
+        return False
+    system = info.raw.get("system")
+    argv = system.get("argv") if isinstance(system, Mapping) else None
+    return isinstance(argv, list) and tuple(argv[: len(DEMO_ARGV)]) == DEMO_ARGV
+
+
+def list_samples_on_demo_servers(connection: ConnectionModel, library: LibraryModel) -> None:
+    """List the demo engine's samples in the library while the connected server is a demo engine, wherever
+    it runs; hide them once connected to another server (kept while connecting and reconnecting)."""
+
+    def on_info(info: object) -> None:
+        if info is None:
+            return  # connecting or reconnecting: nothing is known yet
+        demo = isinstance(info, ServerInfo) and is_demo_server(info)
+        library.set_samples_dir(DemoEngine.samples_dir() if demo else None)
+
+    connection.server_info_changed.connect(on_info)
 
 
 class DemoEngine(QObject):

@@ -1,16 +1,29 @@
 """The workflows pane: the library as a searchable tree (Local, Server, Templates, Samples).
 
-Entries with problems get a badge and the problems in their tooltip. Local entries can be renamed (F2),
-duplicated, deleted and revealed from the context menu; files dropped on the pane are added to the library.
-The pane reads `LibraryModel` and calls its slots; it starts no work itself.
+Entries with problems get a badge and the problems in their tooltip. Local entries (and samples) show a
+thumbnail: the latest picture made with the workflow, else the image the file is, else an empty square. Local
+entries can be renamed (F2), duplicated, deleted and revealed from the context menu; files dropped on the pane
+are added to the library. The pane reads `LibraryModel` and calls its slots; it starts no work itself.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QItemSelectionModel, QPoint, Qt, Signal
-from PySide6.QtGui import QAction, QDragEnterEvent, QDropEvent, QKeySequence, QShortcut
+from PySide6.QtCore import QItemSelectionModel, QPoint, QRect, QSize, Qt, Signal
+from PySide6.QtGui import (
+    QAction,
+    QColor,
+    QDragEnterEvent,
+    QDropEvent,
+    QIcon,
+    QImage,
+    QKeySequence,
+    QPainter,
+    QPainterPath,
+    QPixmap,
+    QShortcut,
+)
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -32,6 +45,9 @@ __all__ = ["WorkflowPane"]
 KEY_ROLE = Qt.ItemDataRole.UserRole
 GROUPS = (("local", "Local"), ("server", "Server"), ("template", "Templates"), ("sample", "Samples"))
 BADGE = "⚠"
+THUMB = 36  # edge of the thumbnails in the tree, in device-independent pixels
+GROUP_ROW = 26  # height of the group rows (Local, Server...), in device-independent pixels
+WITH_THUMBS = ("local", "sample")
 
 
 class WorkflowPane(QWidget):
@@ -48,6 +64,8 @@ class WorkflowPane(QWidget):
         self._entries: list[LibraryEntry] = []
         self._selecting = False
         self._extra_actions: list[QAction] = []
+        self._icons: dict[str, tuple[int, QIcon]] = {}  # entry key -> (its image's cacheKey, icon)
+        self._blank = _blank_icon(THUMB, self.devicePixelRatioF())
 
         self.search = QLineEdit()
         self.search.setObjectName("workflowSearch")
@@ -79,6 +97,7 @@ class WorkflowPane(QWidget):
         self.tree.itemChanged.connect(self._on_item_edited)
         self.tree.itemActivated.connect(self._on_activated)
         self.tree.setAcceptDrops(False)
+        self.tree.setIconSize(QSize(THUMB, THUMB))
 
         self.rename_action = self._action("&Rename", "F2", self.rename_selected)
         self.duplicate_action = self._action("D&uplicate", "Ctrl+D", self.duplicate_selected)
@@ -96,6 +115,8 @@ class WorkflowPane(QWidget):
 
         library.entries_changed.connect(self._on_entries)
         library.current_changed.connect(lambda _c: self._select_key(self._library.selected_key))
+        if library.thumbnails is not None:
+            library.thumbnails.changed.connect(self._on_thumbnail)
         self._on_entries(library.entries)
 
     def add_context_actions(self, actions: list[QAction]) -> None:
@@ -122,13 +143,14 @@ class WorkflowPane(QWidget):
         self.tree.blockSignals(True)
         try:
             self.tree.clear()
-            folder_icon = self.style().standardIcon(QStyle.StandardPixmap.SP_DirIcon)
+            folder_icon = self._folder_icon()
             for source, title in GROUPS:
                 matching = [e for e in self._entries if e.source == source and _matches(e, words)]
                 if not matching and source in ("template", "sample"):
                     continue
                 group = QTreeWidgetItem([f"{title} ({len(matching)})"])
                 group.setIcon(0, folder_icon)
+                group.setSizeHint(0, QSize(0, GROUP_ROW))  # the icon box is the thumbnails': keep these low
                 group.setFlags(Qt.ItemFlag.ItemIsEnabled)
                 group.setData(0, KEY_ROLE, None)
                 self.tree.addTopLevelItem(group)
@@ -158,7 +180,44 @@ class WorkflowPane(QWidget):
         item.setFlags(flags)
         if entry.has_problems:
             item.setData(0, Qt.ItemDataRole.AccessibleTextRole, f"{entry.name}, has problems")
+        if entry.source in WITH_THUMBS:
+            item.setIcon(0, self._icon(entry.key))
         return item
+
+    # -- thumbnails --------------------------------------------------------------------------------
+    def _folder_icon(self) -> QIcon:
+        """The group's folder icon at its usual small size (the tree's icon size is the thumbnails')."""
+        ratio = self.devicePixelRatioF()
+        pixmap = self.style().standardIcon(QStyle.StandardPixmap.SP_DirIcon).pixmap(QSize(16, 16), ratio)
+        return QIcon(pixmap)
+
+    def _icon(self, key: str) -> QIcon:
+        """The entry's thumbnail as an icon (a blank square while it has none, so the names line up)."""
+        thumbs = self._library.thumbnails
+        image = thumbs.image(key) if thumbs is not None else None
+        if image is None or image.isNull():
+            self._icons.pop(key, None)
+            return self._blank
+        cached = self._icons.get(key)
+        if cached is not None and cached[0] == image.cacheKey():
+            return cached[1]
+        icon = QIcon(_square(image, THUMB, self.devicePixelRatioF()))
+        self._icons[key] = (image.cacheKey(), icon)
+        return icon
+
+    def _on_thumbnail(self, key: str) -> None:
+        item = self.item_for(key)
+        if item is not None:
+            self.tree.blockSignals(True)  # an icon is no edit (itemChanged would rename)
+            try:
+                item.setIcon(0, self._icon(key))
+            finally:
+                self.tree.blockSignals(False)
+
+    def thumbnail_of(self, key: str) -> QImage | None:
+        """The thumbnail shown for `key` (None: the blank square or no icon); for tests."""
+        thumbs = self._library.thumbnails
+        return thumbs.image(key) if thumbs is not None and self.item_for(key) is not None else None
 
     def _select_key(self, key: str | None) -> None:
         item = self.item_for(key) if key else None
@@ -305,6 +364,42 @@ class WorkflowPane(QWidget):
         if paths:
             event.acceptProposedAction()
             self._library.add_files(paths)
+
+
+def _square(image: QImage, edge: int, ratio: float) -> QPixmap:
+    """`image` cropped to its centre square, scaled to `edge` device-independent pixels, corners rounded."""
+    px = max(1, round(edge * ratio))
+    side = min(image.width(), image.height())
+    crop = image.copy(QRect((image.width() - side) // 2, (image.height() - side) // 2, side, side))
+    scaled = crop.scaled(
+        px, px, Qt.AspectRatioMode.IgnoreAspectRatio, Qt.TransformationMode.SmoothTransformation
+    )
+    pixmap = QPixmap(px, px)
+    pixmap.fill(Qt.GlobalColor.transparent)
+    painter = QPainter(pixmap)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    path = QPainterPath()
+    path.addRoundedRect(0, 0, px, px, px / 8, px / 8)
+    painter.setClipPath(path)
+    painter.drawImage(0, 0, scaled)
+    painter.end()
+    pixmap.setDevicePixelRatio(ratio)
+    return pixmap
+
+
+def _blank_icon(edge: int, ratio: float) -> QIcon:
+    """A faint rounded square: where a thumbnail would be, for entries without one."""
+    px = max(1, round(edge * ratio))
+    pixmap = QPixmap(px, px)
+    pixmap.fill(Qt.GlobalColor.transparent)
+    painter = QPainter(pixmap)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    painter.setPen(QColor(128, 128, 128, 90))
+    painter.setBrush(QColor(128, 128, 128, 28))
+    painter.drawRoundedRect(1, 1, px - 2, px - 2, px / 8, px / 8)
+    painter.end()
+    pixmap.setDevicePixelRatio(ratio)
+    return QIcon(pixmap)
 
 
 def _matches(entry: LibraryEntry, words: list[str]) -> bool:
