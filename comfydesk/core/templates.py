@@ -20,7 +20,7 @@ from typing import Any
 
 from comfydesk.core.errors import UnknownNodeTypeError, ValidationError, ValidationIssue
 from comfydesk.core.graph import ApiGraph, is_link
-from comfydesk.core.nodes import InputSpec, NodeCatalog, live_inputs
+from comfydesk.core.nodes import AUTOGROW, MATCH_TYPE, InputSpec, NodeCatalog, live_inputs
 from comfydesk.core.validate import validate_graph
 from comfydesk.core.workflow import PLACEHOLDER_RE, Workflow, find_placeholders
 
@@ -30,9 +30,12 @@ __all__ = [
     "FormGroup",
     "FormSpec",
     "SeedControl",
+    "SizePreset",
     "build_form",
     "humanize",
+    "model_family",
     "next_seed",
+    "size_presets",
 ]
 
 SEED_MAX = 2**64 - 1
@@ -92,6 +95,10 @@ class FormField:
     #: A V3 dynamic combo: each option with the fields of its sub-inputs (input names `<combo>.<sub>`, keys
     #: `<node>.<combo>.<sub>`). Sub-inputs fed by links in the workflow have no field.
     options_fields: tuple[tuple[str, tuple[FormField, ...]], ...] = ()
+    #: Starts in the form's collapsed "Advanced" section: an input only the graph cares about.
+    advanced: bool = False
+    #: Other inputs the workflow keeps at this field's value (width fed to two nodes): `fill` sets them too.
+    linked: tuple[tuple[str, str], ...] = ()
 
     @property
     def is_dynamic_combo(self) -> bool:
@@ -111,6 +118,8 @@ class FormGroup:
     title: str
     class_type: str
     fields: tuple[FormField, ...]
+    #: Read-only lines about inputs fed by links: an autogrow's connected slots, a match type's type.
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -141,7 +150,8 @@ class FormSpec:
     def field_for(self, node_id: str, input_name: str | None) -> FormField | None:
         """The field that sets `input_name` of `node_id` (a placeholder's when it sits there), if any."""
         for f in self.fields():
-            if (f.node_id, f.input_name) == (node_id, input_name) or (node_id, input_name) in f.targets:
+            spot = (node_id, input_name)
+            if (f.node_id, f.input_name) == spot or spot in f.targets or spot in f.linked:
                 return f
         return None
 
@@ -243,6 +253,10 @@ class FormSpec:
                     self._fill_dynamic(graph, f, values, owner)
                 elif f.key in values:
                     graph[f.node_id].inputs[f.input_name] = copy.deepcopy(values[f.key])
+                for node_id, input_name in f.linked:
+                    owner[(node_id, input_name)] = f.key
+                    if f.key in values:
+                        graph[node_id].inputs[input_name] = copy.deepcopy(values[f.key])
         problems = validate_graph(graph, catalog or self.catalog)
         if problems:
             placed = [
@@ -482,13 +496,20 @@ def build_form(workflow: Workflow, catalog: NodeCatalog) -> FormSpec:
                 value=copy.deepcopy(value),
                 node_id=node.id,
                 input_name=spec.name,
+                advanced=_is_advanced(spec, kind),
             )
             saved = _seed_control(workflow.seed_controls.get((node.id, spec.name)))
             if kind is FieldKind.SEED and saved is not None:
                 made = dataclasses.replace(made, control=saved)  # the mode the workflow was saved with
             fields.append(made)
-        if fields:  # nodes with nothing to set (VAEDecode, SaveImage's images...) get no group
-            groups.append(FormGroup(node.id, node.title or ndef.title, node.class_type, tuple(fields)))
+        notes = _link_notes(node.id, ndef.inputs, node.inputs, graph, catalog)
+        if fields or notes:  # nodes with nothing to set (VAEDecode, SaveImage's images...) get no group
+            groups.append(
+                FormGroup(
+                    node.id, _group_title(node.id, graph, catalog), node.class_type, tuple(fields), notes
+                )
+            )
+    groups = _link_equal_fields(_unique_titles(groups), _primitive_links(workflow))
     return FormSpec(
         workflow_name=workflow.name,
         placeholders=placeholders,
@@ -496,6 +517,244 @@ def build_form(workflow: Workflow, catalog: NodeCatalog) -> FormSpec:
         graph=graph.copy(),
         catalog=catalog,
     )
+
+
+#: Names a person would give the common node types (a node title set in the workflow wins).
+_FRIENDLY_TITLES = {
+    "KSampler": "Sampler",
+    "KSamplerAdvanced": "Sampler",
+    "SamplerCustom": "Sampler",
+    "SamplerCustomAdvanced": "Sampler",
+    "EmptyLatentImage": "Image size",
+    "EmptySD3LatentImage": "Image size",
+    "EmptyHunyuanLatentVideo": "Video size",
+    "EmptyLTXVLatentVideo": "Video size",
+    "CheckpointLoaderSimple": "Model",
+    "UNETLoader": "Model",
+    "CLIPLoader": "Text encoder",
+    "DualCLIPLoader": "Text encoders",
+    "TripleCLIPLoader": "Text encoders",
+    "VAELoader": "VAE",
+    "LoraLoader": "LoRA",
+    "LoraLoaderModelOnly": "LoRA",
+    "LoadImage": "Input image",
+    "SaveImage": "Save",
+    "PreviewImage": "Preview",
+    "DemoPattern": "Pattern",
+    "DemoText": "Text",
+    "FluxGuidance": "Guidance",
+    "ModelSamplingSD3": "Model sampling",
+}
+_TEXT_ENCODERS = frozenset(
+    {"CLIPTextEncode", "CLIPTextEncodeSDXL", "CLIPTextEncodeFlux", "TextEncodeHunyuanVideo"}
+)
+#: Inputs only the graph cares about, whatever their node.
+_ADVANCED_INPUTS = frozenset({"filename_prefix", "weight_dtype", "device"})
+
+
+def _is_advanced(spec: InputSpec, kind: FieldKind) -> bool:
+    if spec.name in _ADVANCED_INPUTS or spec.advanced:
+        return True
+    # A choice with one sensible answer (a loader with one file, a single mode) is plumbing.
+    return kind is FieldKind.CHOICE and spec.choices is not None and len(spec.choices) <= 1
+
+
+def _feeds(node_id: str, graph: ApiGraph, depth: int = 3) -> set[str]:
+    """The input names that `node_id`'s outputs reach, following up to `depth` links downstream."""
+    names: set[str] = set()
+    frontier = {node_id}
+    for _ in range(depth):
+        nxt: set[str] = set()
+        for other in graph.values():
+            for name, value in other.inputs.items():
+                if is_link(value) and str(value[0]) in frontier:
+                    names.add(name)
+                    nxt.add(other.id)
+        frontier = nxt
+        if "positive" in names or "negative" in names:
+            break
+    return names
+
+
+def _group_title(node_id: str, graph: ApiGraph, catalog: NodeCatalog) -> str:
+    """The node's own title when the workflow gave it one, else a name a person would say; never an id."""
+    node = graph[node_id]
+    ndef = catalog.get(node.class_type)
+    generic = {node.class_type, ndef.title if ndef else node.class_type}
+    if node.title and node.title not in generic and "(Prompt)" not in node.title:
+        return node.title
+    if node.class_type in _TEXT_ENCODERS:
+        feeds = _feeds(node_id, graph)
+        return "Negative prompt" if "negative" in feeds and "positive" not in feeds else "Prompt"
+    if node.class_type in _FRIENDLY_TITLES:
+        return _FRIENDLY_TITLES[node.class_type]
+    name = ndef.title if ndef else node.class_type
+    if " " not in name:  # a bare class name: "ModelSamplingDiscrete" -> "Model sampling discrete"
+        words = re.findall(r"[A-Z]+(?=[A-Z][a-z]|\d|$)|[A-Z]?[a-z]+|\d+", name)
+        if words:
+            name = " ".join([words[0], *(w if w.isupper() else w.lower() for w in words[1:])])
+    return humanize(name)
+
+
+def _unique_titles(groups: list[FormGroup]) -> list[FormGroup]:
+    """ "LoRA", "LoRA 2": a second group of the same name is numbered."""
+    seen: dict[str, int] = {}
+    out: list[FormGroup] = []
+    for group in groups:
+        n = seen[group.title] = seen.get(group.title, 0) + 1
+        out.append(group if n == 1 else dataclasses.replace(group, title=f"{group.title} {n}"))
+    return out
+
+
+#: Inputs that a workflow keeps equal across nodes on purpose (a size fed to a latent and a resize).
+_LINKABLE = frozenset({"width", "height", "length", "batch_size"})
+
+
+_PRIMITIVE_RE = re.compile(r"\(PrimitiveNode[^)]*\) inlined: .* written into (.*)$")
+_USE_RE = re.compile(r"node (\S+) '([^']+)'")
+
+
+def _primitive_links(workflow: Workflow) -> list[set[tuple[str, str]]]:
+    """The inputs each PrimitiveNode of a UI workflow fed (the conversion's report names them)."""
+    out: list[set[tuple[str, str]]] = []
+    for line in workflow.report.expanded if workflow.report is not None else ():
+        m = _PRIMITIVE_RE.search(line)
+        if m:
+            uses = set(_USE_RE.findall(m.group(1)))
+            if len(uses) > 1:
+                out.append(uses)
+    return out
+
+
+def _link_equal_fields(groups: list[FormGroup], primitives: list[set[tuple[str, str]]]) -> list[FormGroup]:
+    """Fields that hold one value in several nodes become one linked field (in the first node's group);
+    setting it sets all of them. Linked are: the inputs one PrimitiveNode fed in the UI file, and size-like
+    inputs (width, height, length, batch size) of the same name holding the same number."""
+    first: dict[tuple[str, str], FormField] = {}
+    linked: dict[str, list[tuple[str, str]]] = {}
+    dropped: set[str] = set()
+    for group in groups:
+        for f in group.fields:
+            if f.node_id is None or f.input_name is None or f.is_dynamic_combo:
+                continue
+            spot_of = next(
+                (i for i, uses in enumerate(primitives) if (f.node_id, f.input_name) in uses), None
+            )
+            if spot_of is not None:
+                spot = (f"primitive {spot_of}", "")
+            elif f.input_name in _LINKABLE and f.kind is FieldKind.INT:
+                spot = (f.input_name, repr(f.value))
+            else:
+                continue
+            owner = first.setdefault(spot, f)
+            if owner is not f:
+                linked.setdefault(owner.key, []).append((f.node_id, f.input_name))
+                dropped.add(f.key)
+    if not linked:
+        return groups
+    out: list[FormGroup] = []
+    for group in groups:
+        fields = tuple(
+            dataclasses.replace(f, linked=tuple(linked[f.key])) if f.key in linked else f
+            for f in group.fields
+            if f.key not in dropped
+        )
+        if fields or group.notes:
+            out.append(dataclasses.replace(group, fields=fields))
+    return out
+
+
+def _link_notes(
+    node_id: str,
+    specs: tuple[InputSpec, ...],
+    inputs: Mapping[str, Any],
+    graph: ApiGraph,
+    catalog: NodeCatalog,
+) -> tuple[str, ...]:
+    """What the form can say about V3 inputs fed by links: an autogrow input's connected slots, and the type
+    a match-type input matched (the type of the output linked to it)."""
+    notes: list[str] = []
+    for spec in specs:
+        if spec.type == AUTOGROW:
+            slots = [
+                name.removeprefix(spec.name + ".")
+                for name, value in inputs.items()
+                if name.startswith(spec.name + ".") and is_link(value)
+            ]
+            if slots:
+                notes.append(f"{humanize(spec.label)}: {len(slots)} connected ({', '.join(slots)})")
+            else:
+                notes.append(f"{humanize(spec.label)}: nothing connected")
+        elif spec.type == MATCH_TYPE:
+            value = inputs.get(spec.name)
+            matched = _linked_type(value, graph, catalog) if is_link(value) else None
+            if matched:
+                notes.append(f"{humanize(spec.label)}: {matched}")
+    return tuple(notes)
+
+
+def _linked_type(link: Any, graph: ApiGraph, catalog: NodeCatalog) -> str | None:
+    source_id, slot = str(link[0]), link[1]
+    if source_id not in graph or not isinstance(slot, int):
+        return None
+    ndef = catalog.get(graph[source_id].class_type)
+    if ndef is None or not 0 <= slot < len(ndef.outputs):
+        return None
+    return ndef.outputs[slot].type
+
+
+@dataclass(frozen=True)
+class SizePreset:
+    label: str
+    width: int
+    height: int
+
+
+_RATIOS = (
+    ("1:1", 1, 1),
+    ("4:3", 4, 3),
+    ("3:2", 3, 2),
+    ("16:9", 16, 9),
+    ("3:4", 3, 4),
+    ("2:3", 2, 3),
+    ("9:16", 9, 16),
+)
+#: (words in a model file name, family, native side): the first that matches wins.
+_FAMILIES = (
+    (("sdxl", "sd_xl", "xl_", "_xl", "xl-", "-xl", "pony", "illustrious", "juggernautxl"), "SDXL", 1024),
+    (("flux",), "Flux", 1024),
+    (("sd3", "sd_3", "sd3.5"), "SD3", 1024),
+    (("v2-1_768", "sd2", "sd_2", "v2-"), "SD2", 768),
+    (("v1-5", "sd15", "sd1.5", "sd_1.5", "v1-4", "sd-1", "1.5"), "SD1.5", 512),
+)
+
+
+def model_family(model_name: str | None) -> tuple[str, int] | None:
+    """("SDXL", 1024) for "sd_xl_base_1.0.safetensors"; None when the name does not tell."""
+    name = (model_name or "").lower()
+    for words, family, side in _FAMILIES:
+        if any(w in name for w in words):
+            return family, side
+    return None
+
+
+def size_presets(model_name: str | None = None, *, step: int = 8) -> list[SizePreset]:
+    """Sizes to offer for a width/height pair: the model family's native square and its aspect ratios at
+    about the same pixel count (multiples of 64), then the other families' native squares."""
+    family = model_family(model_name)
+    side = family[1] if family else 1024
+    name = family[0] if family else ""
+    out: list[SizePreset] = []
+    area = side * side
+    for label, rw, rh in _RATIOS:
+        w = round(math.sqrt(area * rw / rh) / 64) * 64
+        h = round(math.sqrt(area * rh / rw) / 64) * 64
+        prefix = f"{name} " if name else ""
+        out.append(SizePreset(f"{prefix}{label} · {w}×{h}", max(step, w), max(step, h)))
+    for other, native in (("SD1.5", 512), ("SD2", 768), ("SDXL", 1024)):
+        if other != name and native != side:
+            out.append(SizePreset(f"{other} native · {native}×{native}", native, native))
+    return out
 
 
 def _dynamic_field(node_id: str, spec: InputSpec, inputs: Mapping[str, Any]) -> FormField | None:

@@ -96,11 +96,14 @@ def test_layout_prompt_first_groups_per_node(form: FormView) -> None:
     keys = list(form.groups)
     assert keys[0] == "__prompt__"
     assert form.groups["__prompt__"].header is None
-    assert keys[1:] == ["4", "7", "5", "3", "9", "10", "11"]
+    # The loader's one checkpoint and the file name prefix are graph plumbing: they sit in "Advanced",
+    # which starts collapsed (issue 11); titles are names a person would say, never ids.
+    assert keys[1:] == ["7", "5", "3", "10", "11", "__advanced__"]
     header = form.groups["3"].header
-    assert header is not None and header.text() == "KSampler  (#3)"
-    loader = form.groups["4"].header
-    assert loader is not None and loader.text() == "Load Checkpoint  (#4 · CheckpointLoaderSimple)"
+    assert header is not None and header.text() == "Sampler"
+    assert "#3" in header.toolTip()
+    advanced = form.groups["__advanced__"]
+    assert advanced.collapsed and [r.key for r in advanced.rows] == ["4.ckpt_name", "9.filename_prefix"]
 
 
 def test_seed_holds_the_full_64_bit_range(qtbot: QtBot, form: FormView) -> None:
@@ -336,7 +339,7 @@ def test_image_field_local_file_and_paste(qtbot: QtBot, form: FormView, tmp_path
         ImageEditor.native_dialogs = True
     assert form.values()["10.image"] == path
     qtbot.waitUntil(lambda: not editor.thumb.pixmap().isNull())
-    assert max(editor.thumb.pixmap().width(), editor.thumb.pixmap().height()) == 72
+    assert max(editor.thumb.pixmap().width(), editor.thumb.pixmap().height()) == 96  # THUMB (was 72)
     assert "10.image" not in form.issues()  # a local file is uploaded by the caller, not an error
 
     clipboard = QGuiApplication.clipboard()

@@ -70,11 +70,11 @@ def test_colour_inputs_get_a_swatch_and_hex(
 ) -> None:
     field = every_kind.field("12.color")
     assert (field.kind, field.display) == (FieldKind.INT, "color")
-    assert every_kind.field("12.width").display == ""
+    assert every_kind.field("3.steps").display == ""
     view = show_form(qtbot, every_kind)
     editor = view.rows["12.color"].editor
     assert isinstance(editor, ColorEditor)
-    assert isinstance(view.rows["12.width"].editor, IntEditor)
+    assert isinstance(view.rows["3.steps"].editor, IntEditor)
     assert editor.swatch.text() == "#15205D" == editor.hex.text()  # 1384541 == 0x15205D
     icon = editor.swatch.icon().pixmap(editor.swatch.iconSize()).toImage()
     assert icon.pixelColor(icon.width() // 2, icon.height() // 2) == QColor("#15205D")

@@ -56,12 +56,12 @@ def test_txt2img_form_shape(form: FormSpec) -> None:
     assert form.workflow_name == "txt2img_tiny_sd15" and form.placeholders == ()
     # nodes with nothing to set (VAEDecode 8) get no group; order is graph order
     assert [(g.node_id, g.title, g.class_type) for g in form.groups] == [
-        ("4", "Load Checkpoint", "CheckpointLoaderSimple"),
-        ("6", "CLIP Text Encode (Prompt)", "CLIPTextEncode"),
-        ("7", "CLIP Text Encode (Prompt)", "CLIPTextEncode"),
-        ("5", "Empty Latent Image", "EmptyLatentImage"),
-        ("3", "KSampler", "KSampler"),
-        ("9", "Save Image", "SaveImage"),
+        ("4", "Model", "CheckpointLoaderSimple"),
+        ("6", "Prompt", "CLIPTextEncode"),
+        ("7", "Negative prompt", "CLIPTextEncode"),
+        ("5", "Image size", "EmptyLatentImage"),
+        ("3", "Sampler", "KSampler"),
+        ("9", "Save", "SaveImage"),
     ]
     ks = form.groups[4]
     assert [f.key for f in ks.fields] == [

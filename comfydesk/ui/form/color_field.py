@@ -32,7 +32,8 @@ class ColorEditor(Editor):
         self._value: int | None = None
         self.swatch = QToolButton(self)
         self.swatch.setObjectName("colorSwatch")
-        self.swatch.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        # The colour only: its hex code is in the line edit beside it (once, not twice).
+        self.swatch.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)
         self.swatch.setIconSize(QSize(28, 16))
         self.swatch.setToolTip("Pick a colour")
         self.swatch.setAccessibleName(f"Pick {field.label.lower()}")
@@ -106,5 +107,6 @@ class ColorEditor(Editor):
             painter.end()
         self.swatch.setIcon(QIcon(pixmap))
         self.swatch.setText(color_hex(value) if value is not None else "—")
+        self.swatch.setToolTip(f"Pick a colour ({self.swatch.text()})")
         if not keep_text:
             self.hex.setText(color_hex(value) if value is not None else "")

@@ -46,6 +46,8 @@ __all__ = [
 ]
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+#: Every number box of the form is this wide, so they line up on one grid column.
+NUMBER_WIDTH = 120
 SEED_MAX = 2**64 - 1
 
 
@@ -144,7 +146,7 @@ class IntEditor(Editor):
             self.spin.setSingleStep(step)
             self.spin.setAccelerated(True)
             self.spin.setButtonSymbols(QAbstractSpinBox.ButtonSymbols.UpDownArrows)
-            self.spin.setMinimumWidth(110)
+            self.spin.setFixedWidth(NUMBER_WIDTH)
             self.spin.valueChanged.connect(self.edited)
             self._add(self.spin)
             self.compact = True
@@ -208,7 +210,8 @@ class SeedEditor(Editor):
         self.minimum = int(field.min) if field.min is not None else 0
         self.maximum = int(field.max) if field.max is not None else SEED_MAX
         self.edit = WideIntEdit(self.minimum, self.maximum, 1, self)
-        self.edit.setMinimumWidth(120)
+        # Wide enough for the seeds people use (15 digits; longer ones scroll), not the whole column.
+        self.edit.setFixedWidth(max(NUMBER_WIDTH, self.edit.fontMetrics().horizontalAdvance("0" * 15) + 12))
         self.edit.textEdited.connect(self.edited)
         self.edit.stepped.connect(self.edited)
         self.mode = QComboBox(self)
@@ -229,10 +232,13 @@ class SeedEditor(Editor):
         self.dice.setToolTip("Pick a random seed now")
         self.dice.setAccessibleName(f"Randomise {field.label.lower()}")
         self.dice.clicked.connect(self.randomise)
-        self._add(self.edit, 1)
+        for button in (self.reuse, self.dice):
+            button.setFixedWidth(24)
+        self._add(self.edit)
         self._add(self.mode)
         self._add(self.reuse)
         self._add(self.dice)
+        self.compact = True
         self.last_seed: int | None = None
 
     def control(self) -> SeedControl:
@@ -287,7 +293,7 @@ class FloatEditor(Editor):
         step = field.step if isinstance(field.step, int | float) and field.step > 0 else 10**-self.decimals
         self.spin.setSingleStep(float(step))
         self.spin.setAccelerated(True)
-        self.spin.setMinimumWidth(110)
+        self.spin.setFixedWidth(NUMBER_WIDTH)
         self.spin.valueChanged.connect(self.edited)
         self._add(self.spin)
         self.compact = True

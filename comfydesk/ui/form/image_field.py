@@ -12,7 +12,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QObject, QSignalBlocker, Qt, QThreadPool, Signal
+from PySide6.QtCore import (
+    QBuffer,
+    QByteArray,
+    QEvent,
+    QIODevice,
+    QObject,
+    QSignalBlocker,
+    Qt,
+    QThreadPool,
+    Signal,
+)
 from PySide6.QtGui import (
     QDragEnterEvent,
     QDropEvent,
@@ -41,7 +51,20 @@ from comfydesk.ui.form.editors import Editor, SearchableCombo
 __all__ = ["IMAGE_SUFFIXES", "ImageEditor"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
-THUMB = 72
+THUMB = 96
+
+
+class _FocusWatch(QObject):
+    """Emits the editor's `focused` when its server list gets focus (the view refreshes the list then)."""
+
+    def __init__(self, editor: ImageEditor) -> None:
+        super().__init__(editor)
+        self._editor = editor
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.FocusIn:
+            self._editor.focused.emit()
+        return False
 
 
 class _Relay(QObject):
@@ -52,6 +75,8 @@ class _Relay(QObject):
 
 class ImageEditor(Editor):
     """Thumbnail, the server image list, "Browse…", "Paste", drag and drop; Ctrl+V pastes while focused."""
+
+    focused = Signal()  # the server list got focus
 
     native_dialogs = True
     """Tests turn this off so QFileDialog is Qt's own widget, which they can drive."""
@@ -80,6 +105,7 @@ class ImageEditor(Editor):
             self.combo.addItem(str(choice), choice)
         self.combo.setVisible(bool(field.choices))
         self.combo.currentIndexChanged.connect(self._picked_server_image)
+        self.combo.installEventFilter(_FocusWatch(self))
         side.addWidget(self.combo)
         buttons = QHBoxLayout()
         buttons.setSpacing(4)
@@ -120,10 +146,22 @@ class ImageEditor(Editor):
                     self.combo.addItem(value, value)
                     index = self.combo.count() - 1
                 self.combo.setCurrentIndex(index)
+            self._token += 1  # a local thumbnail still on its way is not this value's
             self._set_thumbnail(None)
         elif isinstance(value, Path | PastedImage):
             self._load_thumbnail(value)
         self._describe()
+
+    def set_choices(self, choices: list[Any]) -> None:
+        """Offer a fresh list of the server's images, keeping the value (listed even when the server lacks
+        it, so validation can say so)."""
+        with QSignalBlocker(self.combo):
+            self.combo.clear()
+            for choice in choices:
+                self.combo.addItem(str(choice), choice)
+            self.combo.setVisible(bool(choices) or self.combo.isVisibleTo(self))
+        if isinstance(self._value, str):
+            self.set_value(self._value)
 
     def focus_widget(self) -> QWidget:
         return self.combo if self.combo.isVisibleTo(self) else self.browse
@@ -133,7 +171,11 @@ class ImageEditor(Editor):
         return [*chain, self.browse, self.paste_button]
 
     def set_thumbnail(self, image: QImage | None) -> None:
-        """Show a thumbnail the caller made (e.g. of the server image now selected)."""
+        """Show a thumbnail the caller made (of the server image now selected); None: it has none."""
+        if image is None or image.isNull():
+            self.thumb.setPixmap(QPixmap())
+            self.thumb.setText("No\npreview")
+            return
         self._set_thumbnail(image)
 
     # ----------------------------------------------------------------------------------- sources
@@ -197,6 +239,7 @@ class ImageEditor(Editor):
         if index < 0:
             return
         self._value = self.combo.itemData(index)
+        self._token += 1
         self._set_thumbnail(None)
         self._describe()
         self.edited.emit()
@@ -217,7 +260,10 @@ class ImageEditor(Editor):
     def _set_thumbnail(self, image: QImage | None) -> None:
         if image is None or image.isNull():
             self.thumb.setPixmap(QPixmap())
-            self.thumb.setText("No\npreview" if self._value else "No\nimage")
+            if isinstance(self._value, str) and self._value and image is None:
+                self.thumb.setText("Loading…")  # the view asks the server; set_thumbnail follows
+            else:
+                self.thumb.setText("No\npreview" if self._value else "No\nimage")
         else:
             self.thumb.setPixmap(QPixmap.fromImage(image))
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
     QFrame,
     QGridLayout,
+    QHBoxLayout,
     QLabel,
     QSizePolicy,
-    QStyle,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -24,6 +24,8 @@ from comfydesk.ui.form.image_field import ImageEditor
 from comfydesk.ui.theme import accent_palette, error_color, set_style
 
 __all__ = ["FieldRow", "FormGroupBox", "make_editor"]
+
+SHOW_AGAIN = "⊕"  # the hide button of a hidden field (shown with "Show hidden fields") brings it back
 
 _FRAME_OK = "QFrame#fieldFrame { border: 1px solid transparent; border-radius: 4px; }"
 
@@ -76,20 +78,46 @@ class FieldRow:
         self.frame.setObjectName("fieldFrame")
         self.frame.setStyleSheet(_FRAME_OK)
         self.frame.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
-        frame_layout = QVBoxLayout(self.frame)
+        frame_layout = QHBoxLayout(self.frame)
         frame_layout.setContentsMargins(1, 1, 1, 1)
         self.editor = make_editor(field, self.frame)
         frame_layout.addWidget(self.editor)
+        self.linked: QLabel | None = None
+        if field.linked:  # one value the workflow feeds to several nodes
+            self.linked = QLabel(f"used by {len(field.linked) + 1} nodes", self.frame)
+            self.linked.setObjectName("linkedNote")
+            self.linked.setEnabled(False)  # muted
+            self.linked.setToolTip("The workflow links these inputs: this one value sets all of them")
+            frame_layout.addWidget(self.linked)
         self.label.setBuddy(self.editor.focus_widget())
 
-        self.reset = QToolButton(parent)
-        self.reset.setObjectName("resetButton")
-        self.reset.setAutoRaise(True)
-        self.reset.setIcon(parent.style().standardIcon(QStyle.StandardPixmap.SP_BrowserReload))
-        self.reset.setToolTip(f"Reset to default ({_short(default, 40)}); more in the menu")
+        # Row actions: reset (only while the value differs from the default), pin and hide (on hover).
+        self.actions = QWidget(parent)
+        self.actions.setObjectName("fieldActions")
+        actions = QHBoxLayout(self.actions)
+        actions.setContentsMargins(0, 0, 0, 0)
+        actions.setSpacing(0)
+        self.reset = self._action_button(
+            "resetButton", "↺", f"Back to the workflow's value ({_short(default, 40)})"
+        )
         self.reset.setAccessibleName(f"Reset {field.label.lower()} to default")
-        self.reset.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # one Tab stop per field; the menu has it too
-        self.reset.setPopupMode(QToolButton.ToolButtonPopupMode.MenuButtonPopup)
+        self.pin = self._action_button("pinButton", "↑", "Pin to the top of the form")
+        self.pin.setAccessibleName(f"Pin {field.label.lower()}")
+        self.hide = self._action_button(
+            "hideButton", "⊘", "Hide this field (Show hidden fields brings it back)"
+        )
+        self.hide.setAccessibleName(f"Hide {field.label.lower()}")
+        if hidden:
+            self.hide.setText(SHOW_AGAIN)
+            self.hide.setToolTip("Show this field again")
+        for button in (self.reset, self.pin, self.hide):
+            actions.addWidget(button)
+        self.reset.setVisible(False)
+        self._hovered = False
+        self._hover = _HoverWatch(self)
+        for widget in (self.label, self.frame, self.actions):
+            widget.installEventFilter(self._hover)
+        self.set_hovered(False)
 
         self.error = QLabel(parent)
         self.error.setObjectName("fieldError")
@@ -109,6 +137,31 @@ class FieldRow:
         main.setAccessibleDescription(context)
         self.context = context
 
+    def _action_button(self, name: str, text: str, tip: str) -> QToolButton:
+        button = QToolButton(self.actions)
+        button.setObjectName(name)
+        button.setAutoRaise(True)
+        button.setText(text)
+        button.setToolTip(tip)
+        button.setFixedSize(20, 22)
+        button.setFocusPolicy(
+            Qt.FocusPolicy.NoFocus
+        )  # one Tab stop per field; the context menu has these too
+        policy = button.sizePolicy()
+        policy.setRetainSizeWhenHidden(True)  # nothing moves when the icons come and go
+        button.setSizePolicy(policy)
+        return button
+
+    def set_changed(self, changed: bool) -> None:
+        """Show the reset button only while the value differs from the workflow's."""
+        self.reset.setVisible(changed)
+
+    def set_hovered(self, hovered: bool) -> None:
+        """Pin and Hide show while the pointer is over the row (always for a hidden field: it needs Show)."""
+        self._hovered = hovered
+        self.pin.setVisible(hovered)
+        self.hide.setVisible(hovered or self.hide.text() == SHOW_AGAIN)
+
     def place(self, grid: QGridLayout, row: int) -> int:
         """Put the row's widgets on `grid` from `row`; returns the next free row."""
         top = Qt.AlignmentFlag.AlignTop if self.field.kind in (FieldKind.TEXT, FieldKind.IMAGE) else 0
@@ -120,7 +173,7 @@ class FieldRow:
             grid.addWidget(self.frame, row, 1, Qt.AlignmentFlag.AlignLeft)
         else:
             grid.addWidget(self.frame, row, 1)
-        grid.addWidget(self.reset, row, 2, Qt.AlignmentFlag.AlignTop)
+        grid.addWidget(self.actions, row, 2, Qt.AlignmentFlag.AlignTop)
         grid.addWidget(self.error, row + 1, 1, 1, 2)
         return row + 2
 
@@ -138,6 +191,22 @@ class FieldRow:
         self.error.setVisible(bool(messages))
         self.frame.setStyleSheet(_frame_bad(self._red) if messages else _FRAME_OK)
         self.editor.focus_widget().setAccessibleDescription(" ".join(messages) or self.context)
+
+
+class _HoverWatch(QObject):
+    """Shows a row's Pin and Hide icons while the pointer is over any of its widgets."""
+
+    def __init__(self, row: FieldRow) -> None:
+        super().__init__(row.actions)
+        self._row = row
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        kind = event.type()
+        if kind == QEvent.Type.Enter:
+            self._row.set_hovered(True)
+        elif kind == QEvent.Type.Leave:
+            self._row.set_hovered(False)
+        return False
 
 
 class FormGroupBox(QFrame):
@@ -207,6 +276,21 @@ class FormGroupBox(QFrame):
     def add_row(self, row: FieldRow) -> None:
         self.rows.append(row)
         self._next_row = row.place(self.grid, self._next_row)
+
+    def add_note(self, text: str) -> QLabel:
+        """A read-only line across the grid (an autogrow input's connected slots, a matched type)."""
+        note = QLabel(text, self.body)
+        note.setObjectName("groupNote")
+        note.setWordWrap(True)
+        note.setEnabled(False)  # muted text: it informs, it cannot be edited
+        self.grid.addWidget(note, self._next_row, 0, 1, 3)
+        self._next_row += 1
+        return note
+
+    def add_widget(self, widget: QWidget) -> None:
+        """A widget in the editor column, under the last row (e.g. a size pair's presets)."""
+        self.grid.addWidget(widget, self._next_row, 1, Qt.AlignmentFlag.AlignLeft)
+        self._next_row += 1
 
     def repolish(self) -> None:
         """Polish again for a new palette: a widget with a style sheet (and what is inside it) keeps the

@@ -8,29 +8,29 @@ spec rebuilds the widgets from `_values`, which always holds what the user set.
 
 from __future__ import annotations
 
-import html
 import itertools
 import random
-from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from PySide6.QtCore import QEvent, QPoint, Qt, QTimer, Signal
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QCheckBox, QFrame, QLabel, QMenu, QScrollArea, QVBoxLayout, QWidget
 
-from comfydesk.app.run_state import PastedImage
-from comfydesk.core.errors import ValidationIssue
 from comfydesk.core.templates import FieldKind, FormField, FormSpec, SeedControl, next_seed
 from comfydesk.ui.form.editors import SEED_MAX, SeedEditor, WheelGuard
+from comfydesk.ui.form.extras import FormExtras
 from comfydesk.ui.form.image_field import ImageEditor
+from comfydesk.ui.form.issues import FormIssues
 from comfydesk.ui.form.parts import FieldRow, FormGroupBox
-from comfydesk.ui.theme import accent_palette, error_styles, set_style
+from comfydesk.ui.form.size_tools import SizeTools
 
 __all__ = ["FormView"]
 
 PROMPT_GROUP = "__prompt__"
 PINNED_GROUP = "__pinned__"
+ADVANCED_GROUP = "__advanced__"
+LABEL_MAX = 116  # px: the label column's widest; longer labels wrap
 SERVER_GRAPH_NOTE = "This workflow is stored on the server, which runs it as it was published"
 SERVER_GRAPH_FIXED = (
     ": only the fields at the top are yours to set. The rest show the values the server uses and cannot be "
@@ -38,7 +38,7 @@ SERVER_GRAPH_FIXED = (
 )
 
 
-class FormView(QScrollArea):
+class FormView(FormIssues, FormExtras, QScrollArea):
     """The form of the selected workflow; see the module docstring."""
 
     # A dict, declared `object` so it passes as-is: Signal(dict) converts to a QVariantMap, which cannot
@@ -47,6 +47,10 @@ class FormView(QScrollArea):
     prefs_changed = Signal(object)  # {"pinned": [...], "hidden": [...], "collapsed": [...]}
     reuse_seed_requested = Signal(str)  # field key
     widgets_changed = Signal()  # the field widgets were rebuilt: the tab chain around the form changed
+    #: (field key, server image name): show that image's preview (the caller fetches it and calls
+    #: `set_image_thumbnail`).
+    image_preview_wanted = Signal(str, str)
+    image_list_wanted = Signal(str)  # field key: an image field got focus; refresh the server's image list
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -64,13 +68,15 @@ class FormView(QScrollArea):
         self._show_hidden = False
         self._controls: dict[str, SeedControl] = {}
         self._last_seeds: dict[str, int] = {}
-        self._thumbnails: dict[str, QImage | None] = {}
+        self._previews: dict[str, QImage | None] = {}  # server image name -> its preview (None: it has none)
         self._issues: dict[str, list[str]] = {}  # field key -> messages
         self._loose_issues: list[str] = []  # issues no field could take
         self._highlight: str | None = None
         self.rows: dict[str, FieldRow] = {}
         self.groups: dict[str, FormGroupBox] = {}
         self._tab_chain: list[QWidget] = []
+        #: A dynamic combo's sub-field values per option while the form is open: key -> option -> values.
+        self._option_values: dict[str, dict[Any, dict[str, Any]]] = {}
         self._wheel_guard = WheelGuard(self)  # one filter for every spin box and combo of the form
         self._build()
 
@@ -88,7 +94,14 @@ class FormView(QScrollArea):
         """Show the form of `spec` with `values` over its defaults, and the user's layout preferences.
 
         `server_graph`: the server runs its stored graph (a gateway's workflow), so only placeholder fields
-        can be set; the others are shown read-only, and the form says why."""
+        can be set; the others are shown read-only, and the form says why.
+
+        The same form again with fresh choices (the server's image list re-read) keeps its widgets and what
+        the user typed, and only offers the new choices: focus and the user's place stay where they were."""
+        if self._same_form(spec, pinned, hidden, server_graph):
+            assert spec is not None
+            self._refresh_choices(spec)
+            return
         self._spec = spec
         self._server_graph = server_graph and spec is not None
         self._defaults = spec.defaults() if spec is not None else {}
@@ -99,14 +112,14 @@ class FormView(QScrollArea):
         self._values.update({k: v for k, v in (values or {}).items() if k in settable})
         self._pinned = [k for k in dict.fromkeys(pinned) if k in keys]
         self._hidden = {k for k in hidden if k in keys}
-        self._collapsed = set(collapsed)
+        self._collapsed = set(collapsed) | {ADVANCED_GROUP}  # "Advanced" starts closed
+        self._option_values = {}
         self._controls = {
             f.key: f.control or SeedControl.FIXED
             for f in (spec.fields() if spec else [])
             if f.kind is FieldKind.SEED
         }
         self._last_seeds = {}
-        self._thumbnails = {}
         self._issues, self._loose_issues = {}, []
         self._highlight = None
         self._show_hidden = False
@@ -137,7 +150,7 @@ class FormView(QScrollArea):
         return {
             "pinned": list(self._pinned),
             "hidden": sorted(self._hidden),
-            "collapsed": sorted(self._collapsed),
+            "collapsed": sorted(self._collapsed - {ADVANCED_GROUP}),  # "Advanced" always starts closed
         }
 
     def seed_controls(self) -> dict[str, SeedControl]:
@@ -156,6 +169,7 @@ class FormView(QScrollArea):
             row = self.rows.get(key)
             if row is not None:
                 row.editor.set_value(value)
+                self._mark_changed(key)
 
     def set_last_seed(self, key: str, value: int) -> None:
         """Remember the seed the last run used; enables that field's "reuse last seed" button."""
@@ -163,13 +177,6 @@ class FormView(QScrollArea):
         row = self.rows.get(key)
         if row is not None and isinstance(row.editor, SeedEditor):
             row.editor.set_last_seed(value)
-
-    def set_image_thumbnail(self, key: str, image: QImage | None) -> None:
-        """Show a thumbnail (made by the caller, off the UI thread) for an image field's server image."""
-        self._thumbnails[key] = image
-        row = self.rows.get(key)
-        if row is not None and isinstance(row.editor, ImageEditor):
-            row.editor.set_thumbnail(image)
 
     def apply_seed_controls(self, *, rng: random.Random | None = None) -> dict[str, Any]:
         """Advance every seed by its control mode (fixed stays; increment +1; ...); returns the new values."""
@@ -203,6 +210,7 @@ class FormView(QScrollArea):
         self._values = dict(self._defaults)
         for key, row in self.rows.items():
             row.editor.set_value(self._values.get(key))
+            self._mark_changed(key)
         self.clear_issues()
         self.values_changed.emit(self.values())
 
@@ -213,29 +221,8 @@ class FormView(QScrollArea):
             if row is not None:
                 row.editor.set_value(self._defaults[key])
             self._validate_field(key)
+            self._mark_changed(key)
             self.values_changed.emit(self.values())
-
-    def show_issues(self, issues: Sequence[ValidationIssue]) -> None:
-        """Mark each issue on its field (red frame, message below) and list all of them at the top."""
-        self._issues, self._loose_issues = {}, []
-        for issue in issues:
-            key = self._key_of(issue)
-            if key is None:
-                self._loose_issues.append(issue.describe())
-            else:
-                self._issues.setdefault(key, []).append(issue.message)
-        if any(k in self._hidden for k in self._issues) and not self._show_hidden:
-            self._show_hidden = True  # a problem must never sit on a field nobody can see
-            self._build()
-        else:
-            self._refresh_issues()
-
-    def clear_issues(self) -> None:
-        self._issues, self._loose_issues = {}, []
-        self._refresh_issues()
-
-    def issues(self) -> dict[str, list[str]]:
-        return {k: list(v) for k, v in self._issues.items()}
 
     def highlight_node(self, node_id: str | None) -> None:
         """Accent the group of `node_id` (the node executing now); None clears it."""
@@ -290,6 +277,7 @@ class FormView(QScrollArea):
         if old is not None:
             old.deleteLater()
         self.rows, self.groups = {}, {}
+        self.size_tools: dict[str, SizeTools] = {}
         self._tab_chain = []
         content = QWidget()
         content.setObjectName("formContent")
@@ -343,25 +331,42 @@ class FormView(QScrollArea):
             self._add_group(layout, "", PROMPT_GROUP, placeholders, titles, collapsible=False)
         if pinned:
             self._add_group(layout, "Pinned", PINNED_GROUP, pinned, titles, collapsible=True, pinned=True)
+        advanced: list[FormField] = []
         for group in spec.groups:
-            fields = [
-                shown_field
-                for f in group.fields
-                if f in shown and f.key not in self._pinned
-                for shown_field in (f, *self._sub_fields(f))
-            ]
-            if not fields:
+            fields: list[FormField] = []
+            for f in group.fields:
+                if f not in shown or f.key in self._pinned:
+                    continue
+                (advanced if f.advanced else fields).extend((f, *self._sub_fields(f)))
+            if not fields and not group.notes:
                 continue
-            header = f"{group.title}  (#{group.node_id}"
-            header += f" · {group.class_type})" if group.class_type != group.title else ")"
-            self._add_group(layout, header, group.node_id, fields, titles, collapsible=True)
+            box = self._add_group(
+                layout,
+                group.title,
+                group.node_id,
+                fields,
+                titles,
+                collapsible=True,
+                after=self._add_size_tools,
+            )
+            tip = f"Node #{group.node_id} ({group.class_type})"
+            if box.header is not None:
+                box.header.setToolTip(tip)
+            for text in group.notes:
+                box.add_note(text).setToolTip(tip)
+        if advanced:
+            self._add_group(
+                layout, "Advanced", ADVANCED_GROUP, advanced, titles, collapsible=True, pinned=True
+            )
         layout.addStretch(1)
-        # One label column for the whole form, so editors line up across groups.
-        width = max((r.label.sizeHint().width() for r in self.rows.values()), default=0)
+        # One label column for the whole form, so editors line up across groups; long labels wrap.
+        width = min(LABEL_MAX, max((r.label.sizeHint().width() for r in self.rows.values()), default=0))
         for box in self.groups.values():
             indent = 0 if box.header is not None else box.grid.contentsMargins().left() + 14
             for row in box.rows:
-                row.label.setMinimumWidth(width + indent)
+                if row.label.sizeHint().width() > width:
+                    row.label.setWordWrap(True)
+                row.label.setFixedWidth(width + indent)
         self.setWidget(content)
         self._apply_tab_order()
         self._refresh_issues()
@@ -369,14 +374,8 @@ class FormView(QScrollArea):
             self.highlight_node(self._highlight)
         self.widgets_changed.emit()
 
-    def _sub_fields(self, field: FormField) -> tuple[FormField, ...]:
-        """A dynamic combo's fields for the option it holds now; each option's values are kept while the
-        form is open (they start at the workflow's values, else the defaults)."""
-        subs = field.sub_fields(self._values.get(field.key, field.value))
-        for sub in subs:
-            self._values.setdefault(sub.key, sub.value)
-            self._defaults.setdefault(sub.key, sub.value)
-        return subs
+    def _as_widget(self) -> QWidget:
+        return self
 
     def changeEvent(self, event: QEvent) -> None:
         if event.type() is QEvent.Type.PaletteChange:  # light <-> dark: the style-sheet reds follow
@@ -386,14 +385,6 @@ class FormView(QScrollArea):
             for row in self.rows.values():
                 row.update_accents()
         super().changeEvent(event)
-
-    def _style_error_box(self) -> None:
-        red, tint = error_styles(accent_palette(self))
-        set_style(
-            self.error_box,
-            f"QLabel#formErrors {{ border: 1px solid {red}; border-radius: 4px; padding: 6px;"
-            f" background: {tint}; }}",
-        )
 
     def _add_group(
         self,
@@ -405,7 +396,8 @@ class FormView(QScrollArea):
         *,
         collapsible: bool,
         pinned: bool = False,
-    ) -> None:
+        after: Callable[[FormGroupBox, FormField], None] | None = None,
+    ) -> FormGroupBox:
         group = FormGroupBox(
             title,
             key=key,
@@ -428,13 +420,17 @@ class FormView(QScrollArea):
             )
             self._wire(row)
             if self._server_graph and not field.is_placeholder:
-                for widget in (row.editor, row.reset):
+                for widget in (row.editor, row.actions):
                     widget.setEnabled(False)
                 row.editor.setToolTip(f"Set on the server. {row.editor.toolTip()}")
             group.add_row(row)
             self.rows[field.key] = row
+            self._want_preview(field.key)
+            if after is not None:
+                after(group, field)
         self.groups[key] = group
         layout.addWidget(group)
+        return group
 
     def _wire(self, row: FieldRow) -> None:
         key, editor = row.key, row.editor
@@ -447,12 +443,16 @@ class FormView(QScrollArea):
             editor.reuse_requested.connect(lambda k=key: self._reuse_seed(k))
             if key in self._last_seeds:
                 editor.set_last_seed(self._last_seeds[key])
-        if isinstance(editor, ImageEditor) and isinstance(self._thumbnails.get(key), QImage):
-            editor.set_thumbnail(self._thumbnails[key])
-        menu = QMenu(row.reset)
-        menu.aboutToShow.connect(lambda m=menu, k=key: self._fill_menu(m, k))
-        row.reset.setMenu(menu)
+        if isinstance(editor, ImageEditor):
+            editor.focused.connect(lambda k=key: self.image_list_wanted.emit(k))
+        row.set_changed(self._values.get(key) != self._defaults.get(key))
         row.reset.clicked.connect(lambda _c=False, k=key: self.reset_field(k))
+        row.pin.clicked.connect(lambda _c=False, k=key: self.set_pinned(k, k not in self._pinned))
+        row.hide.clicked.connect(lambda _c=False, k=key: self.set_hidden(k, k not in self._hidden))
+        if key in self._pinned:
+            row.pin.setText("↓")
+            row.pin.setToolTip("Unpin")
+            row.pin.setAccessibleName(f"Unpin {row.field.label.lower()}")
         for widget in (row.label, row.frame):
             widget.customContextMenuRequested.connect(
                 lambda pos, w=widget, k=key: self._context_menu(k, w.mapToGlobal(pos))
@@ -474,67 +474,17 @@ class FormView(QScrollArea):
         row = self.rows.get(key)
         if row is None:
             return
+        before = self._values.get(key)
         self._values[key] = row.editor.value()
+        if row.field.is_dynamic_combo and before != self._values[key]:
+            self._switch_option(row.field, before, self._values[key])
         self._validate_field(key)
+        self._mark_changed(key)
+        if isinstance(row.editor, ImageEditor):
+            self._want_preview(key)
         self.values_changed.emit(self.values())
         if row.field.is_dynamic_combo:  # its sub-fields follow the option; rebuilt once the editor returns
             QTimer.singleShot(0, self._build)
-
-    def _validate_field(self, key: str) -> None:
-        if self._spec is None:
-            return
-        value = self._values.get(key)
-        if isinstance(value, Path | PastedImage):
-            messages: list[str] = []  # a local image becomes a server name when the caller uploads it
-        else:
-            probe = {key: value}
-            for owner in self._spec.fields():  # a dynamic combo's sub-field is checked for its option
-                chosen = self._values.get(owner.key)
-                if any(sub.key == key for sub in owner.sub_fields(chosen)):
-                    probe[owner.key] = chosen
-            messages = [i.message for i in self._spec.validate(probe) if i.field_key == key]
-        if messages:
-            self._issues[key] = messages
-        else:
-            self._issues.pop(key, None)
-        self._refresh_issues()
-
-    def _refresh_issues(self) -> None:
-        for key, row in self.rows.items():
-            row.set_messages(self._issues.get(key, []))
-        lines: list[str] = []
-        for key, messages in self._issues.items():
-            label = html.escape(self._describe_field(key))
-            for message in messages:
-                lines.append(f'<a href="field:{html.escape(key)}">{label}</a>: {html.escape(message)}')
-        lines += [html.escape(text) for text in self._loose_issues]
-        if lines:
-            n = len(lines)
-            head = f"<b>{n} problem{'s' if n != 1 else ''} to fix before running</b>"
-            self.error_box.setText(head + "<br>" + "<br>".join(f"• {line}" for line in lines))
-        self.error_box.setVisible(bool(lines))
-
-    def _describe_field(self, key: str) -> str:
-        if self._spec is None:
-            return key
-        field = self._spec.field(key)
-        title = next((g.title for g in self._spec.groups if g.node_id == field.node_id), "")
-        return f"{field.label} ({title})" if title else field.label
-
-    def _key_of(self, issue: ValidationIssue) -> str | None:
-        if issue.field_key and issue.field_key in self._values:
-            return issue.field_key
-        if self._spec is None:
-            return None
-        for field in self._spec.fields():
-            spots = {(field.node_id, field.input_name), *field.targets}
-            if (issue.node_id, issue.input_name) in spots:
-                return field.key
-        return None
-
-    def _link(self, href: str) -> None:
-        if href.startswith("field:"):
-            self.focus_field(href.removeprefix("field:"))
 
     def _scroll_to(self, row: FieldRow) -> None:
         if row.frame.isVisibleTo(self):
@@ -572,3 +522,16 @@ class FormView(QScrollArea):
         self._fill_menu(menu, key)
         menu.aboutToHide.connect(menu.deleteLater)
         menu.popup(where)
+
+    def set_unavailable(self, fields: Mapping[str, str]) -> None:
+        """Grey out these fields (key -> why, shown as their tooltip): they belong to a node the server
+        lacks. Applies to the widgets shown now; call it again after `widgets_changed`."""
+        for key, reason in fields.items():
+            row = self.rows.get(key)
+            if row is None:
+                continue
+            widgets: tuple[QWidget, ...] = (row.label, row.editor, row.reset)
+            for widget in widgets:
+                widget.setEnabled(False)
+            for widget in (row.label, row.editor, row.editor.focus_widget()):
+                widget.setToolTip(reason)
