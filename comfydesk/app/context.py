@@ -18,12 +18,13 @@ from PySide6.QtCore import QObject, Signal
 from comfydesk.app.catalog import CatalogModel
 from comfydesk.app.connection import GATEWAY_KIND, BackendFactory, ConnectionModel
 from comfydesk.app.controller import FormMemory, RunController
-from comfydesk.app.demo import DEMO_LABEL, DemoEngine
+from comfydesk.app.demo import DEMO_LABEL, DemoEngine, list_samples_on_demo_servers
 from comfydesk.app.gallery import GalleryModel
 from comfydesk.app.gateway import GatewayState
 from comfydesk.app.journal import JournalModel
 from comfydesk.app.journal_runs import RunRecorder
 from comfydesk.app.library import CurrentWorkflow, LibraryModel
+from comfydesk.app.library_thumbs import LIBRARY_THUMB_SIZE, LibraryThumbnails
 from comfydesk.app.publish import PublishModel
 from comfydesk.app.run_state import RunState
 from comfydesk.app.tasks import ErrorModel, TaskRunner
@@ -154,6 +155,7 @@ class AppContext:
     server: str | None = None
     _cleanups: list[Callable[[], None]] = field(default_factory=list)
     _closing: bool = field(default=False, init=False)
+    _close_requested: bool = field(default=False, init=False)  # close() ran; aclose may not have yet
     _closed: bool = field(default=False, init=False)
     _closed_future: asyncio.Future[None] | None = field(default=None, init=False)
 
@@ -165,8 +167,8 @@ class AppContext:
     # -- start-up ----------------------------------------------------------------------------------
     def start(self) -> None:
         """Scan the library and connect to the given server or the last profile; all in the background."""
-        if self._closing:
-            return
+        if self._closing or self._close_requested:
+            return  # the window closed before its deferred start ran
         self.library.refresh()
         # Earlier versions kept results in dated folders: into the journal once (it remembers).
         self.tasks.start(
@@ -183,7 +185,7 @@ class AppContext:
 
     # -- actions the views call --------------------------------------------------------------------
     def connect_profile(self, profile: Profile, *, remember: bool = True) -> None:
-        if self._closing:
+        if self._closing or self._close_requested:
             return
         if remember and profile.id not in ("cli", DEMO_PROFILE_ID):
             self.settings.last_profile = profile.id
@@ -217,6 +219,7 @@ class AppContext:
     def close(self) -> None:
         """The window closes: write the settings now, then shut down on the running loop (`aclose`), or
         right here when no loop runs. Returns at once when a loop runs; `closed` says when it is over."""
+        self._close_requested = True
         self.memory.flush()
         self.settings.flush()
         try:
@@ -233,6 +236,7 @@ class AppContext:
         self.memory.flush()
         self.demo.stop()
         self.gallery.thumbnails.close()
+        self.library.close()
         self.journal.close()
         self._finish()
 
@@ -267,6 +271,7 @@ class AppContext:
         await self.connection.aclose()
         await self.demo.astop()
         self.gallery.thumbnails.close()
+        self.library.close()
         await self.journal.aclose()
         if self.settings.writer is not None:
             await self.settings.writer.aflush()
@@ -301,7 +306,11 @@ def build_context(
     # Read here, on the UI thread, before the window shows (a few small files); written in the background.
     settings = Settings(paths.settings_file, background=True, on_error=settings_failed)
     secrets = SecretStore(paths.secrets_file, use_file=settings.secrets_in_file)
-    profiles = ProfilesModel(ProfileStore(paths.profiles_file), secrets, settings, parent)
+    profile_store = ProfileStore(paths.profiles_file)
+    profiles = ProfilesModel(profile_store, secrets, settings, parent)
+    for notice in (settings.notice, profile_store.notice):  # a damaged file was set aside: say so once
+        if notice:
+            errors.report_exception(ComfyDeskError(notice), what="Reading your settings")
     tasks = TaskRunner(errors)
     connection = ConnectionModel(tasks, backend_factory or default_backend_factory, parent)
     catalog = CatalogModel(tasks, parent)
@@ -312,6 +321,9 @@ def build_context(
     recorder = RunRecorder(journal, connection, tasks, parent)
     # Thumbnails are made on their own pool; the grid pages in from the journal as it scrolls.
     thumbnails = ThumbnailCache(paths.data_dir / "cache" / "thumbnails", parent=parent)
+    # The library's own (one thread, small): the gallery's cancels its queue when its filter changes.
+    library_cache = ThumbnailCache(thumbnails.cache_dir, size=LIBRARY_THUMB_SIZE, threads=1, parent=parent)
+    library.attach_thumbnails(LibraryThumbnails(tasks, journal, library_cache, parent))
     gallery = GalleryModel(journal, thumbnails, tasks, parent=parent)
     controller = RunController(
         tasks,
@@ -357,4 +369,5 @@ def build_context(
     library.current_changed.connect(ctx._on_current)
     library.renamed.connect(ctx._on_renamed)
     demo.url_changed.connect(ctx._on_demo_url)
+    list_samples_on_demo_servers(connection, library)  # in-process or `comfydesk demo-server`
     return ctx

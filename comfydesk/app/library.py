@@ -14,7 +14,7 @@ import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
@@ -29,10 +29,21 @@ from comfydesk.core.errors import (
     WorkflowFormatError,
 )
 from comfydesk.core.graph import ApiGraph, is_link
+from comfydesk.core.missing import (
+    WorkflowNeeds,
+    build_partial_form,
+    open_workflow,
+    open_workflow_file,
+    ui_document,
+    workflow_needs,
+)
 from comfydesk.core.nodes import NodeCatalog
 from comfydesk.core.savemeta import read_comfydesk
-from comfydesk.core.templates import FormSpec, build_form
+from comfydesk.core.templates import FormSpec
 from comfydesk.core.workflow import PLACEHOLDER_RE, Workflow, load_workflow, load_workflow_file
+
+if TYPE_CHECKING:
+    from comfydesk.app.library_thumbs import LibraryThumbnails
 
 __all__ = ["WORKFLOW_SUFFIXES", "CurrentWorkflow", "LibraryEntry", "LibraryModel", "workflow_problems"]
 
@@ -81,6 +92,8 @@ class CurrentWorkflow:
     error: str = ""
     #: Form values embedded by comfydesk in an opened image (its `comfydesk` metadata), None for the rest.
     embedded_values: Mapping[str, Any] | None = None
+    #: What the workflow needs that the server lacks (node types, models...); None without a form.
+    needs: WorkflowNeeds | None = None
 
     @property
     def key(self) -> str:
@@ -150,6 +163,10 @@ def _scan_local(folder: Path, source: str, catalog: NodeCatalog | None) -> list[
             entries.append(
                 LibraryEntry(key, name, source, path=path, error="" if needs_catalog else exc.message)
             )
+            continue
+        except Exception as exc:  # one unreadable file must never hide the others (reliability probe)
+            log.warning("library: cannot read %s: %s: %s", path, type(exc).__name__, exc)
+            entries.append(LibraryEntry(key, name, source, path=path, error=f"cannot read this file: {exc}"))
             continue
         if source != "local":
             name = wf.name
@@ -225,6 +242,8 @@ class LibraryModel(QObject):
         self._scan_generation = 0
         self._load_generation = 0
         self._list_generation = 0
+        #: The entries' thumbnails (latest result, else the file's own image), once `attach_thumbnails`.
+        self.thumbnails: LibraryThumbnails | None = None
 
     # -- read access -------------------------------------------------------------------------------
     @property
@@ -261,8 +280,22 @@ class LibraryModel(QObject):
             self._tasks.start(self._list_server(self._backend), what="Listing the server's workflows")
 
     def set_samples_dir(self, folder: Path | None) -> None:
+        """List the sample workflows of this folder (the demo engine's), or none."""
+        if folder == self._samples_dir:
+            return
         self._samples_dir = folder
         self.refresh()
+
+    def attach_thumbnails(self, thumbnails: LibraryThumbnails) -> None:
+        """Give the entries thumbnails; they follow the entries from now on."""
+        self.thumbnails = thumbnails
+        self.entries_changed.connect(thumbnails.set_entries)
+        thumbnails.set_entries(self.entries)
+
+    def close(self) -> None:
+        """Stop making thumbnails (the app quits)."""
+        if self.thumbnails is not None:
+            self.thumbnails.close()
 
     # -- slots -------------------------------------------------------------------------------------
     def refresh(self, *, recheck_server: bool = False) -> None:
@@ -335,9 +368,12 @@ class LibraryModel(QObject):
         generation = self._list_generation
         try:
             summaries = await backend.list_workflows()
-        except AuthenticationError:
-            raise  # the user has to act on this one: it takes the road to the screen
-        except ComfyDeskError as exc:
+        except Exception as exc:
+            if backend is not self._backend or generation != self._list_generation:
+                log.debug("a replaced connection's workflow list failed: %s", exc)
+                return  # the user moved on to another server (its client may be closed under us)
+            if isinstance(exc, AuthenticationError) or not isinstance(exc, ComfyDeskError):
+                raise  # the user has to act on this one: it takes the road to the screen
             log.info("cannot list the server's workflows: %s", exc)
             summaries = None
         if backend is not self._backend or generation != self._list_generation:
@@ -375,6 +411,10 @@ class LibraryModel(QObject):
             except ComfyDeskError as exc:
                 checked.append(replace(entry, error=exc.message))
                 continue
+            except Exception:
+                if backend is not self._backend:
+                    return entries  # connected elsewhere meanwhile (this client closed): nothing to check
+                raise
             desc = entry.description or wf.description
             checked.append(replace(entry, description=desc, problems=workflow_problems(wf.graph, catalog)))
         return checked
@@ -400,23 +440,35 @@ class LibraryModel(QObject):
         catalog = self._catalog
         result: CurrentWorkflow
         embedded: Mapping[str, Any] | None = None
+        ui_doc: dict[str, Any] | None = None
         try:
             if entry.path is not None:
-                wf = await asyncio.to_thread(load_workflow_file, entry.path, catalog=catalog)
+                if catalog is not None:  # missing node types too: the form shows them read-only
+                    wf, ui_doc = await asyncio.to_thread(open_workflow_file, entry.path, catalog)
+                else:
+                    wf = await asyncio.to_thread(load_workflow_file, entry.path, catalog=catalog)
                 embedded = await asyncio.to_thread(_embedded_values, entry.path)
                 if entry.source == "local":
                     wf.name = entry.name
             elif self._backend is not None:
-                wf = await self._fetch(self._backend, entry, catalog)
+                assert entry.workflow_id is not None
+                doc = await self._backend.get_workflow(entry.workflow_id)
+                if catalog is not None:
+                    wf = open_workflow(doc, catalog=catalog, name=entry.name, source=entry.name)
+                    ui_doc = ui_document(doc)
+                else:
+                    wf = load_workflow(doc, name=entry.name, catalog=catalog, source=entry.name)
             else:
                 raise WorkflowError("connect to the server to open its workflows", source=entry.name)
             if catalog is None:
                 result = CurrentWorkflow(entry, wf, None, "Connect to a server to see this workflow's form.")
             else:
-                result = CurrentWorkflow(entry, wf, build_form(wf, catalog), embedded_values=embedded)
+                needs = workflow_needs(wf, catalog, ui_doc)
+                spec = build_partial_form(wf, catalog, needs, ui_doc)
+                result = CurrentWorkflow(entry, wf, spec, embedded_values=embedded, needs=needs)
         except ComfyDeskError as exc:
-            needs = catalog is None and not isinstance(exc, WorkflowFormatError)
-            text = "Connect to a server to see this workflow's form." if needs else exc.user_text()
+            wait = catalog is None and not isinstance(exc, WorkflowFormatError)
+            text = "Connect to a server to see this workflow's form." if wait else exc.user_text()
             result = CurrentWorkflow(entry, None, None, text)
         if generation == self._load_generation:
             self._set_current(result)

@@ -65,6 +65,8 @@ class FakeServer:
         self.dirs = Dirs.under(Path(config.data_dir))
         self._seed_input()
         self.faults = Faults()
+        #: `models/<folder>` contents set by a test (`set_model_files`); others come from the captures.
+        self.model_files: dict[str, list[str]] = {}
         self.state = FakeState()
         self.features = self.capture("features.json", DEFAULT_FEATURES)
         self.hub = Hub(self.faults, self.features, self.state.queue_remaining)
@@ -137,6 +139,28 @@ class FakeServer:
                     spec[0] = self.input_files()
                 doc[name] = node
         return doc
+
+    def set_model_files(self, folder: str, files: list[str]) -> None:
+        """Tests: the server's `models/<folder>` now holds `files` (as if added or deleted before a restart).
+
+        `GET /models/<folder>` answers them, and every loader input listing that folder (`ckpt_name` for
+        checkpoints, `lora_name` for loras... see `comfydesk.core.missing.MODEL_INPUT_FOLDERS`) offers them.
+        """
+        from comfydesk.core.missing import MODEL_INPUT_FOLDERS
+
+        names = {name for name, f in MODEL_INPUT_FOLDERS.items() if f == folder}
+        with self.state.lock:
+            self.model_files[folder] = list(files)
+            for node in self.object_info.values():
+                inputs = node.get("input", {}) if isinstance(node, dict) else {}
+                for section in inputs.values() if isinstance(inputs, dict) else ():
+                    for name, spec in section.items() if isinstance(section, dict) else ():
+                        if name not in names or not isinstance(spec, list) or not spec:
+                            continue
+                        if isinstance(spec[0], list):  # V1 combo: [[options], {...}]
+                            spec[0] = list(files)
+                        elif spec[0] == "COMBO" and len(spec) > 1 and isinstance(spec[1], dict):
+                            spec[1]["options"] = list(files)
 
     def image_exists(self, name: str) -> bool:
         from comfydesk.testing.engine import annotated_path

@@ -202,6 +202,8 @@ async def get_models_folder(request: Request) -> Response:
     folder = request.path_params["folder"]
     if folder not in _models(fake):
         return Response(status_code=404)
+    if folder in fake.model_files:
+        return json_response(fake.model_files[folder])
     return json_response(fake.capture(f"models_{folder}.json", []))
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import itertools
 import time
+from dataclasses import replace as dc_replace
 from pathlib import Path
 from typing import Any
 
@@ -37,20 +38,26 @@ from comfydesk.app.context import AppContext
 from comfydesk.app.controller import MAX_BATCH
 from comfydesk.app.demo import DEMO_LABEL
 from comfydesk.app.library import CurrentWorkflow
+from comfydesk.app.missing import MissingPiecesModel
 from comfydesk.app.tasks import AppError
 from comfydesk.backends.base import ConnectionState, ConnectionStatus
+from comfydesk.core.errors import ValidationIssue
 from comfydesk.core.events import ExecutionStatus
-from comfydesk.core.templates import SeedControl
+from comfydesk.core.messages import for_error, for_issue, for_validation
+from comfydesk.core.templates import FieldKind, FormSpec, SeedControl
 from comfydesk.ui.error_view import ErrorView
 from comfydesk.ui.first_run import FirstRunPanel
 from comfydesk.ui.form import FormView
+from comfydesk.ui.form.image_wiring import bind_input_images
 from comfydesk.ui.gallery import GalleryPane, GalleryView, add_gallery_dock
 from comfydesk.ui.gateway_ui import GatewayUi
+from comfydesk.ui.missing_panel import MissingPanel
 from comfydesk.ui.node_pane import NodePane
 from comfydesk.ui.profiles_dialog import ProfilesDialog
 from comfydesk.ui.progress import ProgressPanel
 from comfydesk.ui.queue_view import QueueView
 from comfydesk.ui.results import ResultsStrip
+from comfydesk.ui.settings_dialog import install_settings
 from comfydesk.ui.template_browser import TemplateBrowser
 from comfydesk.ui.theme import accent_palette, set_style, status_color
 from comfydesk.ui.viewer_actions import install_gallery_actions
@@ -95,6 +102,7 @@ class MainWindow(QMainWindow):
         self._update_run_enabled()
         self.gateway_ui = GatewayUi(self, self.file_menu)
         self.gallery_actions = install_gallery_actions(self, ctx)  # viewer, compare, actions on results
+        self.settings_ui = install_settings(self)  # File -> Settings…, View -> Theme; preferences applied
 
     # ------------------------------------------------------------------------------------------ building
     def _action(
@@ -121,11 +129,11 @@ class MainWindow(QMainWindow):
         self.quit_action = self._action("&Quit", self.close, QKeySequence.StandardKey.Quit, "Ctrl+Q")
         self.run_action = self._action("&Run", self.run_workflow, "Ctrl+Return", "Ctrl+Enter")
         self.cancel_action = self._action(
-            "&Cancel", ctx.controller.cancel, "Esc", tip="Cancel this window's runs"
+            "&Cancel", self.request_cancel, "Esc", tip="Cancel this window's runs"
         )
         self.reset_action = self._action("Reset form to &defaults", self._reset_form, "Ctrl+Shift+Backspace")
         self.focus_form_action = self._action("Go to the &form", self._focus_form, "Ctrl+E")
-        self.profiles_action = self._action("&Profiles…", self.show_profiles, "Ctrl+,")
+        self.profiles_action = self._action("&Profiles…", self.show_profiles, "Ctrl+Alt+P")
         self.reconnect_action = self._action("Re&connect", ctx.retry, QKeySequence.StandardKey.Refresh, "F5")
         self.demo_action = self._action("Start &demo engine", ctx.start_demo, tip=DEMO_LABEL)
         self.templates_action = self._action(
@@ -177,12 +185,22 @@ class MainWindow(QMainWindow):
         self.cancel_button.setToolTip(
             _with_shortcut("Interrupt the running one and clear what this window queued", self.cancel_action)
         )
-        self.cancel_button.clicked.connect(self.ctx.controller.cancel)
+        self.cancel_button.clicked.connect(self.request_cancel)
         self.cancel_button.setEnabled(False)
+        # What the workflow needs that the server lacks: the panel above the form, why Run is off beside it.
+        self.missing = MissingPiecesModel(self.ctx.connection, self.ctx.catalog, self)
+        self.missing_panel = MissingPanel()
+        self.missing_panel.field_requested.connect(lambda key: self.form.focus_field(key))
+        self.run_reason = QLabel()
+        self.run_reason.setObjectName("runDisabledReason")
+        self.run_reason.setWordWrap(True)
+        self.run_reason.hide()
+        self._missing_notes: dict[str, str] = {}
         bar = QHBoxLayout()
         bar.addWidget(self.run_button)
         bar.addWidget(self.batch)
         bar.addWidget(self.cancel_button)
+        bar.addWidget(self.run_reason, 1)
         bar.addStretch(1)
 
         # Three panes: the form with its run bar right under it, the run's progress, the results. The form
@@ -194,6 +212,7 @@ class MainWindow(QMainWindow):
         top_layout.addLayout(head)
         top_layout.addWidget(self.workflow_description)
         top_layout.addWidget(self.form_message)
+        top_layout.addWidget(self.missing_panel)
         top_layout.addWidget(self.form, 1)
         top_layout.addLayout(bar)
 
@@ -285,10 +304,7 @@ class MainWindow(QMainWindow):
         view_menu.addSeparator()
         view_menu.addActions([self.library_toggle, self.queue_toggle, self.gallery_toggle])
         view_menu.addSeparator()
-        theme = view_menu.addAction("Theme follows the system (light/dark)")
-        theme.setCheckable(True)
-        theme.setChecked(True)
-        theme.setEnabled(False)
+        self.view_menu = view_menu  # the Theme submenu goes here (install_settings)
         server_menu = bar.addMenu("&Server")
         server_menu.addActions([self.profiles_action, self.reconnect_action, self.templates_action])
         server_menu.addSeparator()
@@ -328,8 +344,12 @@ class MainWindow(QMainWindow):
         ctx.run_state.status_changed.connect(self._on_run_status)
         self.form.widgets_changed.connect(self._chain_form)
         self.form.values_changed.connect(self._on_values)
+        self.form.values_changed.connect(self.missing.set_values)
+        self.form.widgets_changed.connect(lambda: self.form.set_unavailable(self.missing.unavailable()))
+        self.missing.pieces_changed.connect(lambda _p: self._show_missing())
         self.form.prefs_changed.connect(self._on_prefs)
         self.form.reuse_seed_requested.connect(self._on_reuse_seed)
+        self.input_images = bind_input_images(self.form, ctx, self)  # image previews, fresh image lists
         self.cancel_action.setEnabled(False)
         self._chain_form()
 
@@ -358,6 +378,10 @@ class MainWindow(QMainWindow):
             controls = {k: str(v) for k, v in self.form.seed_controls().items()}
             self.ctx.memory.remember(self._current.key, seed_controls=controls)
         self.ctx.controller.run(self.batch.value())
+
+    def request_cancel(self) -> None:
+        """Cancel (button, Esc): at once, or after a yes when the user asked to confirm (Settings)."""
+        self.settings_ui.confirm_cancel(self.ctx.controller.cancel)
 
     def show_profiles(self) -> None:
         if self._profiles_dialog is None:
@@ -468,6 +492,11 @@ class MainWindow(QMainWindow):
             and self._current.spec is not None
             and self.ctx.connection.backend is not None
         )
+        pieces = self.missing.pieces
+        blocked = ready and pieces is not None and pieces.blocking
+        ready = ready and not blocked
+        self.run_reason.setText(f"Can't run: {pieces.summary()}." if blocked and pieces else "")
+        self.run_reason.setVisible(blocked)
         self.run_button.setEnabled(ready)
         self.run_action.setEnabled(ready)
         has_form = self._current is not None and self._current.spec is not None
@@ -496,12 +525,15 @@ class MainWindow(QMainWindow):
             desc = cur.entry.description or (cur.workflow.description if cur.workflow else "")
             self.workflow_description.setText(desc)
             self.workflow_description.setVisible(bool(desc))
-            problems = "\n".join(f"⚠ {p}" for p in cur.entry.problems)
+            # With a form, the missing-pieces panel says what the server lacks (the same problems, in full).
+            problems = "" if cur.needs is not None else "\n".join(f"⚠ {p}" for p in cur.entry.problems)
             text = "\n".join(t for t in (cur.error, problems) if t)
             self.form_message.setText(text)
             self.form_message.setVisible(bool(text))
             if cur.spec is not None:
                 prefs = self.ctx.memory.prefs(cur.key)
+                if self._model_lists_changed(cur.spec):
+                    self.form.set_spec(None)  # the form keeps its combos for the same fields: new ones
                 self.form.set_spec(
                     cur.spec,
                     prefs.values,
@@ -520,9 +552,42 @@ class MainWindow(QMainWindow):
                             self._last_seeds[f.key] = prefs.last_seed
             else:
                 self.form.set_spec(None)
-        self._update_run_enabled()
+        self.missing.set_current(cur)
+        self.missing.set_values(self.form.values())
+        self._show_missing()
         if self._focus_on_load is not None:
             self._focus_loaded()
+
+    def _model_lists_changed(self, spec: FormSpec) -> bool:
+        """The form shows this workflow with other option lists (the server's models changed)."""
+        old = self.form.spec()
+        if old is None or old is spec:
+            return False
+        was = {f.key: f.choices for f in old.fields() if f.kind is FieldKind.CHOICE}
+        return any(
+            f.key in was and was[f.key] != f.choices for f in spec.fields() if f.kind is FieldKind.CHOICE
+        )
+
+    def _show_missing(self) -> None:
+        """The missing pieces on screen: the panel, greyed fields, marks on fields set to something the
+        server lacks (the form clears a mark once another value is picked), the Run button."""
+        self.missing_panel.set_pieces(self.missing.pieces, self.missing.field_key)
+        self.form.set_unavailable(self.missing.unavailable())
+        notes = self.missing.field_notes()
+        if notes != self._missing_notes or any(k not in self.form.issues() for k in notes):
+            kept = [
+                ValidationIssue(node_id="", message=m, field_key=k)
+                for k, messages in self.form.issues().items()
+                if k not in notes and k not in self._missing_notes
+                for m in messages
+            ]
+            marks = [ValidationIssue(node_id="", message=m, field_key=k) for k, m in notes.items()]
+            if kept or marks:
+                self.form.show_issues([*kept, *marks])
+            elif self._missing_notes:
+                self.form.clear_issues()
+            self._missing_notes = notes
+        self._update_run_enabled()
 
     def _on_values(self, values: dict[str, Any]) -> None:
         if self._current is not None:
@@ -548,12 +613,14 @@ class MainWindow(QMainWindow):
             self.form.values_changed.emit(self.form.values())
 
     def _on_issues(self, issues: object) -> None:
+        """Each problem once, in plain words: on its field when it has one; the rest go to the banner
+        (through `_on_error`, which the same refused run reports next)."""
         assert isinstance(issues, list)
-        if issues:
-            self.form.show_issues(issues)
-            first = next((i.field_key for i in issues if i.field_key), None)
-            if first:
-                self.form.focus_field(first)
+        on_field = [i for i in issues if i.field_key and i.field_key in self.form.rows]
+        self._loose_issues = [i for i in issues if i not in on_field]
+        if on_field:
+            self.form.show_issues([dc_replace(i, message=for_issue(i)) for i in on_field])
+            self.form.focus_field(on_field[0].field_key)
         else:
             self.form.clear_issues()
 
@@ -562,10 +629,26 @@ class MainWindow(QMainWindow):
         self.results.add_results(items)
 
     def _on_error(self, error: object) -> None:
+        """One banner, in plain words (`comfydesk.core.messages`), the technical part behind Details;
+        the status bar does not repeat it. A refused run whose problems are all on fields shows none."""
         if isinstance(error, AppError):
-            self.statusBar().showMessage(error.text, 15000)
-            message = f"{error.message} {error.hint}".strip()
-            self.error_view.set_error(message, error.details, title=error.what or "Error")
+            loose: list[ValidationIssue] = getattr(self, "_loose_issues", [])
+            if error.exception_type == "ValidationError" and not loose and self.form.issues():
+                self.error_view.set_error("", "")  # every problem is on its field already
+                self.error_view.hide()
+                return
+            if error.exception_type == "ValidationError" and loose:
+                message = for_validation(loose, on_fields=False)
+            else:
+                message = for_error(
+                    exception_type=error.exception_type,
+                    message=error.message,
+                    hint=error.hint,
+                    details=error.details,
+                    what=error.what,
+                    expected=error.expected,
+                )
+            self.error_view.set_message(message)
             self.error_view.show()
         else:
             self.error_view.set_error("", "")

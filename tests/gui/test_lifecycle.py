@@ -171,3 +171,18 @@ def test_run_returns_after_an_orderly_shutdown(qapp: QApplication, tmp_path: Pat
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
     assert qapp.quitOnLastWindowClosed()
+
+
+def test_a_window_closed_before_its_deferred_start_never_connects(
+    qtbot: QtBot, qloop: qasync.QEventLoop, tmp_path: Path
+) -> None:
+    from comfydesk.gui import create_main_window
+
+    window = create_main_window(server=closed_url(), data_dir=tmp_path)
+    ctx = window.ctx
+    window.close()  # before the loop has run the start that create_main_window deferred
+    qtbot.waitUntil(lambda: ctx.closed, timeout=5_000)
+    qtbot.waitUntil(lambda: ctx.tasks.pending == 0, timeout=2_000)
+    assert ctx.connection.profile is None and ctx.connection.backend is None
+    assert [t for t in asyncio.all_tasks(qloop) if not t.done()] == []
+    window.deleteLater()

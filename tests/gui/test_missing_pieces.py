@@ -1,0 +1,217 @@
+"""Workflows with missing pieces, in the window, against the fake ComfyUI serving the captured catalog."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import qasync
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import QApplication, QComboBox
+from pytestqt.qtbot import QtBot
+
+from comfydesk.testing import FakeConfig, RunningFake, start_fake_comfyui
+from comfydesk.ui.form.editors import ChoiceEditor
+from comfydesk.ui.form.image_field import ImageEditor
+from comfydesk.ui.main_window import MainWindow
+from comfydesk.ui.template_browser import template_key
+from tests.conftest import FIXTURES
+from tests.gui.helpers import OpenWindow, pick, wait_connected, windows, write_workflow
+
+TINY = "tiny-random-sd15.safetensors"
+SD15 = "v1-5-pruned-emaonly-fp16.safetensors"
+SD15_URL = (
+    "https://huggingface.co/Comfy-Org/stable-diffusion-v1-5-archive/resolve/main/"
+    "v1-5-pruned-emaonly-fp16.safetensors?download=true"
+)
+
+
+@pytest.fixture
+def open_window(qtbot: QtBot, qloop: qasync.QEventLoop) -> Iterator[OpenWindow]:
+    yield from windows(qtbot)
+
+
+@pytest.fixture
+def fake(tmp_path: Path) -> Iterator[RunningFake]:
+    # A copy of its own: the test changes the model lists (`set_model_files`).
+    object_info: dict[str, Any] = json.loads((FIXTURES / "object_info.json").read_text(encoding="utf-8"))
+    running = start_fake_comfyui(
+        FakeConfig(object_info=object_info, captures_dir=FIXTURES, data_dir=tmp_path / "fake")
+    )
+    yield running
+    running.stop()
+
+
+def _window(qtbot: QtBot, open_window: OpenWindow, fake: RunningFake, data_dir: Path) -> MainWindow:
+    window = open_window(server=fake.url, data_dir=data_dir)
+    wait_connected(qtbot, window)
+    return window
+
+
+def _texts(window: MainWindow, name: str) -> list[str]:
+    from PySide6.QtWidgets import QLabel
+
+    return [w.text() for w in window.missing_panel.findChildren(QLabel, name) if w.isVisibleTo(window)]
+
+
+def _with_unknown_node(data_dir: Path) -> str:
+    """ComfyUI's `default` template plus a custom node of a pack this server lacks."""
+    doc: dict[str, Any] = json.loads((FIXTURES / "workflows" / "ui" / "default.json").read_text("utf-8"))
+    doc["nodes"].append(
+        {
+            "id": 30,
+            "type": "DWPreprocessor",
+            "pos": [0, 0],
+            "size": [300, 200],
+            "flags": {},
+            "order": 9,
+            "mode": 0,
+            "inputs": [],
+            "outputs": [],
+            "properties": {"cnr_id": "comfyui_controlnet_aux", "Node name for S&R": "DWPreprocessor"},
+            "widgets_values": ["enable", "enable", "disable", 512, "yolox_l.onnx"],
+        }
+    )
+    return write_workflow(data_dir, "Pose from a photo", doc)
+
+
+def test_template_with_absent_models(
+    qtbot: QtBot, open_window: OpenWindow, fake: RunningFake, tmp_path: Path, artifacts_dir: Path
+) -> None:
+    window = _window(qtbot, open_window, fake, tmp_path / "data")
+    pick(qtbot, window, template_key("sdxl_simple_example"))
+    panel = window.missing_panel
+    qtbot.waitUntil(panel.isVisible, timeout=5_000)
+    assert "This workflow needs things this server doesn't have" in _texts(window, "missingTitle")[0]
+    assert not window.form_message.isVisible()  # the panel says it, once
+    names = _texts(window, "missingModelName")
+    assert names == ["• sd_xl_base_1.0.safetensors", "• sd_xl_refiner_1.0.safetensors"]
+    assert _texts(window, "missingModelFolder") == ["goes in models/checkpoints"] * 2
+    # Copy link puts the download URL from the file on the clipboard.
+    button = panel.copy_buttons["sd_xl_refiner_1.0.safetensors"]
+    assert button.isEnabled()
+    with qtbot.waitSignal(panel.link_copied) as copied:
+        button.click()
+    url = QGuiApplication.clipboard().text()
+    assert copied.args == [url]
+    assert url.startswith("https://huggingface.co/stabilityai/stable-diffusion-xl-refiner-1.0/")
+    assert button.text() == "Copied"
+    # Run waits for the models; the reason is next to it; the fields say what is wrong.
+    assert not window.run_button.isEnabled() and not window.run_action.isEnabled()
+    assert window.run_reason.isVisible()
+    assert window.run_reason.text() == "Can't run: 2 models are missing."
+    issues = window.form.issues()
+    assert issues["4.ckpt_name"] == [
+        "This model is not on this server. Pick one of its models from the list."
+    ]
+    assert "12.ckpt_name" in issues
+    # The field still offers the server's model; "Choose another" brings it into view.
+    combo = window.form.rows["4.ckpt_name"].editor.findChild(QComboBox)
+    assert combo is not None
+    assert [combo.itemText(i) for i in range(combo.count())] == [TINY, "sd_xl_base_1.0.safetensors"]
+    assert window.grab().save(str(artifacts_dir / "missing-pieces-template.png"))
+    panel.choose_buttons["sd_xl_base_1.0.safetensors"].click()
+    qtbot.waitUntil(lambda: combo.hasFocus() or combo.isAncestorOf(QApplication.focusWidget()), timeout=3_000)
+
+
+def test_unknown_node_form_greyed_and_run_disabled(
+    qtbot: QtBot, open_window: OpenWindow, fake: RunningFake, tmp_path: Path, docs_shots: Path
+) -> None:
+    data_dir = tmp_path / "data"
+    key = _with_unknown_node(data_dir)
+    window = _window(qtbot, open_window, fake, data_dir)
+    window.resize(1440, 900)
+    pick(qtbot, window, key)
+    cur = window._current
+    assert cur is not None and cur.spec is not None and not cur.error
+    # The form is there: the known nodes' fields work, the custom node's are greyed with the pack named.
+    assert window.form.rows["3.steps"].editor.isEnabled()
+    row = window.form.rows["30.value 1"]
+    assert not row.editor.isEnabled() and not row.label.isEnabled()
+    assert "comfyui_controlnet_aux" in row.editor.toolTip()
+    assert _texts(window, "missingPack") == ["• <b>comfyui_controlnet_aux</b>: DWPreprocessor"]
+    assert not window.run_button.isEnabled()
+    assert window.run_reason.text() == "Can't run: 1 custom node and 1 model are missing."
+    # Greyed stays greyed when the form is rebuilt (a field pinned).
+    window.form.set_pinned("3.steps", True)
+    assert not window.form.rows["30.value 1"].editor.isEnabled()
+
+    window.form.ensureWidgetVisible(window.form.rows["30.value 1"].frame)
+    qtbot.waitUntil(lambda: window.missing_panel.isVisible(), timeout=3_000)
+    path = docs_shots / "missing-pieces.png"
+    assert window.grab().save(str(path))
+    assert path.stat().st_size > 10_000
+
+
+def test_picking_an_available_model_enables_run(
+    qtbot: QtBot, open_window: OpenWindow, fake: RunningFake, tmp_path: Path
+) -> None:
+    window = _window(qtbot, open_window, fake, tmp_path / "data")
+    pick(qtbot, window, template_key("default"))
+    qtbot.waitUntil(window.missing_panel.isVisible, timeout=5_000)
+    assert window.missing_panel.copy_buttons[SD15].toolTip() == SD15_URL
+    assert not window.run_button.isEnabled()
+    editor = window.form.rows["4.ckpt_name"].editor
+    assert isinstance(editor, ChoiceEditor)
+    editor.combo.setCurrentIndex(editor.combo.findData(TINY))  # as the user picks it
+    qtbot.waitUntil(lambda: window.run_button.isEnabled(), timeout=3_000)
+    assert window.missing.pieces is None
+    assert not window.missing_panel.isVisible() and not window.run_reason.isVisible()
+    assert "4.ckpt_name" not in window.form.issues()
+    # Picking the missing one again brings it all back.
+    editor.combo.setCurrentIndex(editor.combo.findData(SD15))
+    qtbot.waitUntil(lambda: not window.run_button.isEnabled(), timeout=3_000)
+    assert window.missing_panel.isVisible()
+
+
+def test_missing_image_is_flagged_before_the_run(
+    qtbot: QtBot, open_window: OpenWindow, fake: RunningFake, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "data"
+    prompt = json.loads((FIXTURES / "workflows" / "api" / "load_invert_scale_save.json").read_text("utf-8"))
+    prompt["10"]["inputs"]["image"] = "holiday.png"
+    key = write_workflow(data_dir, "Invert a photo", prompt)
+    window = _window(qtbot, open_window, fake, data_dir)
+    pick(qtbot, window, key)
+    qtbot.waitUntil(window.missing_panel.isVisible, timeout=5_000)
+    assert "Check this before you run" in _texts(window, "missingTitle")[0]
+    assert any("holiday.png" in t for t in _texts(window, "missingValue"))
+    assert "The server doesn't have this file" in window.form.issues()["10.image"][0]
+    assert window.run_button.isEnabled()  # a warning: another file can be picked or uploaded
+    assert not window.run_reason.isVisible()
+    editor = window.form.rows["10.image"].editor
+    assert isinstance(editor, ImageEditor)
+    editor.combo.setCurrentIndex(editor.combo.findData("example.png"))
+    qtbot.waitUntil(lambda: not window.missing_panel.isVisible(), timeout=3_000)
+    assert "10.image" not in window.form.issues()
+
+
+def test_model_lists_follow_the_server_on_f5_and_reconnect(
+    qtbot: QtBot, open_window: OpenWindow, fake: RunningFake, tmp_path: Path
+) -> None:
+    window = _window(qtbot, open_window, fake, tmp_path / "data")
+    pick(qtbot, window, template_key("default"))
+    qtbot.waitUntil(window.missing_panel.isVisible, timeout=5_000)
+
+    # The model is put on the server; F5 reads the lists again.
+    fake.server.set_model_files("checkpoints", [TINY, SD15])
+    assert httpx.get(f"{fake.url}/models/checkpoints").json() == [TINY, SD15]
+    window.reconnect_action.trigger()
+    qtbot.waitUntil(lambda: window.missing.pieces is None and window.run_button.isEnabled(), timeout=10_000)
+    editor = window.form.rows["4.ckpt_name"].editor
+    assert isinstance(editor, ChoiceEditor)
+    assert editor.choices == [TINY, SD15]
+    assert not window.missing_panel.isVisible()
+
+    # The server restarts without it: once the connection is back the field and the panel follow.
+    fake.server.set_model_files("checkpoints", [TINY])
+    fake.restart()
+    qtbot.waitUntil(lambda: window.missing_panel.isVisible(), timeout=15_000)
+    editor = window.form.rows["4.ckpt_name"].editor
+    assert isinstance(editor, ChoiceEditor) and editor.choices == [TINY]
+    assert not window.run_button.isEnabled()
+    assert window.run_reason.text() == "Can't run: 1 model is missing."
