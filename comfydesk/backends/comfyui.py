@@ -47,7 +47,6 @@ from comfydesk.backends.comfyui_http import (
     auth_headers,
     json_body,
     make_ssl_context,
-    scrub,
 )
 from comfydesk.backends.comfyui_protocol import (
     FEATURE_FLAGS_MESSAGE,
@@ -76,6 +75,7 @@ from comfydesk.core.events import (
     Queued,
 )
 from comfydesk.core.graph import ApiGraph
+from comfydesk.core.limits import printable
 from comfydesk.core.nodes import NodeCatalog
 
 __all__ = ["ComfyUIBackend", "ReconnectPolicy", "safe_output_name"]
@@ -164,7 +164,7 @@ class ComfyUIBackend(EventStream):
             if ok:
                 try:
                     ok = isinstance(json.loads(resp.content), dict)
-                except ValueError:
+                except (ValueError, RecursionError):
                     ok = False
             self._prefix = "/api" if ok else ""
         return self._prefix
@@ -216,7 +216,7 @@ class ComfyUIBackend(EventStream):
             raise
         except Exception as exc:  # a bug here must not leave the app believing it is connected
             log.exception("the event stream of %s stopped", self.url)
-            reason = scrub(f"event stream stopped: {type(exc).__name__}: {exc}", self._transport.secrets)
+            reason = self._transport.scrub(f"event stream stopped: {type(exc).__name__}: {exc}")
             self._set_status(ConnectionStatus(ConnectionState.DISCONNECTED, reason=reason))
 
     async def _listen_and_reconnect(self) -> None:
@@ -233,7 +233,21 @@ class ComfyUIBackend(EventStream):
                 return
 
     def _dispatch(self, frame: str | bytes) -> None:
-        events = self._mapper.feed_text(frame) if isinstance(frame, str) else self._mapper.feed_binary(frame)
+        """Map one frame to events; a message we cannot make sense of is logged and skipped, never fatal."""
+        try:
+            if isinstance(frame, str):
+                events = self._mapper.feed_text(frame)
+            else:
+                events = self._mapper.feed_binary(frame)
+        except Exception as exc:  # RecursionError and MemoryError-free bugs alike: one bad message only
+            head = printable(frame[:120] if isinstance(frame, str) else repr(frame[:32]))
+            log.warning(
+                "skipped a WebSocket message from %s that could not be read (%s): %s",
+                self.url,
+                type(exc).__name__,
+                head,
+            )
+            return
         for event in events:
             self._emit(event)
 
@@ -388,7 +402,7 @@ class ComfyUIBackend(EventStream):
         try:
             resp = await self._request("POST", "/prompt", json=body, ok=())
             if resp.status_code != 200:
-                raise prompt_error(resp.status_code, scrub(resp.text, self._transport.secrets), graph)
+                raise prompt_error(resp.status_code, self._transport.scrub(resp.text), graph)
             doc = json_body(resp, "POST /prompt")
         except BaseException:
             self._mapper.forget(pid)

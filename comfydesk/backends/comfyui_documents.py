@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from comfydesk.backends.base import DeviceInfo, QueueItem, ServerInfo, WorkflowSummary
 from comfydesk.core.errors import ComfyDeskError, ServerResponseError, ValidationError, ValidationIssue
 from comfydesk.core.graph import ApiGraph
+from comfydesk.core.limits import CATALOG_MAX_CONTAINERS, JsonTooComplex, loads_bounded, printable
 from comfydesk.core.nodes import NodeCatalog, parse_object_info
 
 __all__ = [
@@ -53,7 +53,12 @@ def server_info_from_stats(doc: Any, *, url: str, name: str = "") -> ServerInfo:
 def catalog_from_bytes(content: bytes) -> NodeCatalog:
     """Parse an object_info body (slow for real servers: call it off the event loop)."""
     try:
-        doc = json.loads(content)
+        doc = loads_bounded(content, max_containers=CATALOG_MAX_CONTAINERS)
+    except JsonTooComplex as exc:
+        raise ServerResponseError(
+            f"GET /object_info answered node definitions that cannot be used: {exc}",
+            body=content[:2000].decode("utf-8", "replace"),
+        ) from None
     except ValueError:
         raise ServerResponseError(
             "GET /object_info did not answer JSON", body=content[:2000].decode("utf-8", "replace")
@@ -116,7 +121,7 @@ def queue_items_from_json(doc: Any, client_id: str) -> list[QueueItem]:
 
 
 def _join(message: str, details: str) -> str:
-    message, details = message.strip(), details.strip()
+    message, details = printable(message).strip(), printable(details, keep_newlines=True).strip()
     if details and details not in message:
         return f"{message}: {details}" if message else details
     return message or details or "rejected by the server"
@@ -125,12 +130,12 @@ def _join(message: str, details: str) -> str:
 def prompt_error(status: int, body: str, graph: ApiGraph | None = None) -> ComfyDeskError:
     """The error for a failed `POST /prompt`: ValidationError for the server's validation answers."""
     try:
-        doc = json.loads(body) if body else None
-    except ValueError:
+        doc = loads_bounded(body) if body else None
+    except ValueError:  # JsonTooComplex included
         doc = None
     error = doc.get("error") if isinstance(doc, dict) else None
     if not isinstance(error, dict):
-        text = " ".join(body.split())[:200] or "no body"
+        text = printable(" ".join(body.split()))[:200] or "no body"
         return ServerResponseError(
             f"the server failed to handle the workflow (POST /prompt answered HTTP {status}: {text})",
             status=status,

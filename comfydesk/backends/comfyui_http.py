@@ -8,9 +8,9 @@ sentence (`describe_transport_error`): "connection refused (is ComfyUI running t
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import errno
-import json
 import logging
 import re
 import socket
@@ -21,13 +21,16 @@ from typing import Any
 import httpx
 
 from comfydesk.core.errors import AuthenticationError, ServerResponseError, ServerUnreachable
+from comfydesk.core.limits import CATALOG_MAX_CONTAINERS, JsonTooComplex, loads_bounded, printable
 
 __all__ = [
+    "BodyLimit",
     "ServerAddress",
     "TransportConfig",
     "auth_headers",
     "describe_transport_error",
     "json_body",
+    "limit_for",
     "make_ssl_context",
     "scrub",
 ]
@@ -183,7 +186,66 @@ class TransportConfig:
         cause = describe_transport_error(exc, timeout=timeout)
         if what and cause.startswith("no answer within"):
             cause += f" ({what})"
-        return ServerUnreachable(self.address.display, scrub(cause, self.secrets))
+        return ServerUnreachable(self.address.display, printable(self.scrub(cause)))
+
+    async def fetch(
+        self,
+        client: httpx.AsyncClient,
+        method: str,
+        path: str,
+        *,
+        limit: BodyLimit | None = None,
+        what: str = "",
+        **kwargs: Any,
+    ) -> httpx.Response:
+        """One request whose answer is read whole, within the size and time limits of its route.
+
+        Transport errors and an answer that is too slow -> ServerUnreachable; an answer larger than the
+        route's limit -> ServerResponseError. The status is not checked here (see `request`).
+        """
+        what = what or f"{method} {_route(path)}"
+        limit = limit or limit_for(path)
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        start_budget = self.timeout + _upload_size(kwargs) / MIN_RATE
+        received = 0
+        try:
+            async with asyncio.timeout(t0 + start_budget) as budget:
+                request = client.build_request(method, path.lstrip("/"), **kwargs)
+                resp = await client.send(request, stream=True)
+                try:
+                    declared = resp.headers.get("content-length", "")
+                    if declared.isdigit() and int(declared) > limit.max_bytes:
+                        raise self._too_big(what, limit, int(declared))
+                    chunks: list[bytes] = []
+                    async for chunk in resp.aiter_bytes():
+                        received += len(chunk)
+                        if received > limit.max_bytes:
+                            raise self._too_big(what, limit, None)
+                        chunks.append(chunk)
+                        allowed = min(limit.ceiling, self.timeout + received / MIN_RATE)
+                        budget.reschedule(t0 + max(start_budget, allowed))
+                finally:
+                    await resp.aclose()
+        except TimeoutError:
+            elapsed = loop.time() - t0
+            got = f"; it had sent {_size(received)}" if received else ""
+            raise ServerUnreachable(
+                self.address.display,
+                f"the answer to {what} took too long ({elapsed:.0f} s{got}); the server may be overloaded "
+                "or the connection too slow; try again later",
+            ) from None
+        except httpx.TransportError as exc:
+            raise self.unreachable(exc, what) from None
+        headers = [(k, v) for k, v in resp.headers.multi_items() if k.lower() not in _BODY_HEADERS]
+        return httpx.Response(resp.status_code, headers=headers, content=b"".join(chunks), request=request)
+
+    def _too_big(self, what: str, limit: BodyLimit, declared: int | None) -> ServerResponseError:
+        said = f" (it announced {_size(declared)})" if declared is not None else ""
+        return ServerResponseError(
+            f"the answer to {what} is larger than the {_size(limit.max_bytes)} accepted{said}; "
+            "it was not read. The server is misbehaving or is not a ComfyUI",
+        )
 
     async def request(
         self,
@@ -197,17 +259,14 @@ class TransportConfig:
         """One request; transport errors -> ServerUnreachable, 401/403 -> AuthenticationError.
 
         Statuses outside `ok` (and not auth failures) raise ServerResponseError unless `ok` is empty,
-        in which case the caller inspects the response.
+        in which case the caller inspects the response. The answer is bounded (`fetch`).
         """
-        what = f"{method} {path.split('?')[0]}"
-        try:
-            resp = await client.request(method, path.lstrip("/"), **kwargs)
-        except httpx.TransportError as exc:
-            raise self.unreachable(exc, what) from None
+        what = f"{method} {_route(path)}"
+        resp = await self.fetch(client, method, path, **kwargs)
         if resp.status_code in (401, 403):
             raise AuthenticationError(self.address.display, resp.status_code)
         if ok and resp.status_code not in ok:
-            body = scrub(resp.text[:2000], self.secrets)
+            body = printable(self.scrub(resp.text[:2000]), keep_newlines=True)
             raise ServerResponseError(
                 f"{what} answered HTTP {resp.status_code}" + (f": {body[:200]}" if body.strip() else ""),
                 status=resp.status_code,
@@ -215,11 +274,80 @@ class TransportConfig:
             )
         return resp
 
+    def scrub(self, text: str) -> str:
+        """`text` without this connection's secrets (token, password, and Basic auth as sent)."""
+        return scrub(text, (*self.secrets, *_basic_forms(self.headers)))
+
+
+_BODY_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
+
+
+@dataclass(frozen=True, slots=True)
+class BodyLimit:
+    """How large an answer may be, and the most time it may take however steadily it flows (s)."""
+
+    max_bytes: int
+    ceiling: float
+
+
+MiB = 1024 * 1024
+#: After the request timeout, an answer must keep arriving at this average rate (bytes/s) or it is dropped:
+#: a body trickled byte by byte cannot hold a command past its timeout.
+MIN_RATE = 64 * 1024
+DOCUMENT_LIMIT = BodyLimit(64 * MiB, 600.0)
+FILE_LIMIT = BodyLimit(2048 * MiB, 3600.0)
+#: Per-route limits (paths without the /api prefix); everything else is a document (DOCUMENT_LIMIT).
+ROUTE_LIMITS: dict[str, BodyLimit] = {
+    "/object_info": BodyLimit(256 * MiB, 600.0),  # the node catalog: ~10 MB on a big install
+    "/history": BodyLimit(256 * MiB, 600.0),
+    "/view": FILE_LIMIT,  # output files: images and videos
+}
+
+
+def _route(path: str) -> str:
+    return path.split("?")[0]
+
+
+def limit_for(path: str) -> BodyLimit:
+    """The size and time limit of the answer to `path` (`/api` mirror routes count as their twin)."""
+    route = "/" + _route(path).lstrip("/")
+    if route.startswith("/api/"):
+        route = route[4:]
+    for prefix, limit in ROUTE_LIMITS.items():
+        if route == prefix or route.startswith(prefix + "/"):
+            return limit
+    return DOCUMENT_LIMIT
+
+
+def _upload_size(kwargs: dict[str, Any]) -> int:
+    size = 0
+    files = kwargs.get("files")
+    for item in files.values() if isinstance(files, dict) else ():
+        if isinstance(item, tuple) and len(item) > 1 and isinstance(item[1], bytes | bytearray):
+            size += len(item[1])
+    content = kwargs.get("content")
+    if isinstance(content, bytes | bytearray):
+        size += len(content)
+    return size
+
+
+def _size(n: int) -> str:
+    return f"{n / MiB:.1f} MB" if n >= MiB else f"{n} bytes"
+
+
+def _basic_forms(headers: dict[str, str]) -> tuple[str, ...]:
+    auth = headers.get("Authorization", "")
+    return (auth.split(" ", 1)[1],) if auth.startswith("Basic ") else ()
+
 
 def json_body(resp: httpx.Response, what: str) -> Any:
     """The response parsed as JSON, or ServerResponseError naming the route."""
     try:
-        return json.loads(resp.content)
+        return loads_bounded(resp.content, max_containers=CATALOG_MAX_CONTAINERS)
+    except JsonTooComplex as exc:
+        raise ServerResponseError(
+            f"{what} answered a document that cannot be used: {exc}", status=resp.status_code
+        ) from None
     except ValueError:
         raise ServerResponseError(
             f"{what} did not answer JSON (HTTP {resp.status_code})",

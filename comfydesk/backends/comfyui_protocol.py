@@ -9,6 +9,7 @@ that a reconnect can top up from `/history` without sending anything twice.
 from __future__ import annotations
 
 import json
+import logging
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from comfydesk.core.events import (
     Progress,
     Started,
 )
+from comfydesk.core.limits import loads_bounded, printable
 
 __all__ = [
     "FEATURE_FLAGS_MESSAGE",
@@ -48,6 +50,8 @@ __all__ = [
     "parse_binary_frame",
     "safe_output_name",
 ]
+
+log = logging.getLogger(__name__)
 
 FEATURE_FLAGS_MESSAGE: dict[str, Any] = {"type": "feature_flags", "data": {"supports_preview_metadata": True}}
 LOST_RUN_MESSAGE = "the server restarted and lost this run"
@@ -114,7 +118,14 @@ def parse_binary_frame(frame: bytes) -> BinaryPreview | None:
 
 
 def _opt_str(value: Any) -> str | None:
-    return None if value is None else str(value)
+    return None if value is None else printable(str(value))
+
+
+def _ids(value: Any) -> tuple[str, ...]:
+    """Node ids from a list the server sends (`nodes`, `executed`); anything else reads as none."""
+    if not isinstance(value, list):
+        return ()
+    return tuple(printable(str(n)) for n in value if isinstance(n, str | int) and not isinstance(n, bool))
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -146,11 +157,22 @@ def outputs_from_ui(node_id: str, ui: Any) -> tuple[OutputRef, ...]:
 
 
 def safe_output_name(ref: OutputRef) -> str:
-    """The output's file name, safe to join to a local directory; raises UnsafeInputError otherwise."""
-    name = ref.filename
-    if not name or name in (".", "..") or "/" in name or "\\" in name or "\x00" in name or ".." in name:
+    """The output's file name, safe to join to a local directory; raises UnsafeInputError otherwise.
+
+    Control characters (terminal escapes, line breaks) are removed first: the name reaches a terminal,
+    logs and the file system."""
+    name = printable(ref.filename).strip()
+    if (
+        "\x00" in ref.filename
+        or not name
+        or name in (".", "..")
+        or "/" in name
+        or "\\" in name
+        or ".." in name
+    ):
         raise UnsafeInputError(
-            f"refusing the server's output file name {name!r}: it is empty or contains a path",
+            f"refusing the server's output file name {printable(repr(ref.filename))}: it is empty or "
+            "contains a path",
             hint="The server sent a file name that could escape the output folder.",
         )
     if len(name) >= 2 and name[1] == ":":
@@ -224,8 +246,9 @@ class ProtocolMapper:
         if raw.startswith(PROGRESS_STATE_PREFIX):
             return []
         try:
-            msg = json.loads(raw)
-        except ValueError:
+            msg = loads_bounded(raw)
+        except ValueError:  # not JSON, or nested / sized past what any real message is (JsonTooComplex)
+            log.warning("skipped a WebSocket message that is not usable JSON: %s", printable(raw[:120]))
             return []
         return self.feed(msg)
 
@@ -267,7 +290,7 @@ class ProtocolMapper:
         run = self._run(data.get("prompt_id"))
         if run is None or run.terminal:
             return []
-        nodes = tuple(str(n) for n in data.get("nodes") or ())
+        nodes = _ids(data.get("nodes"))
         run.cached_nodes = run.cached_nodes | frozenset(nodes)
         return [*self._begin(run), Cached(run.prompt_id, nodes)]
 
@@ -381,12 +404,16 @@ def failure_from_error(data: Mapping[str, Any]) -> FailureInfo:
     """FailureInfo from an `execution_error` message (also found in history messages)."""
     tb = data.get("traceback")
     return FailureInfo(
-        message=str(data.get("exception_message") or "the node failed").strip(),
+        message=printable(
+            str(data.get("exception_message") or "the node failed"), keep_newlines=True
+        ).strip(),
         node_id=_opt_str(data.get("node_id")),
         node_type=_opt_str(data.get("node_type")),
-        exception_type=str(data.get("exception_type") or ""),
-        traceback=tuple(str(line) for line in tb) if isinstance(tb, list) else (),
-        executed=tuple(str(n) for n in data.get("executed") or ()),
+        exception_type=printable(str(data.get("exception_type") or "")),
+        traceback=tuple(printable(str(line), keep_newlines=True) for line in tb)
+        if isinstance(tb, list)
+        else (),
+        executed=_ids(data.get("executed")),
     )
 
 
@@ -482,7 +509,7 @@ def missing_outputs_from_history(run: RunState, entry: Mapping[str, Any]) -> lis
     """NodeOutputs in a history entry that the run has not delivered yet (marks them delivered)."""
     for name, data in _history_messages(entry):
         if name == "execution_cached":
-            run.cached_nodes = run.cached_nodes | frozenset(str(n) for n in data.get("nodes") or ())
+            run.cached_nodes = run.cached_nodes | frozenset(_ids(data.get("nodes")))
     events: list[NodeOutput] = []
     for node_id, refs in _history_outputs(entry):
         if node_id in run.delivered_nodes:

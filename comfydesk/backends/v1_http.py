@@ -21,6 +21,8 @@ from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI
 
 from comfydesk.backends.base import Throttled
 from comfydesk.backends.comfyui_http import (
+    FILE_LIMIT,
+    BodyLimit,
     ServerAddress,
     TransportConfig,
     auth_headers,
@@ -131,6 +133,7 @@ class GatewayTransport:
         what: str,
         ok: tuple[int, ...] = (200,),
         api: bool = True,
+        limit: BodyLimit | None = None,
         **kwargs: Any,
     ) -> httpx.Response:
         """One request to `API_PREFIX + route` (or to `route` itself with `api=False`, absolute or not).
@@ -142,10 +145,8 @@ class GatewayTransport:
         client = self._client_for(target)
         path = target if "://" in target else target.lstrip("/")
         for attempt in range(THROTTLE_RETRIES + 1):
-            try:
-                resp = await client.request(method, path, **kwargs)
-            except httpx.TransportError as exc:
-                raise self.config.unreachable(exc, what) from None
+            # Bounded in size and total time (`limit`, else by route); transport errors -> ServerUnreachable.
+            resp = await self.config.fetch(client, method, path, limit=limit, what=what, **kwargs)
             if resp.status_code in ok:
                 return resp
             if resp.status_code != 429:
@@ -164,7 +165,9 @@ class GatewayTransport:
 
     async def image(self, ref: OutputRef) -> bytes:
         """An output image's bytes (`ref.url`); OutputUnavailable once the gateway has let it expire."""
-        resp = await self.call("GET", ref.url, what=f"downloading {ref.filename}", ok=(200, 404), api=False)
+        resp = await self.call(
+            "GET", ref.url, what=f"downloading {ref.filename}", ok=(200, 404), api=False, limit=FILE_LIMIT
+        )
         if resp.status_code == 404:
             raise OutputUnavailable(
                 f"the gateway no longer has the image '{ref.filename}'",
@@ -224,13 +227,11 @@ async def probe_gateway(
         secrets=(token,) if token else (),
     )
     async with config.client() as client:
-        try:
-            resp = await client.get(f"{API_PREFIX.lstrip('/')}/nodes")
-        except httpx.TransportError as exc:
-            raise config.unreachable(exc, "GET /api/v1/comfyui/nodes") from None
+        # Bounded in size and total time (a trickling answer cannot hold the probe past its timeout).
+        resp = await config.fetch(client, "GET", f"{API_PREFIX}/nodes")
     if resp.status_code not in (200, 401, 429) and resp.status_code < 500:
         return False
     try:
         return is_gateway_envelope(json.loads(resp.content))
-    except ValueError:
+    except (ValueError, RecursionError):
         return False

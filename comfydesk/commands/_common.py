@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from comfydesk.core.errors import CatalogError, ComfyDeskError, ServerUnreachable
+from comfydesk.core.limits import CATALOG_MAX_CONTAINERS, JsonTooComplex, loads_bounded, printable
 from comfydesk.core.nodes import NodeCatalog, parse_object_info, parse_v1_nodes
 
 if TYPE_CHECKING:
@@ -117,22 +118,64 @@ def add_catalog_options(parser: argparse.ArgumentParser) -> None:
 
 def server_url(args: argparse.Namespace) -> str:
     url: str | None = getattr(args, "server", None)
-    return (url or default_server()).rstrip("/")
+    url = (url or default_server()).rstrip("/")
+    _remember_url_secrets(url)
+    return url
 
 
 def token_of(args: argparse.Namespace) -> str | None:
     token: str | None = getattr(args, "token", None)
-    return token or os.environ.get(TOKEN_ENV) or None
+    token = token or os.environ.get(TOKEN_ENV) or None
+    if token:
+        _remember(token)
+    return token
 
 
 _USERINFO_RE = re.compile(r"(://)[^/@\s]+@")
+_SECRET_QUERY_RE = re.compile(
+    r"([?&;][^=&#\s]*(?:token|key|secret|pass|pwd|auth|sig|session|credential)[^=&#\s]*=)[^&#\s]*",
+    re.IGNORECASE,
+)
+_AUTH_SCHEME_RE = re.compile(r"\b(Basic|Bearer)\s+[A-Za-z0-9._~+/=-]{6,}")
+#: Secrets this command was given (token, URL password, Basic credentials as sent): never printed.
+_KNOWN_SECRETS: set[str] = set()
+
+
+def _remember(secret: str) -> None:
+    if len(secret) >= 3:
+        _KNOWN_SECRETS.add(secret)
+
+
+def _remember_url_secrets(url: str) -> None:
+    """The password of `http://user:pass@host`, its Basic auth form, and secret-looking query values."""
+    import base64
+    from urllib.parse import parse_qsl, unquote, urlsplit
+
+    try:
+        parts = urlsplit(url if "://" in url else "http://" + url)
+        user, password = parts.username, parts.password
+    except ValueError:
+        return
+    if password:
+        _remember(password)
+        _remember(unquote(password))
+        for name, secret in ((user or "", password), (unquote(user or ""), unquote(password))):
+            _remember(base64.b64encode(f"{name}:{secret}".encode()).decode("ascii"))
+    for key, value in parse_qsl(parts.query):
+        if _SECRET_QUERY_RE.search(f"?{key}=x"):
+            _remember(value)
 
 
 def redact(text: str, token: str | None = None) -> str:
-    """`text` without the token or a password written into a URL (`http://user:secret@host`)."""
+    """`text` without the token, any secret the command was given, a password written into a URL
+    (`http://user:secret@host`), secret-looking query values (`?token=...`) or Basic/Bearer credentials."""
     if token:
-        text = text.replace(token, "***")
-    return _USERINFO_RE.sub(r"\1***@", text)
+        _remember(token)
+    for secret in sorted(_KNOWN_SECRETS, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    text = _USERINFO_RE.sub(r"\1***@", text)
+    text = _SECRET_QUERY_RE.sub(r"\1***", text)
+    return _AUTH_SCHEME_RE.sub(r"\1 ***", text)
 
 
 def describe(exc: ComfyDeskError) -> str:
@@ -145,8 +188,9 @@ def describe(exc: ComfyDeskError) -> str:
 
 
 def error(message: str) -> None:
-    """Print one error the way every command does: `comfydesk: <message>` on stderr."""
-    print(f"comfydesk: {message}", file=sys.stderr, flush=True)
+    """Print one error the way every command does: `comfydesk: <message>` on stderr, without secrets and
+    without control characters (server text may carry terminal escapes)."""
+    print(f"comfydesk: {printable(redact(message), keep_newlines=True)}", file=sys.stderr, flush=True)
 
 
 def run_coroutine(coro: Coroutine[Any, Any, T]) -> T:
@@ -159,14 +203,16 @@ def make_backend(args: argparse.Namespace, *, timeout: float = 30.0, kind: str =
     --object-info` needs no network)."""
     url = server_url(args)
     token = token_of(args)
+    from comfydesk.backends.reconnect import cli_policy
+
     try:
         if kind == "gateway":
             from comfydesk.backends.v1 import V1Backend
 
-            return V1Backend(url, token=token, timeout=timeout)
+            return V1Backend(url, token=token, timeout=timeout, reconnect=cli_policy())
         from comfydesk.backends.comfyui import ComfyUIBackend
 
-        return ComfyUIBackend(url, token=token, timeout=timeout)
+        return ComfyUIBackend(url, token=token, timeout=timeout, reconnect=cli_policy())
     except ValueError as exc:  # an address that is not a URL we can speak to
         raise ServerUnreachable(redact(url, token), str(exc)) from None
 
@@ -202,7 +248,9 @@ def load_catalog_file(path: str | Path) -> NodeCatalog:
     except UnicodeDecodeError as exc:
         raise CatalogError(f"{p}: not a UTF-8 text file") from exc
     try:
-        doc = json.loads(text)
+        doc = loads_bounded(text, max_containers=CATALOG_MAX_CONTAINERS)
+    except JsonTooComplex as exc:
+        raise CatalogError(f"{p}: not usable node definitions: {exc}") from None
     except json.JSONDecodeError as exc:
         raise CatalogError(
             f"{p}: not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"

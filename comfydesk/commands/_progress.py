@@ -9,6 +9,7 @@ from typing import IO
 
 from comfydesk.core.events import Cached, NodeStarted, Progress, Queued, Started
 from comfydesk.core.graph import ApiGraph
+from comfydesk.core.limits import printable
 from comfydesk.core.nodes import NodeCatalog
 
 __all__ = ["ProgressView", "clock"]
@@ -64,6 +65,7 @@ class ProgressView:
         return f"{text}  {elapsed}"
 
     def show(self, text: str) -> None:
+        text = printable(text)  # node titles come from the server's catalog: no terminal escapes
         if text == self._last:
             return
         self._last = text
@@ -81,7 +83,7 @@ class ProgressView:
     def message(self, text: str) -> None:
         """A line of its own (queue position, reconnects), keeping the status line below it on a TTY."""
         self.end()
-        self.stream.write(text + "\n")
+        self.stream.write(printable(text, keep_newlines=True) + "\n")
         self.stream.flush()
 
     def end(self) -> None:

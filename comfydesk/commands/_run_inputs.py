@@ -15,12 +15,15 @@ from typing import Any
 
 from comfydesk.commands._common import error
 from comfydesk.core.errors import ComfyDeskError, ValidationError, ValidationIssue
+from comfydesk.core.limits import printable
 from comfydesk.core.templates import FieldKind, FormField, FormSpec
+from comfydesk.store.atomic import write_new_file
 
 __all__ = [
     "Abort",
     "ImageFile",
     "SetError",
+    "fit_name",
     "node_title",
     "parse_assignment",
     "parse_value",
@@ -57,7 +60,7 @@ def print_issues(exc: ValidationError, form: FormSpec | None) -> None:
         line = issue.describe()
         if issue.field_key in placeholders and issue.kind == "required_input_missing":
             line += f" Pass --set {issue.field_key}=VALUE."
-        print(f"  {line}", file=sys.stderr)
+        print(f"  {printable(line)}", file=sys.stderr)
     if any(i.field_key and i.field_key not in placeholders for i in exc.issues):
         print("  (change a value with --set NODE_ID.input=VALUE)", file=sys.stderr)
 
@@ -231,17 +234,37 @@ def safe_stem(text: str) -> str:
     return _UNSAFE_CHARS.sub("_", text).strip("._") or "output"
 
 
+#: Longest file name written, in UTF-8 bytes: most file systems allow 255; room is left for `_<n>`.
+MAX_NAME_BYTES = 200
+
+
+def fit_name(name: str, limit: int = MAX_NAME_BYTES) -> str:
+    """`name` shortened to `limit` UTF-8 bytes, keeping its extension (a server may send any length)."""
+    if len(name.encode("utf-8")) <= limit:
+        return name
+    base = Path(name)
+    suffix = base.suffix if len(base.suffix.encode("utf-8")) <= 16 else ""
+    stem = name[: len(name) - len(suffix)] if suffix else name
+    room = limit - len(suffix.encode("utf-8"))
+    cut = stem.encode("utf-8")[:room].decode("utf-8", "ignore").rstrip(". ") or "output"
+    return cut + suffix
+
+
 def write_unique(directory: Path, name: str, data: bytes) -> Path:
-    """Write `data` to `directory/name`, or `stem_1.ext`, `stem_2.ext`, ... if taken; never overwrites."""
+    """Write `data` to `directory/name`, or `stem_1.ext`, `stem_2.ext`, ... if taken; never overwrites.
+
+    The bytes go to a hidden temporary file first, which is then linked under its final name, so an
+    interrupted write (Ctrl+C, a crash, a full disk) never leaves a partial file under that name. Names
+    longer than the file system allows are shortened (`fit_name`)."""
     directory.mkdir(parents=True, exist_ok=True)
+    name = fit_name(name)
     base = Path(name)
     stem, suffix = base.stem or "output", base.suffix
     candidate = directory / name
     n = 0
     while True:
         try:
-            with open(candidate, "xb") as fh:  # exclusive create: another writer cannot be clobbered
-                fh.write(data)
+            write_new_file(candidate, data)  # another writer cannot be clobbered
             return candidate
         except FileExistsError:
             n += 1

@@ -20,8 +20,9 @@ from comfydesk.commands._common import (
 from comfydesk.core.errors import BackendError, CatalogError, WorkflowError
 from comfydesk.core.nodes import NodeCatalog
 from comfydesk.core.workflow import load_workflow
+from comfydesk.store.atomic import atomic_write_bytes
 
-__all__ = ["needs_catalog", "register"]
+__all__ = ["api_json", "needs_catalog", "register"]
 
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -64,7 +65,7 @@ def needs_catalog(data: bytes) -> bool:
         return found.get("prompt") is None and found.get("workflow") is not None
     try:
         doc = json.loads(data.decode("utf-8-sig"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (ValueError, RecursionError):  # not UTF-8 JSON, or too deep: the loader says so properly
         return False
     return bool(is_ui_workflow(doc))
 
@@ -100,15 +101,29 @@ def handle(args: argparse.Namespace) -> int:
     if workflow.report is not None:
         for line in workflow.report.lines():
             print(line, file=sys.stderr)
-    text = json.dumps(workflow.graph.to_prompt(), indent=2, ensure_ascii=False) + "\n"
+    data_out = api_json(workflow.graph.to_prompt())
     if args.output:
         out = Path(args.output)
+        if out.is_dir():
+            error(f"{out}: this is a folder; give a file name for the API JSON")
+            return EXIT_FAILED
         try:
-            out.write_text(text, encoding="utf-8")
+            # A temporary file renamed over the target: an existing file is replaced whole or left alone.
+            atomic_write_bytes(out, data_out)
         except OSError as exc:
             error(f"{out}: cannot write: {exc.strerror or exc}")
             return EXIT_FAILED
         print(f"wrote {out}", file=sys.stderr)
     else:
-        sys.stdout.write(text)
+        sys.stdout.write(data_out.decode("utf-8"))
     return EXIT_OK
+
+
+def api_json(prompt: Any) -> bytes:
+    """The API JSON as UTF-8. Text that UTF-8 cannot carry (a lone surrogate from a `\\udXXX` escape in
+    the input) is written as a JSON escape instead, so the value survives and nothing fails half-way."""
+    text = json.dumps(prompt, indent=2, ensure_ascii=False) + "\n"
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return (json.dumps(prompt, indent=2, ensure_ascii=True) + "\n").encode("ascii")

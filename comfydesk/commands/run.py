@@ -13,7 +13,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import json
+import math
+import os
 import signal
 import sys
 import time
@@ -56,6 +59,7 @@ from comfydesk.core.errors import (
     BackendError,
     ComfyDeskError,
     OutputUnavailable,
+    ServerResponseError,
     UnknownNodeTypeError,
     UnsafeInputError,
     ValidationError,
@@ -116,11 +120,43 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--timeout",
         metavar="S",
-        type=float,
+        type=positive_seconds,
         default=None,
         help="give up (and cancel the run on the server) after S seconds; default: wait as long as it takes",
     )
     parser.set_defaults(handler=handle)
+
+
+def positive_seconds(text: str) -> float:
+    """--timeout: a finite number of seconds above 0 (argparse turns the ValueError into a usage error)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, got {text!r}")
+    return value
+
+
+def check_out_dir(out: Path) -> None:
+    """Refuse an --out that cannot hold the outputs before anything is submitted (Abort, exit 2)."""
+    if out.exists():
+        if not out.is_dir():
+            error(f"--out {out}: this is a file, not a folder; choose a folder for the outputs")
+            raise Abort(EXIT_UNAVAILABLE)
+        if not os.access(out, os.W_OK | os.X_OK):
+            error(f"--out {out}: this folder cannot be written to; choose another one")
+            raise Abort(EXIT_UNAVAILABLE)
+        return
+    parent = out.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        error(f"--out {out}: {parent} is a file, so the folder cannot be created; choose another folder")
+        raise Abort(EXIT_UNAVAILABLE)
+    if not os.access(parent, os.W_OK | os.X_OK):
+        error(f"--out {out}: the folder cannot be created in {parent}; choose another folder")
+        raise Abort(EXIT_UNAVAILABLE)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -193,12 +229,16 @@ async def _prepare(backend: Backend, args: argparse.Namespace, data: bytes, path
 
 
 async def _save_outputs(
-    backend: Backend, outputs: Sequence[OutputRef], out_dir: Path
+    backend: Backend,
+    outputs: Sequence[OutputRef],
+    out_dir: Path,
+    written: list[dict[str, str]] | None = None,
 ) -> tuple[list[dict[str, str]], list[str]]:
-    """Write every output; one that cannot be fetched or has a hostile name is reported, the rest saved."""
+    """Write every output; one that cannot be fetched or has a hostile name is reported, the rest saved.
+    `written` (when given) fills up as files are written, so an interrupted save still knows them."""
     from comfydesk.backends.comfyui import safe_output_name
 
-    written: list[dict[str, str]] = []
+    written = [] if written is None else written
     problems: list[str] = []
     for ref in outputs:
         try:
@@ -211,12 +251,17 @@ async def _save_outputs(
             else:  # flags such as {"animated": [true]} describe other outputs; they are not results
                 continue
             path = write_unique(out_dir, name, data)
-        except (OutputUnavailable, UnsafeInputError) as exc:
+        except (OutputUnavailable, UnsafeInputError, ServerResponseError) as exc:
             problems.append(f"output of node {ref.node_id} not saved: {describe(exc)}")
             continue
         except OSError as exc:
-            problems.append(f"cannot write to {out_dir}: {exc.strerror or exc}")
-            break
+            where = Path(exc.filename) if isinstance(exc.filename, str) else out_dir
+            problems.append(
+                f"output of node {ref.node_id} not saved: cannot write {where}: {exc.strerror or exc}"
+            )
+            if not out_dir.is_dir() or exc.errno in _FOLDER_ERRORS:
+                break  # the folder itself is unusable: every later output would fail the same way
+            continue
         written.append({"path": str(path), "node_id": ref.node_id, "kind": ref.kind})
     return written, problems
 
@@ -272,6 +317,20 @@ async def _follow(
                 return event
     finally:
         stopped.cancel()
+
+
+#: Write errors that mean the output folder itself is unusable (then later outputs are not tried).
+_FOLDER_ERRORS = frozenset({errno.ENOSPC, errno.EROFS, errno.EACCES, getattr(errno, "EDQUOT", errno.ENOSPC)})
+
+
+def _gave_up(backend: Backend) -> bool:
+    """True when the backend has given up its connection (after its reconnect budget)."""
+    from comfydesk.backends.base import ConnectionState
+
+    status = getattr(backend, "status", None)
+    return getattr(status, "state", None) is ConnectionState.DISCONNECTED and bool(
+        getattr(status, "reason", "")
+    )
 
 
 def _connection_note(event: object, view: ProgressView) -> None:
@@ -352,7 +411,7 @@ async def _run(
             execution_id = (await backend.submit(graph)).id
         view = ProgressView(graph, await backend.node_catalog(), sys.stderr, sys.stderr.isatty(), t0)
         print(f"submitted {execution_id}", file=sys.stderr, flush=True)
-        deadline = t0 + args.timeout if args.timeout else None
+        deadline = t0 + args.timeout if args.timeout is not None else None
         outcome = await _follow(backend, events, execution_id, view, stop, deadline)
         if isinstance(outcome, Completed):
             view.show(f"[100%] completed  {clock(time.monotonic() - t0)}")
@@ -365,8 +424,11 @@ async def _run(
             error(f"the run took longer than {args.timeout:g} s; cancelling it on the server")
             await _interrupt(backend, execution_id, view)
             return RunResult(EXIT_FAILED, execution_id, "cancelled", elapsed=elapsed, error="timed out")
-        if not isinstance(outcome, Completed | Failed | Interrupted):  # the backend gave up reconnecting
-            reason = getattr(getattr(outcome, "status", None), "reason", "") or "connection lost"
+        if not isinstance(outcome, Completed | Failed | Interrupted) or (
+            isinstance(outcome, Failed) and _gave_up(backend)
+        ):  # the backend gave up reconnecting (it fails the runs it leaves open first): exit 2
+            status = getattr(outcome, "status", None) or getattr(backend, "status", None)
+            reason = getattr(status, "reason", "") or "connection lost"
             error(f"lost the connection to {backend.url} during run {execution_id}: {reason}")
             return RunResult(EXIT_UNAVAILABLE, execution_id, "failed", elapsed=elapsed, error=reason)
         if isinstance(outcome, Failed):
@@ -381,7 +443,21 @@ async def _run(
             error(message)
             return RunResult(EXIT_FAILED, execution_id, "cancelled", elapsed=elapsed, error=message)
         assert isinstance(outcome, Completed)
-        written, problems = await _save_outputs(backend, outcome.outputs, Path(args.out))
+        saved: list[dict[str, str]] = []
+        saving = asyncio.ensure_future(_save_outputs(backend, outcome.outputs, Path(args.out), saved))
+        stopped = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait({saving, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+        if not saving.done():  # Ctrl+C while downloading: stop now; nothing half-written is left behind
+            saving.cancel()
+            with contextlib.suppress(BaseException):
+                await saving
+            error(f"interrupted while saving the outputs: {len(saved)} of {len(outcome.outputs)} saved")
+            elapsed = round(time.monotonic() - t0, 3)
+            return RunResult(EXIT_INTERRUPTED, execution_id, "completed", saved, elapsed, "interrupted")
+        written, problems = saving.result()
         elapsed = round(time.monotonic() - t0, 3)
         for problem in problems:
             error(problem)
@@ -432,6 +508,7 @@ def handle(args: argparse.Namespace) -> int:
             error(f"{path}: cannot read the file: {exc.strerror or exc}")
             return EXIT_UNAVAILABLE
     try:
+        check_out_dir(Path(args.out))  # before anything is submitted, not after the run
         result = run_coroutine(_run(args, data, path, gateway_id))
     except Abort as exc:
         return exc.code
@@ -449,6 +526,6 @@ def handle(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     if result.code == EXIT_INTERRUPTED and not result.execution_id:
         return EXIT_INTERRUPTED
-    if result.code in (EXIT_OK, EXIT_FAILED) or args.json:
+    if result.code in (EXIT_OK, EXIT_FAILED) or args.json or result.outputs:
         _report(result, args.json)
     return result.code

@@ -49,6 +49,11 @@ MODE_BYPASS = 4
 NOTE_TYPES = frozenset({"Note", "MarkdownNote"})
 #: Node types that live only in the editor and never reach the server.
 FRONTEND_ONLY_TYPES = NOTE_TYPES | {"PrimitiveNode", "Reroute"}
+#: Bounds on what one workflow may expand to (a small file must not make a huge graph, nor a deep one).
+MAX_SUBGRAPH_DEPTH = 32
+MAX_EXPANDED_NODES = 20_000
+#: Nodes a single link may pass through (Reroutes, bypassed nodes, subgraph borders) before its source.
+MAX_LINK_HOPS = 256
 #: Before `control_after_generate` existed the editor gave these INT inputs a seed control widget.
 _LEGACY_SEED_NAMES = frozenset({"seed", "noise_seed"})
 
@@ -174,7 +179,22 @@ class _Converter:
         order: list[UiNode],
         stack: tuple[str, ...],
     ) -> None:
+        if len(stack) > MAX_SUBGRAPH_DEPTH:
+            raise ConversionError(
+                f"subgraphs are nested more than {MAX_SUBGRAPH_DEPTH} levels deep "
+                f"(at subgraph instance {':'.join(path)})",
+                source=self.source,
+                hint="Real workflows nest a few levels at most; the file is damaged or made to be hostile.",
+            )
         for node in order:
+            if len(self.dtos) >= MAX_EXPANDED_NODES:
+                raise ConversionError(
+                    f"the workflow expands to more than {MAX_EXPANDED_NODES:,} nodes once its subgraphs "
+                    "are unpacked",
+                    source=self.source,
+                    hint="Split it into smaller workflows; a file this size is damaged or was made to be "
+                    "hostile.",
+                )
             exec_id = ":".join((*path, str(node.id)))
             dto = _Dto(exec_id, node, graph, path, instance)
             self.dtos[exec_id] = dto
@@ -392,6 +412,13 @@ class _Converter:
     def fail(self, message: str) -> ConversionError:
         return ConversionError(message, source=self.source)
 
+    def _hop(self, dto: _Dto, visited: set[tuple[str, str, str, int]]) -> None:
+        if len(visited) >= 2 * MAX_LINK_HOPS:
+            raise self.fail(
+                f"node {dto.exec_id} ({dto.node.type}): a link passes through more than {MAX_LINK_HOPS} "
+                "Reroutes, bypassed nodes or subgraph borders before it reaches its source"
+            )
+
     def resolve_input(
         self, dto: _Dto, index: int, visited: set[tuple[str, str, str, int]], want: str | None
     ) -> _Resolved:
@@ -399,6 +426,7 @@ class _Converter:
         key = (dto.graph.name, str(node.id), "I", index)
         if key in visited:
             raise self.fail(f"node {dto.exec_id} ({node.type}): its links go round in a circle")
+        self._hop(dto, visited)
         visited.add(key)
         if index >= len(node.inputs):
             raise self.fail(f"node {dto.exec_id} ({node.type}) has no input #{index}")
@@ -448,6 +476,7 @@ class _Converter:
         key = (dto.graph.name, str(node.id), "O", index)
         if key in visited:
             raise self.fail(f"node {dto.exec_id} ({node.type}): its links go round in a circle")
+        self._hop(dto, visited)
         visited.add(key)
         if node.mode == MODE_BYPASS:
             match = _bypass_slot(node, index, want)
@@ -655,4 +684,11 @@ def convert_ui_workflow(
         raise WorkflowFormatError(
             f"a UI-format workflow must be a JSON object, got {type(doc).__name__}", source=source
         )
-    return _Converter(doc, catalog, source, lenient).run()
+    try:
+        return _Converter(doc, catalog, source, lenient).run()
+    except RecursionError:  # the bounds above should make this unreachable; never show a traceback
+        raise ConversionError(
+            "the workflow is nested too deeply to convert",
+            source=source,
+            hint="The file is damaged or was made to be hostile.",
+        ) from None

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from comfydesk.core.errors import WorkflowFormatError
+from comfydesk.core.limits import JsonTooComplex, loads_bounded
 
 __all__ = ["MAX_CHUNK", "embed_workflow_png", "read_embedded_workflow"]
 
@@ -42,8 +43,12 @@ def read_embedded_workflow(data: bytes, *, source: str | None = None) -> dict[st
     for key in _KEYS:
         if key in texts:
             try:
-                out[key] = json.loads(texts[key])
-            except (ValueError, RecursionError) as exc:
+                out[key] = loads_bounded(texts[key])
+            except JsonTooComplex as exc:
+                raise WorkflowFormatError(
+                    f"the embedded '{key}' is too complex to open: {exc}", source=source
+                ) from None
+            except ValueError as exc:
                 raise WorkflowFormatError(
                     f"the embedded '{key}' is not valid JSON: {exc}", source=source
                 ) from None

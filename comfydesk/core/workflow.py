@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from comfydesk.core.errors import WorkflowError, WorkflowFormatError
 from comfydesk.core.graph import ApiGraph, ApiNode, is_link
+from comfydesk.core.limits import JsonTooComplex, check_shape, loads_bounded
 
 if TYPE_CHECKING:
     from comfydesk.core.convert import ConversionReport
@@ -59,13 +60,23 @@ def _is_image(data: bytes) -> bool:
 
 def _parse_json_text(text: str, source: str | None) -> Any:
     try:
-        return json.loads(text)
+        return loads_bounded(text)
+    except JsonTooComplex as exc:
+        raise _too_complex(exc, source) from None
     except json.JSONDecodeError as exc:
         raise WorkflowFormatError(
             f"not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}",
             source=source,
             hint="The file may be truncated or not a ComfyUI workflow.",
         ) from exc
+
+
+def _too_complex(exc: JsonTooComplex, source: str | None) -> WorkflowFormatError:
+    return WorkflowFormatError(
+        f"the workflow is too complex to open: {exc}",
+        source=source,
+        hint="Real ComfyUI workflows are far smaller; the file is damaged or was made to be hostile.",
+    )
 
 
 def _is_api_prompt(doc: Any) -> bool:
@@ -267,6 +278,10 @@ def load_workflow(
             source=source,
             lenient=lenient,
         )
+    try:
+        check_shape(data)
+    except JsonTooComplex as exc:
+        raise _too_complex(exc, source) from None
     if isinstance(data, Mapping):
         return _from_document(dict(data), name=name, catalog=catalog, source=source, lenient=lenient)
     return _from_document(data, name=name, catalog=catalog, source=source, lenient=lenient)

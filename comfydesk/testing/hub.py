@@ -68,6 +68,10 @@ class Hub:
         text = json.dumps({"type": event, "data": data})
         self._call(self._dispatch, text, sid)
 
+    def send_raw(self, frame: str | bytes, sid: str | None = None) -> None:
+        """Fault injection: send `frame` as it is (any text, even invalid JSON, or bytes) to `sid` or all."""
+        self._call(self._dispatch, frame, sid)
+
     def broadcast_status(self) -> None:
         self.send("status", {"status": {"exec_info": {"queue_remaining": self.queue_remaining()}}})
 

@@ -58,7 +58,9 @@ async def view(request: Request) -> Response:
     path = base / filename
     if not path.is_file():
         return Response(status_code=404)
-    headers = {"Content-Disposition": f'filename="{filename}"'}
+    # A name with control characters (a hostile workflow can make one) cannot go into a header as it is.
+    shown = "".join(c if " " <= c < "\x7f" or c > "\x9f" else f"%{ord(c):02X}" for c in filename)
+    headers = {"Content-Disposition": f'filename="{shown}"'}
     if "preview" in query:
         parts = query["preview"].split(";")
         fmt = parts[0] if parts[0] in ("webp", "jpeg") and "a" not in query.get("channel", "") else "webp"

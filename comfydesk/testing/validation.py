@@ -327,6 +327,46 @@ class _Validator:
         return None
 
 
+def find_cycle(prompt: Mapping[str, Any]) -> list[str]:
+    """Node ids of a dependency cycle (first id repeated at the end), or [] when links form no cycle.
+
+    Iterative, so a long chain cannot exhaust the stack; without it validation would recurse forever
+    and answer HTTP 500 instead of a 400 that says what is wrong."""
+
+    def deps(node_id: str) -> list[str]:
+        node = prompt.get(node_id)
+        inputs = node.get("inputs") if isinstance(node, dict) else None
+        out: list[str] = []
+        for value in inputs.values() if isinstance(inputs, dict) else ():
+            if isinstance(value, list) and len(value) == 2 and isinstance(value[1], int):
+                src = str(value[0])
+                if src in prompt:
+                    out.append(src)
+        return out
+
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    for root in prompt:
+        if state.get(root):
+            continue
+        path: list[str] = [root]
+        stack: list[list[str]] = [deps(root)]
+        state[root] = 1
+        while stack:
+            if not stack[-1]:
+                state[path.pop()] = 2
+                stack.pop()
+                continue
+            nxt = stack[-1].pop()
+            mark = state.get(nxt)
+            if mark == 1:
+                return [*path[path.index(nxt) :], nxt]
+            if mark is None:
+                state[nxt] = 1
+                path.append(nxt)
+                stack.append(deps(nxt))
+    return []
+
+
 def _invalid_prompt(message: str, node_id: str) -> PromptValidation:
     error = {
         "type": "invalid_prompt",
@@ -367,6 +407,11 @@ def validate_prompt(
             "extra_info": {},
         }
         return PromptValidation(False, error, [], {})
+
+    cycle = find_cycle(prompt)
+    if cycle:
+        path = " -> ".join(f"#{n}" for n in cycle)
+        return _invalid_prompt(f"Cannot execute because the graph has a cycle: {path}.", cycle[0])
 
     v = _Validator(prompt, object_info, image_exists)
     good: list[str] = []
