@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from PySide6.QtCore import QObject, Signal
 
+from comfydesk.app.demo import is_demo_server
 from comfydesk.app.tasks import AppError, TaskRunner
 from comfydesk.backends.base import (
     Backend,
@@ -26,9 +27,17 @@ from comfydesk.backends.base import (
     Throttled,
 )
 from comfydesk.core.errors import AuthenticationError, ComfyDeskError
+from comfydesk.core.messages import TOKEN_REJECTED, for_disconnect
 from comfydesk.store.profiles import Profile
 
-__all__ = ["GATEWAY_KIND", "TOKEN_REJECTED", "BackendFactory", "ConnectionModel", "describe_status"]
+__all__ = [
+    "GATEWAY_KIND",
+    "TOKEN_REJECTED",
+    "BackendFactory",
+    "ConnectionModel",
+    "describe_status",
+    "disconnect_details",
+]
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +47,6 @@ BackendFactory = Callable[[Profile, str | None], Backend]
 DISCONNECTED = ConnectionStatus(ConnectionState.DISCONNECTED, reason="not connected")
 GATEWAY_KIND = "v1-gateway"
 """The profile kind of a `comfydesk serve` gateway (the /api/v1/comfyui API)."""
-TOKEN_REJECTED = "The server rejected the token"
 
 
 def _host(url: str) -> str:
@@ -59,7 +67,8 @@ def server_name(info: ServerInfo | None) -> str:
 def describe_status(
     status: ConnectionStatus, info: ServerInfo | None, url: str, queue: int, *, note: str = ""
 ) -> str:
-    """The status bar text: "Connected: ComfyUI 0.8.0 @ host:port · queue 2", "Reconnecting in 3 s ..."."""
+    """The status bar text: "Connected: ComfyUI 0.8.0 @ host:port · queue 2", "Reconnecting in 3 s ...",
+    "Disconnected: Can't reach host:port" (in plain words: the raw reason is `disconnect_details`)."""
     if status.state is ConnectionState.CONNECTED:
         version = f" {info.version}" if info and info.version else ""
         extra = f" ({note})" if note else ""
@@ -70,7 +79,13 @@ def describe_status(
         wait = f" in {max(0, round(status.next_try_in))} s" if status.next_try_in is not None else ""
         attempt = f" (attempt {status.attempt})" if status.attempt else ""
         return f"Reconnecting{wait}{attempt}…"
-    return f"Disconnected: {status.reason or 'not connected'}"
+    why = for_disconnect(status.reason)
+    return f"Disconnected: {why.title}" if why.details else "Disconnected"
+
+
+def disconnect_details(status: ConnectionStatus) -> str:
+    """The technical reason behind a "Disconnected" status (for a tooltip or Details), "" when none."""
+    return for_disconnect(status.reason).details if status.state is ConnectionState.DISCONNECTED else ""
 
 
 class ConnectionModel(QObject):
@@ -99,6 +114,7 @@ class ConnectionModel(QObject):
         self._queue = 0
         self._generation = 0
         self._task: asyncio.Task[None] | None = None
+        self._queue_task: asyncio.Task[None] | None = None  # the first queue read of the current backend
         self._closers: set[asyncio.Task[None]] = set()  # closing replaced backends; aclose waits for them
         self.ever_connected = False
 
@@ -135,8 +151,9 @@ class ConnectionModel(QObject):
 
     @property
     def note(self) -> str:
-        """A word about the connection shown next to the server name (the demo engine says so)."""
-        return "demo engine" if self._profile is not None and self._profile.id == "demo" else ""
+        """A word about the connection shown next to the server name: a demo engine says so, the one started
+        here and an external `comfydesk demo-server` alike (the server tells in its `/system_stats`)."""
+        return "demo engine" if is_demo_server(self._info) else ""
 
     def status_text(self) -> str:
         return describe_status(self._status, self._info, self.url, self._queue, note=self.note)
@@ -149,6 +166,7 @@ class ConnectionModel(QObject):
         self._set_ready(None)
         if self._task is not None:
             self._task.cancel()
+        self._cancel_queue_read()
         if old is not None:
             self._close_later(old, "Closing the old connection")
         if profile != self._profile:
@@ -169,6 +187,7 @@ class ConnectionModel(QObject):
         self._generation += 1
         if self._task is not None:
             self._task.cancel()
+        self._cancel_queue_read()
         old, self._backend = self._backend, None
         self._set_ready(None)
         if old is not None:
@@ -182,6 +201,7 @@ class ConnectionModel(QObject):
     async def stop_listening(self) -> None:
         """First step of closing: end the connect/listen task; the backend stays open for what still runs."""
         self._generation += 1
+        self._cancel_queue_read()
         task, self._task = self._task, None
         if task is not None and not task.done():
             task.cancel()
@@ -241,7 +261,9 @@ class ConnectionModel(QObject):
         self._set_info(info)
         self._set_status(ConnectionStatus(ConnectionState.CONNECTED))
         self._set_ready(backend)
-        self._tasks.start(self._initial_queue(backend, generation), what="Reading the queue")
+        self._cancel_queue_read()
+        reading = self._initial_queue(backend, generation)
+        self._queue_task = self._tasks.start(reading, what="Reading the queue")
         await self._listen(backend, generation)
 
     def _failed(self, profile: Profile, exc: Exception) -> None:
@@ -252,8 +274,19 @@ class ConnectionModel(QObject):
             self.auth_rejected.emit(profile)  # before the status: the panel knows why it shows
         self._set_status(ConnectionStatus(ConnectionState.DISCONNECTED, reason=reason))
 
+    def _cancel_queue_read(self) -> None:
+        """The connection it read for is being replaced: its answer (or its error) means nothing now."""
+        task, self._queue_task = self._queue_task, None
+        if task is not None and not task.done():
+            task.cancel()
+
     async def _initial_queue(self, backend: Backend, generation: int) -> None:
-        items = await backend.queue()
+        try:
+            items = await backend.queue()
+        except Exception:
+            if generation != self._generation:
+                return  # the backend was replaced (and closed) meanwhile: not an error to show
+            raise
         if generation == self._generation:
             self._set_queue(len(items))
 

@@ -16,15 +16,14 @@ from dataclasses import replace
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from comfydesk.app.connection import TOKEN_REJECTED, ConnectionModel
+from comfydesk.app.connection import ConnectionModel
 from comfydesk.app.tasks import EDIT_PROFILE, AppError, ErrorModel
 from comfydesk.backends.base import ConnectionState, ConnectionStatus, Throttled
 from comfydesk.core.errors import AuthenticationError
+from comfydesk.core.messages import TOKEN_HINT, TOKEN_REJECTED
 from comfydesk.store.profiles import Profile
 
 __all__ = ["TOKEN_HINT", "GatewayState", "describe_throttle"]
-
-TOKEN_HINT = "Check the token in the connection profile, or ask the server's admin for a new one."
 
 
 def describe_throttle(seconds: int) -> str:

@@ -29,6 +29,7 @@ from comfydesk.core.errors import (
     WorkflowFormatError,
 )
 from comfydesk.core.graph import ApiGraph, is_link
+from comfydesk.core.messages import for_exception
 from comfydesk.core.missing import (
     WorkflowNeeds,
     build_partial_form,
@@ -89,7 +90,10 @@ class CurrentWorkflow:
     entry: LibraryEntry
     workflow: Workflow | None
     spec: FormSpec | None
+    #: Why there is no form, in plain words (no file path, no exception name); "" when there is one.
     error: str = ""
+    #: The technical side of `error` (the file, the reader's own message), for a "Details" box or a report.
+    error_details: str = ""
     #: Form values embedded by comfydesk in an opened image (its `comfydesk` metadata), None for the rest.
     embedded_values: Mapping[str, Any] | None = None
     #: What the workflow needs that the server lacks (node types, models...); None without a form.
@@ -468,8 +472,9 @@ class LibraryModel(QObject):
                 result = CurrentWorkflow(entry, wf, spec, embedded_values=embedded, needs=needs)
         except ComfyDeskError as exc:
             wait = catalog is None and not isinstance(exc, WorkflowFormatError)
-            text = "Connect to a server to see this workflow's form." if wait else exc.user_text()
-            result = CurrentWorkflow(entry, None, None, text)
+            message = for_exception(exc, what=f"Opening {entry.name}")
+            text = "Connect to a server to see this workflow's form." if wait else message.text
+            result = CurrentWorkflow(entry, None, None, text, error_details=message.details)
         if generation == self._load_generation:
             self._set_current(result)
 

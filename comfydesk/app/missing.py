@@ -18,6 +18,8 @@ from comfydesk.app.catalog import CatalogModel
 from comfydesk.app.connection import ConnectionModel
 from comfydesk.app.library import CurrentWorkflow
 from comfydesk.backends.base import Backend, ConnectionState, ConnectionStatus
+from comfydesk.core.errors import ValidationIssue
+from comfydesk.core.messages import CATALOGUE, for_issue
 from comfydesk.core.missing import MissingPieces, form_inputs, unavailable_fields
 
 __all__ = ["MissingPiecesModel"]
@@ -60,16 +62,33 @@ class MissingPiecesModel(QObject):
         return unavailable_fields(cur.spec, cur.needs)
 
     def field_notes(self) -> dict[str, str]:
-        """Form field key -> what is missing, for each field set to a model/option/file the server lacks."""
+        """Form field key -> what is missing, for each field set to a model/option/file the server lacks.
+
+        Each in the catalogue's words (`comfydesk.core.messages`), said on the field only: an input file or
+        an option gets its full sentence (the missing-pieces panel leaves those out); a model gets a short
+        mark, as the panel lists it with its folder, size and download link."""
         cur, pieces = self._current, self._pieces
         if cur is None or cur.spec is None or pieces is None:
             return {}
-        notes: dict[str, str] = {}
-        for (node_id, input_name), note in pieces.field_inputs().items():
+        notes: dict[tuple[str, str], str] = {}
+        for model in pieces.models:
+            for spot in model.inputs:
+                notes[spot] = CATALOGUE["missing_model_marker"]
+        for value in (*pieces.choices, *pieces.files):
+            issue = ValidationIssue(
+                node_id=value.node_id,
+                message="",
+                kind="value_not_in_list",
+                input_name=value.input_name,
+                received=value.value,
+            )
+            notes[(value.node_id, value.input_name)] = for_issue(issue)
+        out: dict[str, str] = {}
+        for (node_id, input_name), note in notes.items():
             found = cur.spec.field_for(node_id, input_name)
             if found is not None:
-                notes[found.key] = note
-        return notes
+                out[found.key] = note
+        return out
 
     def field_key(self, node_id: str, input_name: str) -> str | None:
         cur = self._current

@@ -19,14 +19,19 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
-from comfydesk.core.errors import ComfyDeskError, ValidationError, ValidationIssue
+from comfydesk.core.errors import ComfyDeskError, ValidationError, ValidationIssue, WorkflowError
 from comfydesk.core.events import FailureInfo
 
 __all__ = [
     "CATALOGUE",
+    "SIGN_IN_REFUSED",
+    "TOKEN_HINT",
+    "TOKEN_REJECTED",
     "Message",
     "for_connection_lost",
+    "for_disconnect",
     "for_error",
     "for_exception",
     "for_failure",
@@ -45,6 +50,13 @@ class Message:
     details: str = ""
 
 
+#: A gateway refused the token: the title (also the connection status) and what to do, said together as
+#: `CATALOGUE["TokenRejected"]`.
+TOKEN_REJECTED = "The server rejected the token"
+TOKEN_HINT = "Check the token in the connection profile, or ask the server's admin for a new one."
+#: Another server refused the password or token: the title (its sentence: CATALOGUE["AuthenticationError"]).
+SIGN_IN_REFUSED = "The server refused the sign-in"
+
 #: kind -> the sentence shown. `{name}`, `{node}`, `{limit}`, `{what}` are filled in where the kind has them.
 CATALOGUE: dict[str, str] = {
     # -- problems with a value (shown on the field) ---------------------------------------------------------
@@ -52,6 +64,8 @@ CATALOGUE: dict[str, str] = {
     "to upload it.",
     "missing_model": "The model “{name}” isn't installed on the server. Pick one from the list, or install "
     "it on the server.",
+    # A model field's mark when the missing-pieces panel above the form says the rest (folder, link).
+    "missing_model_marker": "Not installed on the server: see the list above.",
     "value_not_in_list": "“{name}” isn't one of the choices. Pick one from the list.",
     "value_bigger_than_max": "That's too large: the most allowed is {limit}. Lower it and run again.",
     "value_smaller_than_min": "That's too small: the least allowed is {limit}. Raise it and run again.",
@@ -73,9 +87,7 @@ CATALOGUE: dict[str, str] = {
     "Try again in a moment.",
     "AuthenticationError": "The server didn't accept your password or token. Check it in the connection "
     "profile.",
-    # The same words as the app's connection status (app.connection.TOKEN_REJECTED, app.gateway.TOKEN_HINT).
-    "TokenRejected": "The server rejected the token. Check the token in the connection profile, or ask the "
-    "server's admin for a new one.",
+    "TokenRejected": f"{TOKEN_REJECTED}. {TOKEN_HINT}",
     "RateLimited": "The server is busy and asked us to slow down. Wait a minute and try again.",
     "ServerResponseError": "The server gave an answer ComfyDesk didn't expect. Try again; if it keeps "
     "happening, copy the details into a bug report.",
@@ -104,6 +116,10 @@ CATALOGUE: dict[str, str] = {
     "no_thumbnail": "No preview: this image couldn't be opened. It may be damaged; the file is kept.",
     # -- the connection -------------------------------------------------------------------------------------
     "connection_lost": "Lost the connection to the server. ComfyDesk is reconnecting; the run carries on.",
+    "no_answer": "Nothing answered at {name}. Check that ComfyUI is running there and that the address is "
+    "right.",
+    "connection_ended": "The connection to the server ended. Press Retry (F5) to connect again.",
+    "not_connected": "Not connected to a server.",
 }
 
 # comfydesk's error classes, most specific first (a TokenRejected is an AuthenticationError).
@@ -318,11 +334,15 @@ def for_exception(exc: BaseException, *, what: str = "") -> Message:
         return for_error(exception_type=type(exc).__name__, message=str(exc), what=what, expected=False)
     names = [cls.__name__ for cls in type(exc).__mro__]
     kind = next((k for k in _CLASS_KINDS if k in names), "ComfyDeskError")
+    message, details = exc.message, exc.details
+    if isinstance(exc, WorkflowError) and exc.source:  # "<path>: <what>": the path goes to the details
+        message = message.removeprefix(f"{exc.source}: ")
+        details = "\n".join(p for p in (f"File: {exc.source}", details) if p)
     return for_error(
         exception_type=kind if kind != "ComfyDeskError" else type(exc).__name__,
-        message=exc.message,
+        message=message,
         hint=exc.hint,
-        details=exc.details,
+        details=details,
         what=what,
     )
 
@@ -354,6 +374,28 @@ def for_failure(failure: FailureInfo, *, node_title: str = "") -> Message:
     what = _clean(msg)
     kind = "node_failed" if what else "node_failed_quiet"
     return Message(title, _say(kind, node=node, what=what), details.rstrip())
+
+
+_REACH = re.compile(r"cannot reach (\w+://[^\s/:]+(?::\d+)?)")
+
+
+def for_disconnect(reason: str) -> Message:
+    """What to say once the connection is down for good, from the status's raw `reason` (kept as details).
+
+    The title is short enough for the status bar ("Disconnected: <title>"); the text is for the panel."""
+    raw = reason.strip()
+    details = short_paths(raw) if raw not in ("", "not connected", "closed") else ""
+    if raw.startswith(TOKEN_REJECTED):
+        return Message(TOKEN_REJECTED, TOKEN_HINT, details)
+    if "refused the credentials" in raw:
+        return Message(SIGN_IN_REFUSED, _say("AuthenticationError"), details)
+    reach = _REACH.search(raw)
+    if reach:
+        host = urlsplit(reach.group(1)).netloc or reach.group(1)
+        return Message(f"Can't reach {host}", _say("no_answer", name=host), details)
+    if not details:
+        return Message("Not connected", _say("not_connected"), "")
+    return Message("Connection lost", _say("connection_ended"), details)
 
 
 def for_connection_lost(reason: str = "") -> Message:

@@ -9,6 +9,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from comfydesk.app.demo import DEMO_LABEL
+from comfydesk.core.messages import for_disconnect
 
 __all__ = ["FirstRunPanel"]
 
@@ -82,9 +83,12 @@ class FirstRunPanel(QWidget):
         self.setTabOrder(self.retry_button, self.edit_button)
         self.setTabOrder(self.edit_button, self.demo_button)
 
-    def set_reason(self, text: str) -> None:
-        # Under "The server rejected the token" the reason would say it again: say what to do instead.
-        self.reason.setText(self._refused_hint if self._refused and text == self._refused else text)
+    def set_reason(self, reason: str) -> None:
+        """Why nothing is connected, from the status's raw `reason`: in plain words, the raw text as the
+        tooltip. Under "The server rejected the token" the reason would say it again: what to do instead."""
+        message = for_disconnect(reason)
+        self.reason.setText(self._refused_hint if self._refused and reason == self._refused else message.text)
+        self.reason.setToolTip(message.details)
 
     def set_sign_in_refused(self, title: str | None, hint: str = "") -> None:
         """The server answered but refused our token (`title` says so, `hint` what to do), or None: nothing

@@ -1,15 +1,18 @@
 """The panel above the form that says what a workflow needs and the server lacks, and what to do about it.
 
-One frame, shown only when something is missing: the custom node packs to install (with their node types),
-the models to download (file name, folder, size, a "Copy link" button for the URL the workflow file gives,
-and "Choose another" to pick one of the server's models in the form), settings the server does not offer,
-and input files it does not have (a warning: another file can be picked, or a local one uploaded).
+One frame, shown only when something is missing that only this panel says: the custom node packs to install
+(with their node types) and the models to download (file name, folder, size, a "Copy link" button for the
+URL the workflow file gives, and "Choose another" to pick one of the server's models in the form; a model
+field itself only carries a short mark pointing here). A setting the server does not offer and an input file
+it does not have are said on their field, once, so the panel leaves them out; it lists them only when no
+field of the form holds them.
 """
 
 from __future__ import annotations
 
 import html
 from collections.abc import Callable
+from dataclasses import replace
 
 from PySide6.QtCore import QEvent, Qt, Signal
 from PySide6.QtGui import QGuiApplication
@@ -82,27 +85,35 @@ class MissingPanel(QFrame):
             self._body.deleteLater()
             self._body = None
         self.copy_buttons, self.choose_buttons = {}, {}
-        pieces = self._pieces
-        if pieces is None:
+        shown = self._without_fields(self._pieces) if self._pieces is not None else None
+        if shown is None or shown.empty:
             self.hide()
             return
         body = QWidget(self)
         layout = QVBoxLayout(body)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(4)
-        title = TITLE if pieces.blocking else "Check this before you run"
+        title = TITLE if shown.blocking else "Check this before you run"
         layout.addWidget(_label(f"<b>⚠ {html.escape(title, quote=False)}</b>", body, "missingTitle"))
-        if pieces.nodes:
-            layout.addWidget(self._nodes_section(pieces, body))
-        if pieces.models:
-            layout.addWidget(self._models_section(pieces.models, body))
-        if pieces.choices:
-            layout.addWidget(self._values_section(pieces.choices, body, "missingChoices"))
-        if pieces.files:
-            layout.addWidget(self._values_section(pieces.files, body, "missingFiles"))
+        if shown.nodes:
+            layout.addWidget(self._nodes_section(shown, body))
+        if shown.models:
+            layout.addWidget(self._models_section(shown.models, body))
+        if shown.choices:
+            layout.addWidget(self._values_section(shown.choices, body, "missingChoices"))
+        if shown.files:
+            layout.addWidget(self._values_section(shown.files, body, "missingFiles"))
         self._layout.addWidget(body)
         self._body = body
         self.show()
+
+    def _without_fields(self, pieces: MissingPieces) -> MissingPieces:
+        """What the panel says: settings and files that a form field shows (and says) are left out."""
+
+        def loose(values: tuple[MissingValue, ...]) -> tuple[MissingValue, ...]:
+            return tuple(v for v in values if self._field_key(v.node_id, v.input_name) is None)
+
+        return replace(pieces, choices=loose(pieces.choices), files=loose(pieces.files))
 
     def _nodes_section(self, pieces: MissingPieces, parent: QWidget) -> QWidget:
         box = QWidget(parent)

@@ -16,11 +16,12 @@ from pytestqt.qtbot import QtBot
 
 from comfydesk.app.run_state import PastedImage
 from comfydesk.core.errors import ValidationIssue
+from comfydesk.core.messages import CATALOGUE
 from comfydesk.core.nodes import NodeCatalog
 from comfydesk.core.templates import FieldKind, FormSpec, SeedControl, build_form
 from comfydesk.core.workflow import load_workflow, load_workflow_file
 from comfydesk.ui.form import FormView
-from comfydesk.ui.form.editors import SeedEditor
+from comfydesk.ui.form.editors import NOT_ON_SERVER, ChoiceEditor, SeedEditor
 from comfydesk.ui.form.image_field import ImageEditor
 from comfydesk.ui.theme import error_color
 
@@ -233,19 +234,36 @@ def test_issues_land_on_their_field_and_links_focus_it(qtbot: QtBot, form: FormV
     assert row.error.text() == "CFG must be at most 100.0, got 120."
     assert not row.error.isHidden()
     assert error_color(form.palette()).name() in row.frame.styleSheet()
-    assert form.error_box.isVisibleTo(form)
-    assert 'href="field:3.cfg"' in form.error_box.text()
-    assert "2 problems" in form.error_box.text()
+    # Both fields are out of sight (a closed group, "Advanced"): the box at the top names them as links,
+    # in one line, without saying their messages again.
+    box = form.error_box
+    assert box.isVisibleTo(form)
+    assert box.text().startswith("2 fields need a look: ")
+    assert 'href="field:3.cfg"' in box.text() and 'href="field:4.ckpt_name"' in box.text()
+    assert "at most" not in box.text() and "Not on the server" not in box.text()
 
     form.activateWindow()
-    form.error_box.linkActivated.emit("field:3.cfg")
+    box.linkActivated.emit("field:3.cfg")
     assert not form.groups["3"].collapsed  # expanded to show the field
     target = row.editor.focus_widget()
     qtbot.waitUntil(target.hasFocus)
+    form.groups["__advanced__"].set_collapsed(False)
+    assert not box.isVisibleTo(form)  # every problem is in sight now: each field says its own
 
     form.clear_issues()
     assert row.error.isHidden()
-    assert not form.error_box.isVisibleTo(form)
+    assert not box.isVisibleTo(form)
+
+
+def test_a_problem_no_field_takes_is_in_the_box_in_plain_words(qtbot: QtBot, form: FormView) -> None:
+    on_field = ValidationIssue(
+        node_id="3", input_name="cfg", field_key="3.cfg", message="CFG must be at most 100.0, got 120."
+    )
+    loose = ValidationIssue(node_id="", message="prompt has no output node", kind="prompt_no_outputs")
+    form.show_issues([on_field, loose])
+    assert form.error_box.isVisibleTo(form)
+    assert form.error_box.text() == CATALOGUE["prompt_no_outputs"]
+    assert form.rows["3.cfg"].messages == ["CFG must be at most 100.0, got 120."]
 
 
 def test_validation_as_you_type(qtbot: QtBot, form: FormView) -> None:
@@ -256,13 +274,72 @@ def test_validation_as_you_type(qtbot: QtBot, form: FormView) -> None:
     qtbot.keyClicks(seed.edit, str(SEED_MAX + 1))  # one too many
     row = form.rows["3.seed"]
     assert not row.error.isHidden()
-    assert "at most" in row.error.text()
-    assert form.error_box.isVisibleTo(form)
+    # In the catalogue's words (not the check's own "Seed must be at most …"), and only on the field.
+    assert row.error.text() == CATALOGUE["value_bigger_than_max"].format(limit=SEED_MAX)
+    assert not form.error_box.isVisibleTo(form)
     qtbot.keyClick(seed.edit, Qt.Key.Key_Backspace)  # ...616 -> ...61
     qtbot.keyClicks(seed.edit, "5")  # ...615, the largest 64-bit seed
     assert form.values()["3.seed"] == SEED_MAX
     assert row.error.isHidden()
     assert not form.error_box.isVisibleTo(form)
+
+
+def test_a_choice_checked_after_an_edit_speaks_plainly(qtbot: QtBot, form: FormView) -> None:
+    editor = form.rows["10.image"].editor
+    assert isinstance(editor, ImageEditor)
+    editor.set_value("missing_photo.png")  # as a stale value, then the user confirms it
+    editor.edited.emit()
+    assert form.issues()["10.image"] == [CATALOGUE["missing_image"].format(name="missing_photo.png")]
+    assert "listed options" not in form.rows["10.image"].error.text()
+    assert editor.thumb.text() == "Not on\nthe server"  # no preview to wait for
+
+
+def _with_models(object_info: dict[str, Any], fixtures_dir: Path, models: list[str]) -> FormSpec:
+    """The rich form against a server whose checkpoints folder holds `models`."""
+    import copy
+    import json
+
+    from comfydesk.core.nodes import parse_object_info
+
+    info = copy.deepcopy(object_info)
+    info["CheckpointLoaderSimple"]["input"]["required"]["ckpt_name"][0] = models
+    catalog = parse_object_info(info)
+    doc: dict[str, Any] = json.loads((fixtures_dir / "workflows/api/txt2img_tiny_sd15.json").read_text())
+    doc["6"]["inputs"]["text"] = "{prompt}"
+    doc["10"] = {"class_type": "LoadImage", "inputs": {"image": "example.png"}}
+    doc["11"] = {
+        "class_type": "ModelSamplingDiscrete",
+        "inputs": {"model": ["4", 0], "sampling": "eps", "zsnr": False},
+    }
+    return build_form(load_workflow(doc, name="Blog Post Image"), catalog)
+
+
+def test_fresh_model_lists_update_the_combos_in_place(
+    qtbot: QtBot, form: FormView, object_info: dict[str, Any], fixtures_dir: Path
+) -> None:
+    tiny = "tiny-random-sd15.safetensors"
+    editor = form.rows["4.ckpt_name"].editor
+    steps = form.rows["3.steps"].editor
+    form.set_value("3.steps", 31)
+    assert isinstance(editor, ChoiceEditor) and editor.choices == [tiny]
+
+    # A new model on the server: the same widgets, the new list, the value kept.
+    form.set_spec(_with_models(object_info, fixtures_dir, [tiny, "new.safetensors"]))
+    assert form.rows["4.ckpt_name"].editor is editor and form.rows["3.steps"].editor is steps
+    assert editor.choices == [tiny, "new.safetensors"] and editor.value() == tiny
+    assert form.values()["3.steps"] == 31 and form.issues() == {}
+
+    # The chosen model is gone: still chosen, marked, and its field says so in the catalogue's words.
+    form.set_spec(_with_models(object_info, fixtures_dir, ["other.safetensors"]))
+    assert form.rows["4.ckpt_name"].editor is editor
+    assert editor.value() == tiny
+    assert [editor.combo.itemText(i) for i in range(editor.combo.count())] == ["other.safetensors", tiny]
+    assert editor.combo.itemData(editor.combo.currentIndex(), Qt.ItemDataRole.ToolTipRole) == NOT_ON_SERVER
+    assert form.issues() == {"4.ckpt_name": [CATALOGUE["missing_model"].format(name=tiny)]}
+
+    # Back on the server: the mark goes.
+    form.set_spec(_with_models(object_info, fixtures_dir, [tiny]))
+    assert editor.choices == [tiny] and editor.value() == tiny and form.issues() == {}
 
 
 @pytest.mark.parametrize(

@@ -237,9 +237,12 @@ def test_choosing_a_server_image_asks_for_its_preview(qtbot: QtBot, catalog: Nod
     view.set_spec(image_spec(catalog))
     editor = view.rows["1.image"].editor
     assert isinstance(editor, ImageEditor)
+    # The captured server lists neither image: nothing to ask for, and the box says so.
+    assert wanted == []
+    assert editor.thumb.text() == "Not on\nthe server" and editor.missing_on_server()
+    view.set_image_choices(["a.png", "b.png"])  # the server's fresh list has both
     assert wanted == [("1.image", "a.png")]
     assert editor.thumb.text() == "Loading…"
-    editor.combo.addItem("b.png", "b.png")
     editor.combo.setCurrentIndex(editor.combo.findData("b.png"))
     assert wanted[-1] == ("1.image", "b.png")
     red, blue = QImage(8, 8, QImage.Format.Format_RGB32), QImage(8, 8, QImage.Format.Format_RGB32)

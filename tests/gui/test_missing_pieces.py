@@ -10,12 +10,14 @@ from typing import Any
 import httpx
 import pytest
 import qasync
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication, QComboBox
 from pytestqt.qtbot import QtBot
 
+from comfydesk.core.messages import CATALOGUE
 from comfydesk.testing import FakeConfig, RunningFake, start_fake_comfyui
-from comfydesk.ui.form.editors import ChoiceEditor
+from comfydesk.ui.form.editors import NOT_ON_SERVER, ChoiceEditor
 from comfydesk.ui.form.image_field import ImageEditor
 from comfydesk.ui.main_window import MainWindow
 from comfydesk.ui.template_browser import template_key
@@ -104,11 +106,15 @@ def test_template_with_absent_models(
     assert not window.run_button.isEnabled() and not window.run_action.isEnabled()
     assert window.run_reason.isVisible()
     assert window.run_reason.text() == "Can't run: 2 models are missing."
+    # The panel is the one place that says what each model is and where it goes; its field has a short mark.
     issues = window.form.issues()
-    assert issues["4.ckpt_name"] == [
-        "This model is not on this server. Pick one of its models from the list."
-    ]
-    assert "12.ckpt_name" in issues
+    assert issues["4.ckpt_name"] == issues["12.ckpt_name"] == [CATALOGUE["missing_model_marker"]]
+    assert not any("sd_xl" in m for messages in issues.values() for m in messages)
+    # Both fields sit in the closed "Advanced" group: the box at the top names them as links, no sentence.
+    box = window.form.error_box
+    assert box.isVisible() and box.text().startswith("2 fields need a look: ")
+    assert 'href="field:4.ckpt_name"' in box.text() and 'href="field:12.ckpt_name"' in box.text()
+    assert CATALOGUE["missing_model_marker"] not in box.text() and "sd_xl" not in box.text()
     # The field still offers the server's model; "Choose another" brings it into view.
     combo = window.form.rows["4.ckpt_name"].editor.findChild(QComboBox)
     assert combo is not None
@@ -177,17 +183,23 @@ def test_missing_image_is_flagged_before_the_run(
     key = write_workflow(data_dir, "Invert a photo", prompt)
     window = _window(qtbot, open_window, fake, data_dir)
     pick(qtbot, window, key)
-    qtbot.waitUntil(window.missing_panel.isVisible, timeout=5_000)
-    assert "Check this before you run" in _texts(window, "missingTitle")[0]
-    assert any("holiday.png" in t for t in _texts(window, "missingValue"))
-    assert "The server doesn't have this file" in window.form.issues()["10.image"][0]
+    # Said once, on the field, in the catalogue's words: not in the panel, not in the form's top box.
+    qtbot.waitUntil(lambda: "10.image" in window.form.issues(), timeout=5_000)
+    sentence = CATALOGUE["missing_image"].format(name="holiday.png")
+    assert window.form.issues() == {"10.image": [sentence]}
+    assert window.missing.pieces is not None and window.missing.pieces.files  # known to the app…
+    assert not window.missing_panel.isVisible()  # …but the panel leaves what a field says
+    assert not window.form.error_box.isVisible()
     assert window.run_button.isEnabled()  # a warning: another file can be picked or uploaded
     assert not window.run_reason.isVisible()
     editor = window.form.rows["10.image"].editor
     assert isinstance(editor, ImageEditor)
+    assert editor.thumb.text() == "Not on\nthe server"  # no "Loading…" for a file the server lacks
+    assert editor.source_label.text() != "On the server: holiday.png"
     editor.combo.setCurrentIndex(editor.combo.findData("example.png"))
-    qtbot.waitUntil(lambda: not window.missing_panel.isVisible(), timeout=3_000)
+    qtbot.waitUntil(lambda: window.missing.pieces is None, timeout=3_000)
     assert "10.image" not in window.form.issues()
+    assert editor.thumb.text() != "Not on\nthe server"
 
 
 def test_model_lists_follow_the_server_on_f5_and_reconnect(
@@ -197,21 +209,32 @@ def test_model_lists_follow_the_server_on_f5_and_reconnect(
     pick(qtbot, window, template_key("default"))
     qtbot.waitUntil(window.missing_panel.isVisible, timeout=5_000)
 
-    # The model is put on the server; F5 reads the lists again.
+    # The model is put on the server; F5 reads the lists again. The form keeps its widgets (and the user's
+    # place and typing): each combo gets the new list in place.
+    editor = window.form.rows["4.ckpt_name"].editor
+    steps = window.form.rows["3.steps"].editor
+    window.form.set_value("3.steps", 33)
     fake.server.set_model_files("checkpoints", [TINY, SD15])
     assert httpx.get(f"{fake.url}/models/checkpoints").json() == [TINY, SD15]
     window.reconnect_action.trigger()
     qtbot.waitUntil(lambda: window.missing.pieces is None and window.run_button.isEnabled(), timeout=10_000)
-    editor = window.form.rows["4.ckpt_name"].editor
+    assert window.form.rows["4.ckpt_name"].editor is editor and window.form.rows["3.steps"].editor is steps
     assert isinstance(editor, ChoiceEditor)
-    assert editor.choices == [TINY, SD15]
+    assert editor.choices == [TINY, SD15] and editor.value() == SD15
+    assert window.form.values()["3.steps"] == 33
     assert not window.missing_panel.isVisible()
+    assert "4.ckpt_name" not in window.form.issues()
 
     # The server restarts without it: once the connection is back the field and the panel follow.
     fake.server.set_model_files("checkpoints", [TINY])
     fake.restart()
     qtbot.waitUntil(lambda: window.missing_panel.isVisible(), timeout=15_000)
-    editor = window.form.rows["4.ckpt_name"].editor
+    assert window.form.rows["4.ckpt_name"].editor is editor
     assert isinstance(editor, ChoiceEditor) and editor.choices == [TINY]
+    assert editor.value() == SD15  # kept, and marked: the field points to the panel, which says the rest
+    assert editor.combo.itemData(editor.combo.currentIndex(), Qt.ItemDataRole.ToolTipRole) == NOT_ON_SERVER
+    qtbot.waitUntil(
+        lambda: window.form.issues().get("4.ckpt_name") == [CATALOGUE["missing_model_marker"]], timeout=3_000
+    )
     assert not window.run_button.isEnabled()
     assert window.run_reason.text() == "Can't run: 1 model is missing."

@@ -25,13 +25,17 @@ from comfydesk.core.errors import (
     UnsafeInputError,
     ValidationError,
     ValidationIssue,
+    WorkflowError,
     WorkflowFormatError,
 )
 from comfydesk.core.events import FailureInfo
 from comfydesk.core.messages import (
     CATALOGUE,
+    TOKEN_HINT,
+    TOKEN_REJECTED,
     Message,
     for_connection_lost,
+    for_disconnect,
     for_exception,
     for_failure,
     for_issue,
@@ -256,6 +260,21 @@ CASES: list[tuple[str, str, Producer]] = [
         "",
         lambda: for_connection_lost("ConnectionClosedError: no close frame received or sent"),
     ),
+    ("missing_model_marker", "", lambda: CATALOGUE["missing_model_marker"]),
+    (
+        "no_answer",
+        "127.0.0.1:8188",
+        lambda: for_disconnect(
+            "gave up after 3 attempts in 9 s: cannot reach http://127.0.0.1:8188: "
+            "[Errno 111] Connection refused"
+        ),
+    ),
+    (
+        "connection_ended",
+        "",
+        lambda: for_disconnect("event stream stopped: RuntimeError: /srv/comfy/ws.py exploded"),
+    ),
+    ("not_connected", "", lambda: for_disconnect("not connected")),
 ]
 
 CLASS_NAME = re.compile(r"\b[A-Z]\w*(?:Error|Exception)\b")
@@ -332,3 +351,25 @@ def test_a_plain_comfydesk_error_keeps_its_own_words_without_paths() -> None:
 )
 def test_short_paths(raw: str, short: str) -> None:
     assert short_paths(raw) == short
+
+
+def test_a_dropped_connection_says_why_in_plain_words_and_keeps_the_reason() -> None:
+    unreachable = for_disconnect("cannot reach http://10.0.0.5:8188: All connection attempts failed")
+    assert unreachable.title == "Can't reach 10.0.0.5:8188"
+    assert "All connection attempts failed" in unreachable.details
+    assert "All connection" not in unreachable.text
+    rejected = for_disconnect("The server rejected the token")
+    assert (rejected.title, rejected.text) == (TOKEN_REJECTED, TOKEN_HINT)
+    assert CATALOGUE["TokenRejected"] == f"{TOKEN_REJECTED}. {TOKEN_HINT}"  # one source for both
+    refused = for_disconnect("http://h:1 refused the credentials (HTTP 401)")
+    assert refused.text == CATALOGUE["AuthenticationError"] and "HTTP 401" in refused.details
+    assert for_disconnect("closed").details == "" and for_disconnect("").title == "Not connected"
+
+
+def test_a_workflow_error_keeps_its_file_path_for_the_details() -> None:
+    msg = for_exception(WorkflowFormatError("not valid JSON (line 1)", source="/home/ann/flows/broken.json"))
+    assert msg.text == CATALOGUE["WorkflowFormatError"]
+    assert "/home/ann/flows/broken.json" in msg.details and "not valid JSON" in msg.details
+    exc = WorkflowError("connect to the server to open its workflows", source="/srv/x/a.json")
+    plain = for_exception(exc)
+    assert plain.text == "Connect to the server to open its workflows." and "/srv/x/a.json" in plain.details

@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 from comfydesk.core.templates import FieldKind, FormField, SeedControl, next_seed
 
 __all__ = [
+    "NOT_ON_SERVER",
     "BoolEditor",
     "ChoiceEditor",
     "Editor",
@@ -44,6 +45,9 @@ __all__ = [
     "WideIntEdit",
     "float_decimals",
 ]
+
+NOT_ON_SERVER = "Not on the server"
+"""A choice's tooltip (and an image field's preview text) for a value the server's list lacks."""
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 #: Every number box of the form is this wide, so they line up on one grid column.
@@ -444,7 +448,16 @@ class ChoiceEditor(Editor):
                 # Not on offer (a model the server lacks): show it so validation can say so.
                 self.combo.addItem(str(value), value)
                 index = self.combo.count() - 1
+                self.combo.setItemData(index, NOT_ON_SERVER, Qt.ItemDataRole.ToolTipRole)
             self.combo.setCurrentIndex(index)
+
+    def set_choices(self, choices: Sequence[Any]) -> None:
+        """Offer a fresh list (the server's files changed) in place, keeping the value chosen; one the new
+        list lacks stays chosen, marked as not on the server."""
+        value = self.value()
+        self.choices = list(choices)
+        self._fill(self.choices)
+        self.set_value(value)
 
     def focus_widget(self) -> QWidget:
         return self.combo

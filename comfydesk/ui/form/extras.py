@@ -10,6 +10,7 @@ from PySide6.QtCore import SIGNAL, SignalInstance
 from PySide6.QtGui import QImage
 
 from comfydesk.core.templates import FieldKind, FormField, FormSpec, size_presets
+from comfydesk.ui.form.editors import ChoiceEditor
 from comfydesk.ui.form.image_field import ImageEditor
 from comfydesk.ui.form.parts import FieldRow, FormGroupBox
 from comfydesk.ui.form.size_tools import SizeTools
@@ -17,6 +18,10 @@ from comfydesk.ui.form.size_tools import SizeTools
 __all__ = ["FormExtras"]
 
 _MODEL_INPUTS = ("ckpt_name", "unet_name", "model_name")
+
+
+def _listed(value: Any, choices: Sequence[Any] | None) -> bool:
+    return choices is None or value in choices
 
 
 class FormExtras:
@@ -80,21 +85,37 @@ class FormExtras:
         )
 
     def _refresh_choices(self, spec: FormSpec) -> None:
+        """The same form with fresh option lists (the server's models or images changed): every combo gets
+        its new list in place, keeping the value chosen. A value that went missing (or came back) is checked
+        again, so its field says so; one missing before and still missing keeps the mark it has."""
         self._spec = spec
         for f in spec.fields():
             row = self.rows.get(f.key)
-            if row is not None and isinstance(row.editor, ImageEditor) and f.choices != row.field.choices:
-                row.field = f
+            if row is None or f.choices == row.field.choices:
+                continue
+            before = row.field.choices
+            row.field = f
+            if isinstance(row.editor, ImageEditor):
                 row.editor.set_choices(list(f.choices or ()))
                 self._want_preview(f.key)
+            elif isinstance(row.editor, ChoiceEditor):
+                row.editor.set_choices(list(f.choices or ()))
+            else:
+                continue
+            value = self._values.get(f.key)
+            if _listed(value, before) != _listed(value, f.choices):
+                self._validate_field(f.key)
 
     def _want_preview(self, key: str) -> None:
-        """Ask for a server image's preview (a local file or pasted image previews itself)."""
+        """Ask for a server image's preview (a local file or pasted image previews itself); none for a name
+        the server's list lacks (its box says "Not on the server")."""
         value = self._values.get(key)
         row = self.rows.get(key)
         if not isinstance(value, str) or not value or row is None or not isinstance(row.editor, ImageEditor):
             return
-        if value in self._previews:
+        if row.editor.missing_on_server():
+            row.editor.set_thumbnail(None)
+        elif value in self._previews:
             row.editor.set_thumbnail(self._previews[value])
         elif self.receivers(SIGNAL("image_preview_wanted(QString,QString)")) > 0:
             self.image_preview_wanted.emit(key, value)

@@ -46,12 +46,13 @@ from comfydesk.app.images import make_thumbnail
 from comfydesk.app.run_state import PastedImage
 from comfydesk.core.errors import UnsafeInputError
 from comfydesk.core.templates import FormField
-from comfydesk.ui.form.editors import Editor, SearchableCombo
+from comfydesk.ui.form.editors import NOT_ON_SERVER, Editor, SearchableCombo
 
 __all__ = ["IMAGE_SUFFIXES", "ImageEditor"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 THUMB = 96
+MISSING_TEXT = NOT_ON_SERVER.replace(" the ", "\nthe ")  # "Not on\nthe server", in the preview box
 
 
 class _FocusWatch(QObject):
@@ -85,6 +86,10 @@ class ImageEditor(Editor):
         super().__init__(field, parent)
         self._value: Any = None
         self._token = 0
+        #: The server's input images as last listed; None when the server gives no list.
+        self._server_names: set[str] | None = (
+            {str(c) for c in field.choices} if field.choices is not None else None
+        )
         self._relay = _Relay(self)
         self._relay.done.connect(self._on_done)
         self.dialog: QFileDialog | None = None
@@ -145,6 +150,7 @@ class ImageEditor(Editor):
                 if index < 0 and value:
                     self.combo.addItem(value, value)
                     index = self.combo.count() - 1
+                    self.combo.setItemData(index, NOT_ON_SERVER, Qt.ItemDataRole.ToolTipRole)
                 self.combo.setCurrentIndex(index)
             self._token += 1  # a local thumbnail still on its way is not this value's
             self._set_thumbnail(None)
@@ -155,6 +161,7 @@ class ImageEditor(Editor):
     def set_choices(self, choices: list[Any]) -> None:
         """Offer a fresh list of the server's images, keeping the value (listed even when the server lacks
         it, so validation can say so)."""
+        self._server_names = {str(c) for c in choices}
         with QSignalBlocker(self.combo):
             self.combo.clear()
             for choice in choices:
@@ -174,9 +181,14 @@ class ImageEditor(Editor):
         """Show a thumbnail the caller made (of the server image now selected); None: it has none."""
         if image is None or image.isNull():
             self.thumb.setPixmap(QPixmap())
-            self.thumb.setText("No\npreview")
+            self.thumb.setText(MISSING_TEXT if self.missing_on_server() else "No\npreview")
             return
         self._set_thumbnail(image)
+
+    def missing_on_server(self) -> bool:
+        """The value is a server image name the server's list lacks (no preview to ask for)."""
+        value, names = self._value, self._server_names
+        return isinstance(value, str) and bool(value) and names is not None and value not in names
 
     # ----------------------------------------------------------------------------------- sources
     def choose_file(self) -> None:
@@ -250,7 +262,7 @@ class ImageEditor(Editor):
             text = f"Local file {value.name} — uploaded when you run"
         elif isinstance(value, PastedImage):
             text = f"Pasted image ({len(value.data) // 1024 + 1} KB) — uploaded when you run"
-        elif isinstance(value, str) and value:
+        elif isinstance(value, str) and value and not self.missing_on_server():
             text = f"On the server: {value}"
         else:
             text = "Drop an image here, browse, or paste"
@@ -260,7 +272,9 @@ class ImageEditor(Editor):
     def _set_thumbnail(self, image: QImage | None) -> None:
         if image is None or image.isNull():
             self.thumb.setPixmap(QPixmap())
-            if isinstance(self._value, str) and self._value and image is None:
+            if self.missing_on_server():
+                self.thumb.setText(MISSING_TEXT)
+            elif isinstance(self._value, str) and self._value and image is None:
                 self.thumb.setText("Loading…")  # the view asks the server; set_thumbnail follows
             else:
                 self.thumb.setText("No\npreview" if self._value else "No\nimage")

@@ -1,5 +1,7 @@
-"""The form's problems: each on its field (red frame, message under it) and all of them listed at the top,
-with links that bring the field into view. A mixin of FormView, kept apart for its own concern."""
+"""The form's problems, each said once: on its field (red frame, the plain sentence under it). The box at the
+top repeats no sentence: it holds problems no field can take, and, when a field's problem is out of sight
+(in a closed group), one line naming the fields with problems as links that bring each into view.
+A mixin of FormView, kept apart for its own concern."""
 
 from __future__ import annotations
 
@@ -12,8 +14,9 @@ from PySide6.QtWidgets import QLabel, QWidget
 
 from comfydesk.app.run_state import PastedImage
 from comfydesk.core.errors import ValidationIssue
+from comfydesk.core.messages import for_issue
 from comfydesk.core.templates import FormSpec
-from comfydesk.ui.form.parts import FieldRow
+from comfydesk.ui.form.parts import FieldRow, FormGroupBox
 from comfydesk.ui.theme import accent_palette, error_styles, set_style
 
 __all__ = ["FormIssues"]
@@ -29,6 +32,7 @@ class FormIssues:
     _issues: dict[str, list[str]]
     _loose_issues: list[str]
     rows: dict[str, FieldRow]
+    groups: dict[str, FormGroupBox]
     error_box: QLabel
 
     if TYPE_CHECKING:
@@ -39,13 +43,16 @@ class FormIssues:
 
         def _as_widget(self) -> QWidget: ...
 
+        def _group_of(self, row: FieldRow) -> FormGroupBox | None: ...
+
     def show_issues(self, issues: Sequence[ValidationIssue]) -> None:
-        """Mark each issue on its field (red frame, message below) and list all of them at the top."""
+        """Mark each issue on its field (red frame, its message below, as given: the caller words it for
+        the user); one no field can take goes in the box at the top, in plain words."""
         self._issues, self._loose_issues = {}, []
         for issue in issues:
             key = self._key_of(issue)
             if key is None:
-                self._loose_issues.append(issue.describe())
+                self._loose_issues.append(for_issue(issue))
             else:
                 self._issues.setdefault(key, []).append(issue.message)
         if any(k in self._hidden for k in self._issues) and not self._show_hidden:
@@ -73,7 +80,7 @@ class FormIssues:
                 chosen = self._values.get(owner.key)
                 if any(sub.key == key for sub in owner.sub_fields(chosen)):
                     probe[owner.key] = chosen
-            messages = [i.message for i in self._spec.validate(probe) if i.field_key == key]
+            messages = [for_issue(i) for i in self._spec.validate(probe) if i.field_key == key]
         if messages:
             self._issues[key] = messages
         else:
@@ -83,17 +90,24 @@ class FormIssues:
     def _refresh_issues(self) -> None:
         for key, row in self.rows.items():
             row.set_messages(self._issues.get(key, []))
-        lines: list[str] = []
-        for key, messages in self._issues.items():
-            label = html.escape(self._describe_field(key))
-            for message in messages:
-                lines.append(f'<a href="field:{html.escape(key)}">{label}</a>: {html.escape(message)}')
-        lines += [html.escape(text) for text in self._loose_issues]
-        if lines:
-            n = len(lines)
-            head = f"<b>{n} problem{'s' if n != 1 else ''} to fix before running</b>"
-            self.error_box.setText(head + "<br>" + "<br>".join(f"• {line}" for line in lines))
+        lines = [html.escape(text, quote=False) for text in self._loose_issues]
+        keys = list(self._issues)
+        if any(self._out_of_sight(k) for k in keys):
+            links = ", ".join(
+                f'<a href="field:{html.escape(k)}">{html.escape(self._describe_field(k))}</a>' for k in keys
+            )
+            n = len(keys)
+            lines.append(f"{n} field{'s need' if n != 1 else ' needs'} a look: {links}")
+        self.error_box.setText("<br>".join(lines))
         self.error_box.setVisible(bool(lines))
+
+    def _out_of_sight(self, key: str) -> bool:
+        """The field is not on screen as the form stands: not built, or in a closed group."""
+        row = self.rows.get(key)
+        if row is None:
+            return True
+        group = self._group_of(row)
+        return group is not None and group.collapsed
 
     def _describe_field(self, key: str) -> str:
         if self._spec is None:

@@ -497,6 +497,8 @@ class FormView(FormIssues, FormExtras, QScrollArea):
         if collapsed == (key in self._collapsed):
             return
         (self._collapsed.add if collapsed else self._collapsed.discard)(key)
+        if self._issues:
+            self._refresh_issues()  # a problem went out of sight (or came back): the box at the top follows
         self.prefs_changed.emit(self.prefs())
 
     def _reuse_seed(self, key: str) -> None:
