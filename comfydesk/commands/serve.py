@@ -35,7 +35,9 @@ def _where_options(parser: argparse.ArgumentParser) -> None:
         "--database",
         metavar="URL",
         default=argparse.SUPPRESS,
-        help="SQLAlchemy database URL (default: a SQLite file gateway.db in the data dir)",
+        help="SQLAlchemy database URL (default: a SQLite file gateway.db in the data dir); several "
+        "instances share one PostgreSQL database: postgresql+psycopg://USER:PASSWORD@HOST/DB "
+        "(see docs/deploy.md)",
     )
 
 
@@ -60,6 +62,21 @@ def register(subparsers: Any) -> None:
         help="a ComfyUI machine to run on; repeat for several (default: the built-in demo engine)",
     )
     _where_options(parser)
+    parser.add_argument(
+        "--image-dir",
+        metavar="DIR",
+        default=None,
+        help="keep generated images here (default: images/ in the data dir); several instances share "
+        "one directory (a network mount will do), so any of them serves any image",
+    )
+    parser.add_argument(
+        "--lease",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="with several instances: how long a run stays with an instance that stopped renewing it "
+        "(it died) before another instance takes it over (default: 30)",
+    )
     parser.add_argument(
         "--image-ttl",
         type=float,
@@ -133,10 +150,15 @@ def _open_store(args: argparse.Namespace) -> Any:
     missing = _server_libraries_missing()
     if missing is not None:
         raise SystemExit(f"comfydesk: {missing} is not installed. {_EXTRAS_HINT}")
+    import importlib.util
+
     from comfydesk.gateway.store import GatewayStore
 
+    url = _database(args)
+    if url.startswith("postgresql") and importlib.util.find_spec("psycopg") is None:
+        raise SystemExit(f"comfydesk: psycopg is not installed (PostgreSQL needs it). {_EXTRAS_HINT}")
     _data_dir(args).mkdir(parents=True, exist_ok=True)
-    return GatewayStore.open(_database(args))
+    return GatewayStore.open(url)
 
 
 def _token_create(args: argparse.Namespace) -> int:
@@ -201,11 +223,25 @@ def _serve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         error(str(exc))
         return EXIT_UNAVAILABLE
+    if not args.lease > 0:
+        error(f"--lease must be a positive number of seconds, not {args.lease:g}")
+        return EXIT_UNAVAILABLE
     data_dir = _data_dir(args)
-    store = _open_store(args)
     try:
+        store = _open_store(args)
+    except Exception as exc:  # an unreachable database, wrong credentials: say which, without a traceback
+        error(
+            f"cannot open the database: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        )
+        return EXIT_UNAVAILABLE
+    try:
+        secret = None
         if not store.has_tokens():
-            _info, secret = store.create_token("admin", admin=True)
+            try:
+                _info, secret = store.create_token("admin", admin=True)
+            except Exception:  # another instance starting at the same time created it first
+                secret = None
+        if secret is not None:
             print(
                 "No tokens yet: created the admin token 'admin'. It is shown only now:\n"
                 f"  {secret}\n"
@@ -225,6 +261,8 @@ def _serve(args: argparse.Namespace) -> int:
         comfyui_urls=urls,
         data_dir=data_dir,
         database_url=getattr(args, "database", None),
+        image_dir=Path(args.image_dir) if args.image_dir else None,
+        lease=args.lease,
         image_ttl=args.image_ttl,
         rate_limit=args.rate_limit,
         burst=args.burst,

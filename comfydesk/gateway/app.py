@@ -1,12 +1,18 @@
 """The gateway as an ASGI app: `create_app(config)` wires the store, the dispatcher, the image store, the
-event hub and the routes; one middleware authenticates, rate-limits, caps bodies and logs every request."""
+event hub (and its relay across instances) and the routes; one middleware authenticates, rate-limits, caps
+bodies and logs every request. `/healthz` and `/readyz` answer load balancers without a token.
+
+Several instances may share one PostgreSQL database and one image directory: nothing another instance
+needs lives only in a process (see docs/deploy.md)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import socket
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +30,8 @@ from comfydesk.gateway.dispatch import Dispatcher
 from comfydesk.gateway.errors import ApiError, error_response
 from comfydesk.gateway.hub import EventHub
 from comfydesk.gateway.images import ImageStore
-from comfydesk.gateway.ratelimit import RateLimiter
+from comfydesk.gateway.ratelimit import RateLimiter, SharedRateLimiter
+from comfydesk.gateway.relay import EventRelay
 from comfydesk.gateway.store import AsyncStore, GatewayStore, TokenInfo
 
 __all__ = ["Gateway", "GatewayConfig", "create_app"]
@@ -38,6 +45,8 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 _TOKEN_CACHE_SECONDS = 2.0
+#: Paths a load balancer probes: no token, no rate limit, nothing secret in the answer.
+PROBES = frozenset({"/healthz", "/readyz"})
 
 
 @dataclass
@@ -54,6 +63,11 @@ class GatewayConfig:
     max_body: int = 8 * 1024 * 1024
     health_interval: float = 2.0
     sweep_interval: float | None = None
+    #: How long a run stays with an instance that stopped renewing it (died) before another takes it.
+    lease: float = 30.0
+    #: None: a lasting id kept in the database for SQLite (one instance), a new one per process otherwise.
+    instance_id: str | None = None
+    resync_interval: float = 2.0
 
     @property
     def database(self) -> str:
@@ -73,7 +87,10 @@ class Gateway:
     hub: EventHub
     images: ImageStore
     dispatcher: Dispatcher
-    limiter: RateLimiter
+    limiter: RateLimiter | SharedRateLimiter
+    relay: EventRelay
+    instance_id: str = ""
+    stopping: bool = False
     _tokens: dict[str, tuple[TokenInfo | None, float]] = field(default_factory=dict)
     _sweeper: asyncio.Task[None] | None = None
 
@@ -83,15 +100,34 @@ class Gateway:
         store = AsyncStore(GatewayStore.open(config.database))
         hub = EventHub()
         images = ImageStore(config.images_path, store, ttl=config.image_ttl)
+        instance_id = config.instance_id or (
+            f"{socket.gethostname()[:40]}-{uuid.uuid4().hex[:12]}"
+            if store.sync.postgres
+            else store.sync.instance_id()
+        )
         dispatcher = Dispatcher(
             list(config.comfyui_urls),
             store=store,
             images=images,
             hub=hub,
-            instance_id=store.sync.instance_id(),
+            instance_id=instance_id,
             health_interval=config.health_interval,
+            lease=config.lease,
         )
-        return cls(config, store, hub, images, dispatcher, RateLimiter(config.rate_limit, burst=config.burst))
+        limiter: RateLimiter | SharedRateLimiter = (
+            SharedRateLimiter(store, config.rate_limit, burst=config.burst)
+            if store.sync.postgres
+            else RateLimiter(config.rate_limit, burst=config.burst)
+        )
+        relay = EventRelay(
+            store=store,
+            hub=hub,
+            follows=lambda execution_id: execution_id in dispatcher.by_execution,
+            wake=dispatcher.wake,
+            database_url=config.database,
+            resync_interval=config.resync_interval,
+        )
+        return cls(config, store, hub, images, dispatcher, limiter, relay, instance_id)
 
     async def authenticate(self, secret: str | None) -> TokenInfo | None:
         """The live token for a secret, cached for a moment (a revocation takes effect within 2 s)."""
@@ -106,18 +142,50 @@ class Gateway:
         self._tokens[secret] = (info, time.monotonic() + _TOKEN_CACHE_SECONDS)
         return info
 
+    async def ready(self) -> tuple[bool, dict[str, Any]]:
+        """Whether a load balancer should send requests here, and why (counts only, nothing secret)."""
+        try:
+            database = await asyncio.wait_for(self.store.read(self.store.sync.ping), 3.0)
+        except Exception:
+            database = False
+        healthy = len(self.dispatcher.healthy())
+        checks = {
+            "database": "ok" if database else "unreachable",
+            "comfyui": f"{healthy} of {len(self.dispatcher.machines)} machines healthy",
+            "stopping": self.stopping,
+        }
+        return database and healthy > 0 and not self.stopping, checks
+
+    async def _maintain(self, interval: float) -> None:
+        while True:
+            try:
+                count = await self.images.sweep()
+                if count:
+                    log.info("image store: %d expired image(s) deleted", count)
+                await self.limiter.prune()
+            except Exception:  # the sweeper must outlive a passing database hiccup
+                log.exception("image sweep or rate-limit pruning failed")
+            await asyncio.sleep(interval)
+
     @contextlib.asynccontextmanager
     async def lifespan(self, _app: FastAPI) -> AsyncIterator[None]:
         await self.dispatcher.start()
+        await self.relay.start()
         interval = self.config.sweep_interval or max(0.5, min(60.0, self.config.image_ttl / 4))
-        self._sweeper = asyncio.create_task(self.images.sweep_forever(interval), name="gateway-sweeper")
-        log.info("gateway ready: %d ComfyUI machine(s)", len(self.dispatcher.machines))
+        self._sweeper = asyncio.create_task(self._maintain(interval), name="gateway-sweeper")
+        log.info(
+            "gateway ready: instance %s, %d ComfyUI machine(s)",
+            self.instance_id,
+            len(self.dispatcher.machines),
+        )
         try:
             yield
         finally:
+            self.stopping = True
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
+            await self.relay.stop()
             await self.dispatcher.stop()
             self.store.close()
             self.store.sync.close()
@@ -179,13 +247,16 @@ class GatewayMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if scope.get("path") in PROBES:
+            await self.app(scope, receive, send)
+            return
         started = time.perf_counter()
         gw = self.gateway
         headers = scope.get("headers", [])
         token = await gw.authenticate(bearer_of(headers))
         scope.setdefault("state", {})["token"] = token
         client = scope.get("client") or ("-", 0)
-        decision = gw.limiter.hit(f"token:{token.id}" if token else f"addr:{client[0]}")
+        decision = await gw.limiter.check(f"token:{token.id}" if token else f"addr:{client[0]}")
         status = [0]
         answered = [False]  # a 413 was sent mid-body: what the app sends afterwards is dropped
 
@@ -295,7 +366,7 @@ async def _internal(_request: Request, exc: Exception) -> Response:
 
 def create_app(config: GatewayConfig) -> FastAPI:
     """The gateway app; its lifespan connects to the ComfyUI machines and resumes unfinished runs."""
-    from comfydesk.gateway.routes import image_router, router
+    from comfydesk.gateway.routes import health_router, image_router, router
     from comfydesk.gateway.ws import ws_router
 
     gateway = Gateway.build(config)
@@ -314,6 +385,7 @@ def create_app(config: GatewayConfig) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _request_invalid)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _internal)
+    app.include_router(health_router)
     app.include_router(router)
     app.include_router(image_router)
     app.include_router(ws_router)

@@ -24,6 +24,7 @@ __all__ = [
     "metadata",
     "migrate",
     "now",
+    "rate_counters",
     "tokens",
     "utc",
     "workflows",
@@ -77,13 +78,28 @@ executions = sa.Table(
     sa.Column("progress", sa.Integer, nullable=False, default=0),
     sa.Column("inputs", sa.JSON, nullable=False),
     sa.Column("graph", sa.JSON, nullable=False),
-    sa.Column("backend_url", sa.String(500), nullable=True),
+    sa.Column("backend_url", sa.String(500), nullable=True, index=True),
     sa.Column("prompt_id", sa.String(64), nullable=True),
     # False until ComfyUI accepted the prompt: a restart re-submits only runs it never accepted.
     sa.Column("submitted", sa.Boolean, nullable=False, default=False),
     sa.Column("error", sa.JSON, nullable=True),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    # The queue: the instance following the run and until when (epoch seconds, the database's clock). A run
+    # whose lease ran out is claimed by another instance (SELECT ... FOR UPDATE SKIP LOCKED).
+    sa.Column("lease_owner", sa.String(64), nullable=True),
+    sa.Column("lease_until", sa.Float, nullable=True),
+    # Bumped by every change: a subscriber on another instance knows whether it has seen the newest state.
+    sa.Column("seq", sa.Integer, nullable=False, default=0, server_default="0"),
+)
+
+#: Requests per token and window, shared by every instance (fixed windows; `window` is its start, epoch s).
+rate_counters = sa.Table(
+    "rate_counters",
+    metadata,
+    sa.Column("key", sa.String(200), primary_key=True),
+    sa.Column("window", sa.BigInteger, primary_key=True),
+    sa.Column("count", sa.Integer, nullable=False),
 )
 
 images = sa.Table(
@@ -121,6 +137,9 @@ def make_engine(url: str) -> Engine:
     is_sqlite = url.startswith("sqlite")
     if is_sqlite:
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+    else:
+        # Every instance holds a few connections: readers, the writer, the rate limiter, the claim loop.
+        kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
     engine = sa.create_engine(url, **kwargs)
     if is_sqlite:
 
@@ -135,13 +154,26 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
+#: The PostgreSQL advisory lock that lets one instance migrate while the others starting with it wait.
+MIGRATION_LOCK = 0x636F6D6679  # "comfy"
+
+
+def is_postgres(engine: Engine) -> bool:
+    return engine.dialect.name == "postgresql"
+
+
 def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest Alembic revision (creates it on an empty database)."""
+    """Bring the schema to the newest Alembic revision (creates it on an empty database).
+
+    On PostgreSQL the migration holds a transaction-scoped advisory lock: instances started together
+    migrate one after the other, and all but the first find the schema current."""
     from alembic import command
     from alembic.config import Config
 
     cfg = Config()
     cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
     with engine.begin() as conn:
+        if is_postgres(engine):
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")

@@ -1,10 +1,12 @@
 """Runs on ComfyUI machines: pick the least-loaded healthy machine, submit through the native backend, follow
 its event stream, keep the record and the subscribers up to date, copy outputs as they arrive.
 
-Each machine is one `ComfyUIBackend` whose client id derives from the gateway's lasting instance id, so after
-a restart of the gateway the same client hears its old runs again (`ComfyUIBackend.follow`). The executions
-table is the truth: a run is recorded (with the prompt id we chose) before it is submitted, and `reconcile`
-finishes, follows or re-submits whatever a previous process left unfinished.
+Each machine is one `ComfyUIBackend` whose client id derives from the instance id. The executions table is
+the truth and the queue: a run is recorded (with the prompt id we chose) and leased to the instance that
+submits it before it is submitted; the instance renews the leases of the runs it follows. A run whose lease
+ran out (its instance died) is claimed by another instance (`SELECT ... FOR UPDATE SKIP LOCKED`), which asks
+the ComfyUI machine what became of the prompt (`/queue`, then `/history` through `ComfyUIBackend.follow`)
+and finishes, follows or fails it; only a run that never reached ComfyUI is submitted again.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ log = logging.getLogger(__name__)
 #: A machine that stops answering is given up after about 5 s, so its runs fail instead of hanging.
 MACHINE_RECONNECT = ReconnectPolicy(initial=0.25, factor=2.0, max_delay=2.0, jitter=0.1, max_attempts=4)
 _QUEUED_WAIT = 5.0
+_WATCH_INTERVAL = 0.25  # how often a taken-over run still in a ComfyUI queue is looked for there
 
 
 class NoBackend(Exception):
@@ -95,6 +98,7 @@ class Run:
     queued: asyncio.Event = field(default_factory=asyncio.Event)
     finished: asyncio.Event = field(default_factory=asyncio.Event)
     ending: bool = False
+    adopted: bool = False  # taken over from another instance: ComfyUI sends its events to that client
 
     @property
     def id(self) -> int:
@@ -148,10 +152,13 @@ class Dispatcher:
         instance_id: str,
         health_interval: float = 2.0,
         reconnect: ReconnectPolicy = MACHINE_RECONNECT,
+        lease: float = 30.0,
     ) -> None:
         self.store = store
         self.images = images
         self.hub = hub
+        self.instance_id = instance_id
+        self.lease = lease
         self.health_interval = health_interval
         self.machines = [
             Machine(
@@ -169,7 +176,11 @@ class Dispatcher:
         self.by_execution: dict[int, Run] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._health: asyncio.Task[None] | None = None
+        self._leases: asyncio.Task[None] | None = None
+        self._watcher: asyncio.Task[None] | None = None
         self._shared: NodeCatalog | None = None
+        self._work = asyncio.Event()  # another instance gave up leases: claim now, not at the next tick
+        self._watched: set[Run] = set()  # taken-over runs waiting in a ComfyUI queue
 
     # -- lifecycle --------------------------------------------------------------------------------------
 
@@ -177,16 +188,25 @@ class Dispatcher:
         for machine in self.machines:
             machine.pump = asyncio.create_task(self._pump(machine), name=f"gateway-pump {machine.url}")
         await asyncio.gather(*(self._bring_up(m) for m in self.machines))
-        await self.reconcile()
+        await self.claim(own_too=True)
         self._health = asyncio.create_task(self._health_loop(), name="gateway-health")
+        self._leases = asyncio.create_task(self._lease_loop(), name="gateway-leases")
+        self._watcher = asyncio.create_task(self._watch_loop(), name="gateway-watch")
 
     async def stop(self) -> None:
-        tasks = [t for t in (self._health, *self._tasks) if t is not None]
+        """Stop following runs and give up their leases, so another instance takes them over at once."""
+        tasks = [t for t in (self._health, self._leases, self._watcher, *self._tasks) if t is not None]
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        try:
+            released = await self.store.write(self.store.sync.release_leases, self.instance_id)
+            if released:
+                log.info("gave up %d unfinished run(s) to the other instances", released)
+        except Exception as exc:  # the database is gone: the leases simply run out
+            log.warning("could not give up the leases: %s", exc)
         for machine in self.machines:
             await machine.backend.close()
             if machine.pump is not None:
@@ -271,13 +291,18 @@ class Dispatcher:
             )
         return out
 
-    def _pick(self) -> list[Machine]:
-        """Healthy machines, least loaded first (queued + running prompts of every client, plus ours in
-        flight); ties go to the machine that has had fewer of our runs so far."""
-        mine = {id(m): 0 for m in self.machines}
-        for run in self.runs.values():
-            mine[id(run.machine)] += 1
-        return sorted(self.healthy(), key=lambda m: (m.load, mine[id(m)]))
+    async def _pick(self) -> list[Machine]:
+        """Healthy machines, least loaded first. A machine's load is the larger of what the table says
+        (unfinished runs of every instance assigned to it, including submissions in flight) and what
+        ComfyUI said last (its queue, which also holds other clients' prompts); ties go to the machine
+        with fewer of the gateway's runs."""
+        active = await self.store.read(self.store.sync.active_by_machine)
+
+        def key(m: Machine) -> tuple[int, int]:
+            ours = active.get(m.url, 0)
+            return max(ours, m.load), ours
+
+        return sorted(self.healthy(), key=key)
 
     # -- runs -------------------------------------------------------------------------------------------
 
@@ -287,7 +312,7 @@ class Dispatcher:
         Raises NoBackend when no machine takes it (the row is then failed as backend_unavailable), and
         ExecutionRefused when ComfyUI rejects the graph (the row is failed as execution_error)."""
         tried: list[str] = []
-        for machine in self._pick():
+        for machine in await self._pick():
             pid = str(uuid.uuid4())
             row = await self._write(row["id"], backend_url=machine.url, prompt_id=pid, submitted=False)
             run = self._track(row, machine, pid, graph)
@@ -348,8 +373,18 @@ class Dispatcher:
         """Cancel a run: removed from its machine's queue, or interrupted while it runs."""
         run = self.by_execution.get(execution_id)
         if run is None:
+            # Followed by another instance (or by none): ask its machine to drop the prompt, then end the
+            # record here; the instance following it sees the row end when it renews its lease.
             row = await self.store.read(self.store.sync.get_execution, execution_id)
             if row is not None and row["status"] in ("queued", "running"):
+                machine = self._machine_of(row)
+                if machine is not None and row.get("prompt_id"):
+                    try:
+                        await machine.backend.cancel(str(row["prompt_id"]))
+                    except BackendError as exc:
+                        log.warning(
+                            "cancelling execution %s on %s failed: %s", execution_id, machine.url, exc
+                        )
                 row = await self._write(
                     execution_id, status="cancelled", error={"code": "cancelled", "message": "Cancelled"}
                 )
@@ -363,45 +398,130 @@ class Dispatcher:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(run.finished.wait(), 10)
 
-    async def reconcile(self) -> None:
-        """Take up every run a previous process left unfinished."""
-        rows = await self.store.read(self.store.sync.unfinished_executions)
-        by_url = {m.url: m for m in self.machines}
-        for row in rows:
-            machine = by_url.get(row.get("backend_url") or "")
-            graph = ApiGraph.from_prompt(row["graph"])
-            pid = row.get("prompt_id")
+    def _machine_of(self, row: Mapping[str, Any]) -> Machine | None:
+        return next((m for m in self.machines if m.url == row.get("backend_url")), None)
+
+    async def _lease_loop(self) -> None:
+        """Renew the leases of the runs followed here and claim runs nobody follows, every third of a
+        lease (or at once when another instance gave some up)."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._work.wait(), self.lease / 3)
+            self._work.clear()
             try:
-                if machine is not None and machine.healthy and pid:
-                    run = self._track(row, machine, pid, graph)
-                    if await machine.backend.follow(pid):
-                        log.info("execution %s: following prompt %s on %s again", row["id"], pid, machine.url)
-                        continue
-                    self._untrack(run)
-                    if row["submitted"]:
-                        await self._fail_lost(row, LOST_RUN_MESSAGE)
-                        continue
-                if machine is None and row.get("submitted"):
-                    await self._fail_lost(
-                        row, f"its ComfyUI machine {row.get('backend_url')} is not configured"
-                    )
-                    continue
-                if row.get("submitted"):
-                    await self._fail_lost(
-                        row, f"{row.get('backend_url')} was not reachable after the restart"
-                    )
-                    continue
-                log.info(
-                    "execution %s: never reached ComfyUI before the restart; submitting it now", row["id"]
+                await self.renew()
+                await self.claim()
+            except Exception:  # a database hiccup: try again next tick (leases last three ticks)
+                log.exception("renewing or claiming leases failed")
+
+    def wake(self) -> None:
+        """Leases were given up somewhere: claim without waiting for the next tick."""
+        self._work.set()
+
+    async def renew(self) -> None:
+        runs = list(self.by_execution.values())
+        if not runs:
+            return
+        held = await self.store.write(
+            self.store.sync.renew_leases, self.instance_id, [r.id for r in runs], lease=self.lease
+        )
+        for run in runs:
+            if run.id not in held and not run.ending and self.by_execution.get(run.id) is run:
+                # Ended elsewhere (cancelled through another instance) or taken over after a stall.
+                log.info("execution %s: no longer followed here (ended or taken over)", run.id)
+                self._untrack(run)
+                self._watched.discard(run)
+                run.finished.set()
+
+    async def claim(self, *, own_too: bool = False) -> None:
+        """Take up every unfinished run nobody follows: at start-up those of an earlier life of this
+        instance too, later those whose instance died (its lease ran out) or shut down."""
+        while True:
+            rows = await self.store.write(
+                self.store.sync.claim_executions, self.instance_id, lease=self.lease, own_too=own_too
+            )
+            rows = [r for r in rows if r["id"] not in self.by_execution]
+            for row in rows:
+                await self._adopt(row)
+            if len(rows) < 50:
+                return
+
+    async def reconcile(self) -> None:
+        """Take up every run a previous process left unfinished (the start-up claim)."""
+        await self.claim(own_too=True)
+
+    async def _adopt(self, row: dict[str, Any]) -> None:
+        """A claimed run: follow it where ComfyUI still has it, end it from ComfyUI's history, fail it when
+        ComfyUI lost it, submit it when it never reached ComfyUI. Never submitted twice."""
+        machine = self._machine_of(row)
+        graph = ApiGraph.from_prompt(row["graph"])
+        pid = row.get("prompt_id")
+        try:
+            if machine is not None and machine.healthy and pid:
+                if str(pid) in {q.execution_id for q in await machine.backend.queue()}:
+                    run = self._track(row, machine, str(pid), graph)
+                    run.adopted = True
+                    if not row["submitted"]:
+                        run.row = await self._write(run.id, submitted=True)
+                    self._watched.add(run)
+                    log.info("execution %s: taken over, waiting in %s's queue", row["id"], machine.url)
+                    return
+                run = self._track(row, machine, str(pid), graph)
+                run.adopted = True
+                if await machine.backend.follow(str(pid)):
+                    log.info("execution %s: taken over, ending it from %s's history", row["id"], machine.url)
+                    return
+                self._untrack(run)
+                if row["submitted"]:
+                    await self._fail_lost(row, LOST_RUN_MESSAGE)
+                    return
+            elif machine is None and row.get("submitted"):
+                await self._fail_lost(row, f"its ComfyUI machine {row.get('backend_url')} is not configured")
+                return
+            elif row.get("submitted"):
+                await self._fail_lost(
+                    row, f"{row.get('backend_url')} was not reachable when it was taken over"
                 )
-                await self.submit(row, graph)
-            except (NoBackend, ExecutionRefused) as exc:
-                log.warning("execution %s could not be resumed: %s", row["id"], exc)
-            except BackendError as exc:
-                await self._fail_lost(row, exc.user_text())
+                return
+            log.info("execution %s: never reached ComfyUI; submitting it now", row["id"])
+            await self.submit(row, graph)
+        except (NoBackend, ExecutionRefused) as exc:
+            log.warning("execution %s could not be resumed: %s", row["id"], exc)
+        except BackendError as exc:
+            await self._fail_lost(row, exc.user_text())
+
+    async def _watch_loop(self) -> None:
+        """Taken-over runs waiting or running in a ComfyUI queue: ComfyUI tells their progress to the
+        client that submitted them, so the queue is looked at until they leave it, and then their end
+        comes from `/history` (`follow`)."""
+        while True:
+            await asyncio.sleep(_WATCH_INTERVAL)
+            by_machine: dict[Machine, list[Run]] = {}
+            for run in list(self._watched):
+                by_machine.setdefault(run.machine, []).append(run)
+            for machine, runs in by_machine.items():
+                try:
+                    queue = {q.execution_id: q for q in await machine.backend.queue()}
+                    for run in runs:
+                        item = queue.get(run.prompt_id)
+                        if item is not None:
+                            if item.running:
+                                await self._set_status(run, "running")
+                            continue
+                        self._watched.discard(run)
+                        if run.ending or self.by_execution.get(run.id) is not run:
+                            continue
+                        if not await machine.backend.follow(run.prompt_id):
+                            self._untrack(run)
+                            await self._fail_lost(run.row, LOST_RUN_MESSAGE)
+                except BackendError as exc:
+                    log.info("watching taken-over runs on %s: %s", machine.url, exc)
+                except Exception:
+                    log.exception("watching taken-over runs on %s failed", machine.url)
 
     async def _fail_internal(self, execution_id: int) -> None:
-        row = await self.store.write(
+        row = await self.store.write_for(
+            execution_id,
             self.store.sync.update_execution,
             execution_id,
             status="failed",
@@ -556,12 +676,17 @@ class Dispatcher:
     async def _publish_with_images(self, row: dict[str, Any], kind: str) -> None:
         images = (await self.store.read(self.store.sync.images_of, [row["id"]]))[row["id"]]
         token = row.get("token_id")
-        self.hub.publish(row["id"], token, {"type": kind, "execution": execution_json(row, images)})
+        message = {"type": kind, "execution": execution_json(row, images)}
+        self.hub.publish(row["id"], token, message, seq=int(row.get("seq") or 0))
 
     async def _write(self, execution_id: int, **values: Any) -> dict[str, Any]:
-        row = await self.store.write(self.store.sync.update_execution, execution_id, **values)
+        row = await self.store.write_for(
+            execution_id, self.store.sync.update_execution, execution_id, **values
+        )
         if row is None:
             raise LookupError(f"execution {execution_id} vanished from the database")
+        # This instance publishes this change itself: the notification of it must not publish it again.
+        self.hub.note(execution_id, int(row.get("seq") or 0), str(row["status"]))
         return row
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +20,7 @@ __all__ = ["EventHub", "Outgoing", "Subscription"]
 
 _QUEUE_SIZE = 256
 _DROPPABLE = frozenset({"progress", "preview"})
+_REMEMBERED = 50_000  # executions whose newest change number is remembered (oldest forgotten first)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,8 +67,14 @@ class Subscription:
 
 
 class EventHub:
+    """Subscribers of this instance. Messages come from the runs this instance follows (`publish`) and, on
+    PostgreSQL, from rows other instances changed (`publish(..., remote=True)`): each execution row
+    carries a change number (`seq`), and a remote message whose change was already published here is
+    dropped, so a subscriber never gets the same change twice from the two paths."""
+
     def __init__(self) -> None:
         self._subs: set[Subscription] = set()
+        self._seen: OrderedDict[int, tuple[int, str]] = OrderedDict()
 
     @contextlib.contextmanager
     def subscribe(
@@ -79,7 +87,42 @@ class EventHub:
         finally:
             self._subs.discard(sub)
 
-    def publish(self, execution_id: int, token_id: int | None, message: dict[str, Any]) -> None:
+    def seen(self, execution_id: int) -> tuple[int, str]:
+        """The newest change number and status published (or about to be) for an execution here."""
+        return self._seen.get(execution_id, (0, ""))
+
+    def note(self, execution_id: int, seq: int, status: str) -> None:
+        """Change `seq` of the execution is (being) published by this instance."""
+        old = self._seen.get(execution_id)
+        if old is not None and old[0] >= seq:
+            return
+        self._seen[execution_id] = (seq, status)
+        self._seen.move_to_end(execution_id)
+        while len(self._seen) > _REMEMBERED:
+            self._seen.popitem(last=False)
+
+    def interested(self, execution_id: int) -> bool:
+        """Could any subscriber here want messages of this execution?"""
+        return any(sub.execution_id in (None, execution_id) for sub in self._subs)
+
+    def watched_executions(self) -> set[int]:
+        """Executions that have a subscriber of their own here."""
+        return {sub.execution_id for sub in self._subs if sub.execution_id is not None}
+
+    def publish(
+        self,
+        execution_id: int,
+        token_id: int | None,
+        message: dict[str, Any],
+        *,
+        seq: int | None = None,
+        remote: bool = False,
+    ) -> None:
+        if seq is not None:
+            if remote and seq <= self.seen(execution_id)[0]:
+                return
+            status = str(message.get("execution", {}).get("status", ""))
+            self.note(execution_id, seq, status)
         subs = [sub for sub in self._subs if sub.wants(execution_id, token_id)]
         if not subs:
             return

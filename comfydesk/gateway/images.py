@@ -80,7 +80,8 @@ class ImageStore:
             os.replace(tmp, self.path_of(file_name))
 
         try:
-            return await self.store.write(
+            return await self.store.write_for(
+                execution_id,
                 self.store.sync.add_image,
                 execution_id=execution_id,
                 token_id=token_id,
@@ -121,16 +122,6 @@ class ImageStore:
             with contextlib.suppress(OSError):
                 if leftover.stat().st_mtime < _stale_before():
                     leftover.unlink()
-
-    async def sweep_forever(self, interval: float) -> None:
-        while True:
-            try:
-                count = await self.sweep()
-                if count:
-                    log.info("image store: %d expired image(s) deleted", count)
-            except Exception:  # the sweeper must outlive a passing database hiccup
-                log.exception("image sweep failed")
-            await asyncio.sleep(interval)
 
 
 def _stale_before() -> float:

@@ -36,7 +36,7 @@ from comfydesk.gateway.schemas import (
 from comfydesk.gateway.store import TokenInfo
 from comfydesk.gateway.views import execution_json, workflow_json
 
-__all__ = ["image_router", "router"]
+__all__ = ["health_router", "image_router", "router"]
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody, "description": text}
@@ -62,6 +62,9 @@ _auth = [Security(_bearer)]
 _MAX_ID = 2**31 - 1
 
 router = APIRouter(prefix="/api/v1/comfyui", responses=_ERRORS, tags=["comfyui"], dependencies=_auth)
+# For load balancers: no token, no rate limit (the middleware lets these paths through), nothing secret.
+# Left out of the OpenAPI document, which describes the token-guarded API; docs/api.md describes them.
+health_router = APIRouter(include_in_schema=False)
 image_router = APIRouter(prefix="/api/v1/images", responses=_ERRORS, tags=["images"], dependencies=_auth)
 _IMAGE_NAME = re.compile(r"^(\d{1,18})\.(png|jpg|webp|gif)$")
 Status = Literal["queued", "running", "completed", "failed", "cancelled"]
@@ -305,6 +308,8 @@ async def execute_workflow(request: Request, workflow_id: int, body: ExecuteBody
         token_id=token.id,
         inputs=body.inputs,
         graph=graph.to_prompt(),
+        lease_owner=gw.dispatcher.instance_id,
+        lease=gw.dispatcher.lease,
     )
     try:
         execution = await gw.dispatcher.submit(execution, graph)
@@ -446,6 +451,26 @@ async def get_image(request: Request, file_name: str) -> FileResponse:
     if not path.is_file():
         raise not_found("Image", image_id)
     return FileResponse(path, media_type=row["mime"], headers={"Cache-Control": "private, max-age=60"})
+
+
+# -- load balancer probes -------------------------------------------------------------------------------
+
+
+@health_router.get("/healthz")
+async def healthz() -> JSONResponse:
+    """Liveness: the process serves requests."""
+    return JSONResponse({"status": "ok"}, headers={"Cache-Control": "no-store"})
+
+
+@health_router.get("/readyz")
+async def readyz(request: Request) -> JSONResponse:
+    """Readiness: the database answers, a ComfyUI machine is healthy, and the instance is not stopping."""
+    ready, checks = await _gw(request).ready()
+    return JSONResponse(
+        {"status": "ready" if ready else "unavailable", "checks": checks},
+        status_code=200 if ready else 503,
+        headers={"Cache-Control": "no-store"},
+    )
 
 
 # -- what every answer carries ---------------------------------------------------------------------------

@@ -22,9 +22,22 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine, RowMapping
 
 from comfydesk.gateway import db
-from comfydesk.gateway.db import executions, images, meta, now, tokens, utc, workflows
+from comfydesk.gateway.db import executions, images, meta, now, rate_counters, tokens, utc, workflows
 
-__all__ = ["AsyncStore", "GatewayStore", "TokenInfo", "hash_token", "new_token_secret"]
+__all__ = [
+    "EXECUTIONS_CHANNEL",
+    "WORK_CHANNEL",
+    "AsyncStore",
+    "GatewayStore",
+    "TokenInfo",
+    "hash_token",
+    "new_token_secret",
+]
+
+#: PostgreSQL NOTIFY channels: `<execution id>:<seq>` after every change of an execution row, and an empty
+#: payload on `WORK_CHANNEL` when leases were given up (another instance may claim the runs at once).
+EXECUTIONS_CHANNEL = "comfydesk_executions"
+WORK_CHANNEL = "comfydesk_work"
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -61,6 +74,7 @@ class GatewayStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.postgres = db.is_postgres(engine)
 
     @classmethod
     def open(cls, url: str) -> GatewayStore:
@@ -76,6 +90,22 @@ class GatewayStore:
         self.engine.dispose()
 
     # -- meta -------------------------------------------------------------------------------------------
+
+    def ping(self) -> bool:
+        """True when the database answers (readiness)."""
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(sa.literal(1))).scalar() == 1
+
+    def _epoch(self) -> sa.ColumnElement[float]:
+        """The database's clock in epoch seconds: leases of every instance are measured by one clock."""
+        if self.postgres:
+            return sa.cast(sa.extract("epoch", sa.func.clock_timestamp()), sa.Float)
+        return (sa.func.julianday("now") - 2440587.5) * 86400.0
+
+    def _notify(self, conn: sa.Connection, channel: str, payload: str) -> None:
+        """PostgreSQL delivers it when the transaction commits; other databases have one instance only."""
+        if self.postgres:
+            conn.execute(sa.select(sa.func.pg_notify(channel, payload)))
 
     def instance_id(self) -> str:
         """This gateway's lasting id (ComfyUI client ids derive from it, so a restart hears its old runs)."""
@@ -186,8 +216,16 @@ class GatewayStore:
     # -- executions -------------------------------------------------------------------------------------
 
     def create_execution(
-        self, *, workflow_id: int, token_id: int | None, inputs: dict[str, Any], graph: dict[str, Any]
+        self,
+        *,
+        workflow_id: int,
+        token_id: int | None,
+        inputs: dict[str, Any],
+        graph: dict[str, Any],
+        lease_owner: str | None = None,
+        lease: float = 30.0,
     ) -> dict[str, Any]:
+        """A queued execution, already leased to `lease_owner` (the instance that submits it now)."""
         stamp = now()
         with self.engine.begin() as conn:
             result = conn.execute(
@@ -201,10 +239,14 @@ class GatewayStore:
                     submitted=False,
                     created_at=stamp,
                     updated_at=stamp,
+                    lease_owner=lease_owner,
+                    lease_until=self._epoch() + lease if lease_owner else None,
+                    seq=1,
                 )
             )
             (eid,) = result.inserted_primary_key or (0,)
             row = conn.execute(sa.select(executions).where(executions.c.id == eid)).mappings().one()
+            self._notify(conn, EXECUTIONS_CHANNEL, f"{eid}:1")
         return _plain(row)
 
     def get_execution(self, execution_id: int) -> dict[str, Any] | None:
@@ -221,11 +263,136 @@ class GatewayStore:
             stmt = executions.update().where(executions.c.id == execution_id)
             if "status" in values:
                 stmt = stmt.where(executions.c.status.in_(UNFINISHED))
-            conn.execute(stmt.values(**values))
-            row = (
-                conn.execute(sa.select(executions).where(executions.c.id == execution_id)).mappings().first()
-            )
+            stmt = stmt.values(seq=executions.c.seq + 1, **values).returning(*executions.c)
+            row = conn.execute(stmt).mappings().first()
+            if row is not None:
+                self._notify(conn, EXECUTIONS_CHANNEL, f"{execution_id}:{row['seq']}")
+            else:  # unknown, or finished already (its status stays): the row as it is
+                row = (
+                    conn.execute(sa.select(executions).where(executions.c.id == execution_id))
+                    .mappings()
+                    .first()
+                )
         return _plain(row) if row is not None else None
+
+    def get_executions(self, execution_ids: Sequence[int]) -> list[dict[str, Any]]:
+        if not execution_ids:
+            return []
+        with self.engine.connect() as conn:
+            rows = (
+                conn.execute(sa.select(executions).where(executions.c.id.in_(list(execution_ids))))
+                .mappings()
+                .all()
+            )
+        return [_plain(r) for r in rows]
+
+    # -- the queue: leases ------------------------------------------------------------------------------
+
+    def claim_executions(
+        self, owner: str, *, lease: float, limit: int = 50, own_too: bool = False
+    ) -> list[dict[str, Any]]:
+        """Unfinished executions nobody follows (no lease, or an expired one), now leased to `owner`.
+
+        `SELECT ... FOR UPDATE SKIP LOCKED`: instances claiming at once each get different rows, and a
+        row's lease is re-checked after its lock is taken, so a run is never claimed twice. `own_too`
+        (at start-up) also takes back rows still leased to `owner` by an earlier life of this instance.
+        SQLite has no row locks (and ignores the clause): there, one instance writes at a time anyway."""
+        epoch = self._epoch()
+        free = sa.or_(executions.c.lease_until.is_(None), executions.c.lease_until < epoch)
+        if own_too:
+            free = sa.or_(free, executions.c.lease_owner == owner)
+        with self.engine.begin() as conn:
+            ids = (
+                conn.execute(
+                    sa.select(executions.c.id)
+                    .where(executions.c.status.in_(UNFINISHED), free)
+                    .order_by(executions.c.id)
+                    .limit(limit)
+                    .with_for_update(skip_locked=True)
+                )
+                .scalars()
+                .all()
+            )
+            if not ids:
+                return []
+            conn.execute(
+                executions.update()
+                .where(executions.c.id.in_(ids))
+                .values(lease_owner=owner, lease_until=epoch + lease)
+            )
+            rows = (
+                conn.execute(sa.select(executions).where(executions.c.id.in_(ids)).order_by(executions.c.id))
+                .mappings()
+                .all()
+            )
+        return [_plain(r) for r in rows]
+
+    def renew_leases(self, owner: str, execution_ids: Sequence[int], *, lease: float) -> set[int]:
+        """Extend `owner`'s leases on these runs; returns the ids it still holds (a run that ended, or
+        that another instance took over while this one stalled, is not among them)."""
+        if not execution_ids:
+            return set()
+        held = sa.and_(
+            executions.c.id.in_(list(execution_ids)),
+            executions.c.lease_owner == owner,
+            executions.c.status.in_(UNFINISHED),
+        )
+        with self.engine.begin() as conn:
+            conn.execute(executions.update().where(held).values(lease_until=self._epoch() + lease))
+            ids = conn.execute(sa.select(executions.c.id).where(held)).scalars().all()
+        return {int(i) for i in ids}
+
+    def release_leases(self, owner: str) -> int:
+        """Give up every lease of `owner` (a graceful shutdown): other instances may claim the runs now."""
+        with self.engine.begin() as conn:
+            count = conn.execute(
+                executions.update()
+                .where(executions.c.lease_owner == owner, executions.c.status.in_(UNFINISHED))
+                .values(lease_owner=None, lease_until=None)
+            ).rowcount
+            if count:
+                self._notify(conn, WORK_CHANNEL, "")
+        return int(count)
+
+    def active_by_machine(self) -> dict[str, int]:
+        """Unfinished runs per ComfyUI machine, whichever instance follows them (least-loaded dispatch)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(executions.c.backend_url, sa.func.count())
+                .where(executions.c.status.in_(UNFINISHED), executions.c.backend_url.is_not(None))
+                .group_by(executions.c.backend_url)
+            ).all()
+        return {str(url): int(count) for url, count in rows}
+
+    # -- rate limits ------------------------------------------------------------------------------------
+
+    def rate_hit(self, key: str, window: int, period: int) -> tuple[int, int]:
+        """Count one request of `key` in the window starting at `window` (epoch s); returns the counts of
+        this window and of the one before it."""
+        if self.postgres:  # one statement, one round trip: this runs for every request
+            with self.engine.begin() as conn:
+                values = {"key": key, "window": window, "previous": window - period}
+                current, previous = conn.execute(_RATE_HIT_PG, values).one()
+            return int(current), int(previous)
+        from sqlalchemy.dialects.sqlite import insert
+
+        upsert = insert(rate_counters).values(key=key, window=window, count=1)
+        stmt = upsert.on_conflict_do_update(
+            index_elements=[rate_counters.c.key, rate_counters.c.window],
+            set_={"count": rate_counters.c.count + 1},
+        ).returning(rate_counters.c.count)
+        with self.engine.begin() as conn:
+            current = int(conn.execute(stmt).scalar_one())
+            previous = conn.execute(
+                sa.select(rate_counters.c.count).where(
+                    rate_counters.c.key == key, rate_counters.c.window == window - period
+                )
+            ).scalar()
+        return current, int(previous or 0)
+
+    def prune_rate_counters(self, before: int) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(rate_counters.delete().where(rate_counters.c.window < before))
 
     def list_executions(
         self,
@@ -359,6 +526,19 @@ class GatewayStore:
                 conn.execute(images.update().where(images.c.id.in_(list(image_ids))).values(deleted=True))
 
 
+_RATE_HIT_PG = sa.text(
+    """
+    WITH hit AS (
+        INSERT INTO rate_counters (key, "window", count) VALUES (:key, :window, 1)
+        ON CONFLICT (key, "window") DO UPDATE SET count = rate_counters.count + 1
+        RETURNING count
+    )
+    SELECT (SELECT count FROM hit),
+           COALESCE((SELECT count FROM rate_counters WHERE key = :key AND "window" = :previous), 0)
+    """
+)
+
+
 def _plain(row: RowMapping) -> dict[str, Any]:
     out = dict(row)
     for key, value in out.items():
@@ -368,12 +548,22 @@ def _plain(row: RowMapping) -> dict[str, Any]:
 
 
 class AsyncStore:
-    """`GatewayStore` for the event loop: reads on a small pool, writes on one thread, in call order."""
+    """`GatewayStore` for the event loop: reads on a small pool, writes on writer threads, each in call
+    order. SQLite has one writer (it allows one at a time anyway). PostgreSQL has several: the writes about
+    one execution (`write_for(execution_id, ...)`) always go to the same one, so they keep their order,
+    while different runs are written side by side."""
 
-    def __init__(self, store: GatewayStore, *, readers: int = 4) -> None:
+    def __init__(
+        self, store: GatewayStore, *, readers: int | None = None, writers: int | None = None
+    ) -> None:
         self.sync = store
+        readers = readers or (8 if store.postgres else 4)
+        writers = writers or (4 if store.postgres else 1)
         self._reads = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="gateway-db-read")
-        self._writes = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gateway-db-write")
+        self._writers = [
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"gateway-db-write-{i}")
+            for i in range(writers)
+        ]
 
     async def read(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         loop = asyncio.get_running_loop()
@@ -381,8 +571,15 @@ class AsyncStore:
 
     async def write(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._writes, partial(fn, *args, **kwargs))
+        return await loop.run_in_executor(self._writers[0], partial(fn, *args, **kwargs))
+
+    async def write_for(self, key: int, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """A write about `key` (an execution id), in order with the other writes about it."""
+        loop = asyncio.get_running_loop()
+        writer = self._writers[key % len(self._writers)]
+        return await loop.run_in_executor(writer, partial(fn, *args, **kwargs))
 
     def close(self) -> None:
         self._reads.shutdown(wait=True)
-        self._writes.shutdown(wait=True)
+        for writer in self._writers:
+            writer.shutdown(wait=True)

@@ -25,6 +25,9 @@ def start_gateway(
     demo_step_delay: float = 0.01,
     health_interval: float = 0.5,
     port: int = 0,
+    image_dir: Path | None = None,
+    lease: float = 30.0,
+    resync_interval: float = 0.5,
 ) -> RunningGateway:
     """A running gateway; without `comfyui_urls` it starts (and later stops) its own demo engine."""
     data = Path(data_dir) if data_dir is not None else Path(tempfile.mkdtemp(prefix="comfydesk-gateway-"))
@@ -42,6 +45,9 @@ def start_gateway(
         burst=burst,
         health_interval=health_interval,
         sweep_interval=min(1.0, image_ttl / 4),
+        image_dir=image_dir,
+        lease=lease,
+        resync_interval=resync_interval,
     )
     if max_body is not None:
         config.max_body = max_body

@@ -31,7 +31,7 @@ async def _admit(websocket: WebSocket) -> tuple[Gateway, TokenInfo] | None:
     secret = bearer_of(websocket.scope.get("headers", [])) or websocket.query_params.get("token")
     token = await gw.authenticate(secret)
     client = websocket.client.host if websocket.client else "-"
-    decision = gw.limiter.hit(f"token:{token.id}" if token else f"addr:{client}")
+    decision = await gw.limiter.check(f"token:{token.id}" if token else f"addr:{client}")
     refusal = None if decision.allowed else rate_limited(decision.retry_after)
     if refusal is None and token is None:
         refusal = unauthorized()

@@ -17,6 +17,7 @@ import pytest
 from comfydesk.gateway.testing import RunningGateway, start_gateway
 from comfydesk.testing import FakeConfig, RunningFake, start_fake_comfyui
 from tests.conftest import FIXTURES
+from tests.postgres import database_url, postgres  # noqa: F401 - fixtures: a PostgreSQL cluster, a database
 
 
 @pytest.fixture

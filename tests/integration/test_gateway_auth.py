@@ -1,10 +1,14 @@
 """Who may do what on the gateway: a token on every route (walking FastAPI's route table), per-token
-isolation of executions and images, admin rights, rate limits with their headers, body size limits."""
+isolation of executions and images, admin rights, rate limits with their headers, body size limits, and the
+load balancer's probes, which alone need no token. On SQLite and on PostgreSQL (counters in the database)."""
 
 from __future__ import annotations
 
 import asyncio
 import re
+import socket
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,6 +17,7 @@ from fastapi.routing import APIRoute, APIWebSocketRoute
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
+from comfydesk.gateway.app import PROBES
 from comfydesk.gateway.testing import RunningGateway, start_gateway
 from tests.integration.gateway_helpers import (
     API,
@@ -23,6 +28,14 @@ from tests.integration.gateway_helpers import (
     run_to_end,
     ws_url,
 )
+from tests.postgres import running_gateway
+
+
+@pytest.fixture
+def gateway(tmp_path: Path, database_url: str | None) -> Iterator[RunningGateway]:
+    """The conftest's gateway, once on SQLite and once on PostgreSQL."""
+    yield from running_gateway(tmp_path, database_url)
+
 
 _PARAMS = {"workflow_id": "1", "execution_id": "1", "file_name": "1.png"}
 
@@ -44,6 +57,8 @@ def _routes(gw: RunningGateway) -> tuple[list[tuple[str, str]], list[str]]:
     http: list[tuple[str, str]] = []
     sockets: list[str] = []
     for route in _flat(list(gw.app.routes)):
+        if getattr(route, "path", None) in PROBES:  # the load balancer's: see the probe test below
+            continue
         if isinstance(route, APIRoute):
             http += [(method, _concrete(route.path)) for method in sorted(route.methods)]
         elif isinstance(route, APIWebSocketRoute):
@@ -139,10 +154,10 @@ async def test_a_token_sees_only_its_own_executions_and_images(gateway: RunningG
     assert refused.value.response.status_code == 404
 
 
-async def test_rate_limits_under_concurrent_clients(tmp_path: Any) -> None:
+async def test_rate_limits_under_concurrent_clients(tmp_path: Any, database_url: str | None) -> None:
     """Two tokens hammer the gateway at once: each gets exactly its own allowance, then 429 with
     Retry-After; the headers count down on every answer."""
-    gw = start_gateway(data_dir=tmp_path / "gw", rate_limit="20/minute")
+    gw = start_gateway(data_dir=tmp_path / "gw", rate_limit="20/minute", database_url=database_url)
     try:
         tokens = [gw.create_token("one"), gw.create_token("two")]
 
@@ -168,8 +183,8 @@ async def test_rate_limits_under_concurrent_clients(tmp_path: Any) -> None:
         gw.stop()
 
 
-async def test_burst_caps_requests_within_one_second(tmp_path: Any) -> None:
-    gw = start_gateway(data_dir=tmp_path / "gw", rate_limit="1000/minute", burst=5)
+async def test_burst_caps_requests_within_one_second(tmp_path: Any, database_url: str | None) -> None:
+    gw = start_gateway(data_dir=tmp_path / "gw", rate_limit="1000/minute", burst=5, database_url=database_url)
     try:
         async with client(gw, gw.admin_token) as c:
             statuses = [
@@ -213,3 +228,36 @@ async def test_the_access_log_names_the_token_never_its_secret(
     assert any('"GET /api/v1/comfyui/workflows" 200' in line for line in lines)
     assert all(gateway.admin_token not in line for line in lines)
     assert all("token=admin-1" in line for line in lines)
+
+
+async def test_probes_answer_without_a_token_and_say_nothing_secret(gateway: RunningGateway) -> None:
+    """/healthz and /readyz are for load balancers: no token, no rate limit, no addresses or names."""
+    async with httpx.AsyncClient(base_url=gateway.url) as anon:
+        health = await anon.get("/healthz")
+        assert health.status_code == 200 and health.json() == {"status": "ok"}
+        ready = await anon.get("/readyz")
+        assert ready.status_code == 200, ready.text
+        body = ready.json()
+        assert body["status"] == "ready"
+        assert body["checks"] == {"database": "ok", "comfyui": "1 of 1 machines healthy", "stopping": False}
+        assert "X-RateLimit-Limit" not in ready.headers
+    text = ready.text + health.text
+    assert "127.0.0.1" not in text and "cdk_" not in text and "sqlite" not in text and "postgres" not in text
+
+
+async def test_readyz_is_503_without_a_comfyui_machine(tmp_path: Path, database_url: str | None) -> None:
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    gw = start_gateway(comfyui_urls=[dead], data_dir=tmp_path / "gw", database_url=database_url)
+    try:
+        async with httpx.AsyncClient(base_url=gw.url) as anon:
+            ready = await anon.get("/readyz")
+            assert (await anon.get("/healthz")).status_code == 200
+        assert ready.status_code == 503
+        assert ready.json() == {
+            "status": "unavailable",
+            "checks": {"database": "ok", "comfyui": "0 of 1 machines healthy", "stopping": False},
+        }
+    finally:
+        gw.stop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,13 @@ from tests.integration.gateway_helpers import (
     run_to_end,
     ws_url,
 )
+from tests.postgres import running_gateway
+
+
+@pytest.fixture
+def gateway(tmp_path: Path, database_url: str | None) -> Iterator[RunningGateway]:
+    """The conftest's gateway, once on SQLite and once on PostgreSQL."""
+    yield from running_gateway(tmp_path, database_url)
 
 
 def pattern_workflow(steps: int = 8, *, seed: Any = "{seed}") -> dict[str, Any]:
@@ -164,8 +172,8 @@ async def test_a_graph_comfyui_refuses_is_an_execution_error(gateway: RunningGat
         assert recorded["status"] == "failed" and recorded["error"]["code"] == "execution_error"
 
 
-async def test_cancel_a_running_execution(tmp_path: Path) -> None:
-    gw = start_gateway(data_dir=tmp_path / "gw", demo_step_delay=0.05)
+async def test_cancel_a_running_execution(tmp_path: Path, database_url: str | None) -> None:
+    gw = start_gateway(data_dir=tmp_path / "gw", demo_step_delay=0.05, database_url=database_url)
     try:
         async with client(gw, gw.admin_token) as c:
             execution = await execute(
@@ -244,8 +252,9 @@ async def test_the_all_executions_stream(gateway: RunningGateway) -> None:
     assert seen[-1]["execution"]["outputs"]["images"][0]["width"] == 1024
 
 
-async def test_images_expire_after_their_ttl(tmp_path: Path) -> None:
-    gw = start_gateway(data_dir=tmp_path / "gw", image_ttl=1.0)
+async def test_images_expire_after_their_ttl(tmp_path: Path, database_url: str | None) -> None:
+    # 2 s: the timestamps have whole seconds, and the run itself takes most of one.
+    gw = start_gateway(data_dir=tmp_path / "gw", image_ttl=2.0, database_url=database_url)
     try:
         async with client(gw, gw.admin_token) as c:
             done = await run_to_end(gw, gw.admin_token, await execute(c, await create_workflow(c)))

@@ -6,9 +6,11 @@ from __future__ import annotations
 import io
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from PIL import Image
 
 from comfydesk.gateway.testing import RunningGateway
@@ -22,6 +24,7 @@ from tests.integration.gateway_helpers import (
     follow,
     run_to_end,
 )
+from tests.postgres import running_gateway
 
 SPEC = FIXTURES.parent.parent / "spec" / "comfyui-api.md"
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
@@ -49,6 +52,12 @@ def same_shape(got: Any, want: Any, *, ignore: tuple[str, ...] = ("created_at", 
             same_shape(g, w, ignore=ignore)
     else:
         assert got == want, (got, want)
+
+
+@pytest.fixture
+def gateway(tmp_path: Path, database_url: str | None) -> Iterator[RunningGateway]:
+    """The conftest's gateway, once on SQLite and once on PostgreSQL."""
+    yield from running_gateway(tmp_path, database_url)
 
 
 async def test_the_spec_examples_reproduce_field_for_field(gateway: RunningGateway) -> None:
