@@ -139,7 +139,8 @@ class ComfyUIBackend(EventStream):
         return await self._open_socket()
 
     async def close(self) -> None:
-        await self._stop_stream()
+        await self._stop_stream()  # from here on no request starts (`_client`)
+        await self._transport.in_flight.end_all()
         if self._http is not None:
             await self._http.aclose()
             self._http = None
@@ -148,11 +149,11 @@ class ComfyUIBackend(EventStream):
     # -- HTTP -----------------------------------------------------------------------------------------
 
     def _client(self) -> httpx.AsyncClient:
+        if self._closing:
+            # A request still pending when the backend was closed must not open a new client that no one
+            # will ever close, nor a new connection on the one being closed (it would leak its sockets).
+            raise ServerUnreachable(self.url, "the connection was closed")
         if self._http is None:
-            if self._closing:
-                # A request still pending when the backend was closed must not open a new client that
-                # no one will ever close (it would leak its sockets).
-                raise ServerUnreachable(self.url, "the connection was closed")
             self._http = self._transport.client()
         return self._http
 

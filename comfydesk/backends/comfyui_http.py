@@ -15,8 +15,9 @@ import logging
 import re
 import socket
 import ssl
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import httpx
 
@@ -25,6 +26,7 @@ from comfydesk.core.limits import CATALOG_MAX_CONTAINERS, JsonTooComplex, loads_
 
 __all__ = [
     "BodyLimit",
+    "InFlight",
     "ServerAddress",
     "TransportConfig",
     "auth_headers",
@@ -38,6 +40,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 10.0
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +159,46 @@ def scrub(text: str, secrets: tuple[str, ...]) -> str:
     return text
 
 
+class InFlight:
+    """The requests under way on one connection's HTTP clients, each on its own task.
+
+    Closing an httpx client closes the connections its pool holds, not one still being opened for a request
+    under way: that socket would stay open, owned by no one. So a backend ends its requests first
+    (`end_all`): each is cancelled and its caller gets ServerUnreachable("the connection was closed").
+    """
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._ended: set[asyncio.Task[Any]] = set()
+
+    @property
+    def count(self) -> int:
+        return len(self._tasks)
+
+    async def run(self, coro: Coroutine[Any, Any, T], server: str) -> T:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        try:
+            return await task  # a cancelled caller cancels the request with it
+        except asyncio.CancelledError:
+            caller = asyncio.current_task()
+            if task in self._ended and (caller is None or not caller.cancelling()):
+                raise ServerUnreachable(server, "the connection was closed") from None
+            raise
+        finally:
+            self._ended.discard(task)
+
+    async def end_all(self) -> None:
+        """Cancel every request under way and wait until each has let go of its socket."""
+        tasks = [t for t in self._tasks if not t.done()]
+        for task in tasks:
+            self._ended.add(task)
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=5)
+
+
 @dataclass(frozen=True, slots=True)
 class TransportConfig:
     address: ServerAddress
@@ -162,6 +206,7 @@ class TransportConfig:
     ssl_context: ssl.SSLContext
     timeout: float
     secrets: tuple[str, ...]
+    in_flight: InFlight = field(default_factory=InFlight, compare=False, repr=False)
 
     def client(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(
@@ -201,8 +246,23 @@ class TransportConfig:
         """One request whose answer is read whole, within the size and time limits of its route.
 
         Transport errors and an answer that is too slow -> ServerUnreachable; an answer larger than the
-        route's limit -> ServerResponseError. The status is not checked here (see `request`).
+        route's limit -> ServerResponseError. The status is not checked here (see `request`). Runs as one
+        of `in_flight`.
         """
+        return await self.in_flight.run(
+            self._fetch(client, method, path, limit=limit, what=what, **kwargs), self.address.display
+        )
+
+    async def _fetch(
+        self,
+        client: httpx.AsyncClient,
+        method: str,
+        path: str,
+        *,
+        limit: BodyLimit | None,
+        what: str,
+        **kwargs: Any,
+    ) -> httpx.Response:
         what = what or f"{method} {_route(path)}"
         limit = limit or limit_for(path)
         loop = asyncio.get_running_loop()

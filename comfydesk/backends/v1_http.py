@@ -93,6 +93,7 @@ class GatewayTransport:
         return scrub(text, self.config.secrets)
 
     async def aclose(self) -> None:
+        await self.config.in_flight.end_all()  # a connection still being opened would outlive its client
         for client in (self._http, self._foreign):
             if client is not None:
                 await client.aclose()
