@@ -9,10 +9,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QApplication
+from PySide6.QtCore import QEvent, QObject, QTimer
+from PySide6.QtWidgets import QApplication, QWidget
 
 from comfydesk.app.collector import UiThreadCollector
 from comfydesk.app.context import AppContext, build_context
@@ -36,11 +37,15 @@ def configure_logging(level: int = logging.INFO) -> None:
         logging.getLogger(name).setLevel(max(level, logging.WARNING))
 
 
-def create_main_window(server: str | None = None, data_dir: Path | None = None) -> MainWindow:
+def create_main_window(
+    server: str | None = None, data_dir: Path | None = None, files: Sequence[Path] = ()
+) -> MainWindow:
     """Build the app state and the main window; connecting starts once the (qasync) loop runs.
 
     Opening does no network I/O on the UI thread and shows no blocking dialog. `data_dir` isolates settings,
-    library and results (tests and portable installs use it).
+    library and results (tests and portable installs use it). `files` (workflows, or images made by ComfyUI:
+    `comfydesk FILE`, a file opened from the desktop) are added to the library once it starts, the first
+    one opened.
     """
 
     app = QApplication.instance()
@@ -49,11 +54,53 @@ def create_main_window(server: str | None = None, data_dir: Path | None = None) 
     ctx = build_context(server, data_dir)
     window = MainWindow(ctx)
     ctx._cleanups.append(install_excepthook(ctx.errors))
-    QTimer.singleShot(0, ctx.start)
+    paths = [Path(f) for f in files]
+    # Connecting, the library scan and the imports they need come after the first frame.
+    after_first_frame(window, lambda: ctx.tasks.start(_begin(ctx, paths), what="Starting"))
     return window
 
 
-def run(server: str | None = None, data_dir: Path | None = None) -> int:
+async def _begin(ctx: AppContext, paths: list[Path]) -> None:
+    """The node catalog the server gave the last session first (read on a worker thread, shown before
+    connecting makes the UI thread busy), then connecting and the library scan, then the files given
+    (`comfydesk FILE`: added once the library has started, the first one opened)."""
+    await ctx.catalog.show_cached(ctx.initial_profile().url)
+    ctx.start()
+    if paths:
+        ctx.library.add_files(paths)
+
+
+class _FirstFrame(QObject):
+    """Calls `callback` once `window` has painted its first frame, or after FALLBACK_MS if it is not shown."""
+
+    FALLBACK_MS = 300
+
+    def __init__(self, window: QWidget, callback: Callable[[], object]) -> None:
+        super().__init__(window)
+        self._window = window
+        self._callback: Callable[[], object] | None = callback
+        window.installEventFilter(self)
+        QTimer.singleShot(self.FALLBACK_MS, self, self._run)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self._window and event.type() == QEvent.Type.Paint:
+            self._window.removeEventFilter(self)
+            QTimer.singleShot(0, self, self._run)  # once this frame is on screen
+        return False
+
+    def _run(self) -> None:
+        callback, self._callback = self._callback, None
+        if callback is not None:
+            self._window.removeEventFilter(self)
+            callback()
+
+
+def after_first_frame(window: QWidget, callback: Callable[[], object]) -> None:
+    """Run `callback` after the window's first frame (calls made in order run in that order)."""
+    _FirstFrame(window, callback)
+
+
+def run(server: str | None = None, data_dir: Path | None = None, files: Sequence[Path] = ()) -> int:
     """Run the app until the window closes and its state has shut down; returns the exit code.
 
     The loop stops only after `AppContext.aclose` (connection closed, demo engine stopped, settings written,
@@ -73,7 +120,7 @@ def run(server: str | None = None, data_dir: Path | None = None) -> int:
     asyncio.set_event_loop(loop)
     collector = UiThreadCollector()
     try:
-        window = create_main_window(server, data_dir)
+        window = create_main_window(server, data_dir, files)
         ctx = window.ctx
         with loop:
             stopping: list[asyncio.Task[None]] = []

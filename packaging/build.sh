@@ -1,8 +1,5 @@
 #!/usr/bin/env bash
-# Builds a one-folder bundle in dist/comfydesk/ with PyInstaller (needs Debian's binutils on Linux).
-# Usage: bash scripts/setup.sh && bash packaging/build.sh
+# Builds the one-folder bundle dist/comfydesk/ only; packaging/build_linux.sh also makes the tarball and
+# the .deb (docs/packaging.md).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-.venv/bin/python -m pip install -q -e '.[package]'
-.venv/bin/pyinstaller --noconfirm --clean --distpath dist --workpath build/pyinstaller packaging/comfydesk.spec
-echo "built: dist/comfydesk/comfydesk ($(du -sh dist/comfydesk | cut -f1))"
+exec bash "$(dirname "$0")/build_linux.sh" --no-deb --no-tarball

@@ -25,6 +25,7 @@ from comfydesk.app.journal import JournalModel
 from comfydesk.app.journal_runs import RunRecorder
 from comfydesk.app.library import CurrentWorkflow, LibraryModel
 from comfydesk.app.library_thumbs import LIBRARY_THUMB_SIZE, LibraryThumbnails
+from comfydesk.app.local_server import LocalServer, LocalServerConfig, ServerState
 from comfydesk.app.publish import PublishModel
 from comfydesk.app.run_state import RunState
 from comfydesk.app.tasks import ErrorModel, TaskRunner
@@ -32,8 +33,9 @@ from comfydesk.app.templates import TemplateCatalogModel
 from comfydesk.app.thumbnails import ThumbnailCache
 from comfydesk.backends.base import Backend
 from comfydesk.core.errors import AuthenticationError, ComfyDeskError
+from comfydesk.store.catalog_cache import CatalogCache
 from comfydesk.store.paths import AppPaths, resolve_paths
-from comfydesk.store.profiles import Profile, ProfileStore
+from comfydesk.store.profiles import MANAGED_KIND, Profile, ProfileStore
 from comfydesk.store.secrets import SecretStore
 from comfydesk.store.settings import Settings
 
@@ -153,6 +155,7 @@ class AppContext:
     gallery: GalleryModel
     templates: TemplateCatalogModel
     server: str | None = None
+    local_server: LocalServer | None = None  # a ComfyUI on this computer that comfydesk starts (managed)
     _cleanups: list[Callable[[], None]] = field(default_factory=list)
     _closing: bool = field(default=False, init=False)
     _close_requested: bool = field(default=False, init=False)  # close() ran; aclose may not have yet
@@ -176,7 +179,9 @@ class AppContext:
         )
         if self.settings.last_workflow:
             self.library.select(self.settings.last_workflow)
-        self.connect_profile(self.initial_profile(), remember=self.server is None)
+        if self.connection.profile is None and not self.demo.starting and not self.demo.running:
+            # Not when the user chose a server (or the demo engine) before this deferred start ran.
+            self.connect_profile(self.initial_profile(), remember=self.server is None)
 
     def initial_profile(self) -> Profile:
         if self.server:
@@ -189,7 +194,34 @@ class AppContext:
             return
         if remember and profile.id not in ("cli", DEMO_PROFILE_ID):
             self.settings.last_profile = profile.id
+        if profile.kind == MANAGED_KIND and self.local_server is not None:
+            self.tasks.start(self._start_managed(profile), what="Starting ComfyUI on this computer")
+            return
+        if self.local_server is not None and self.local_server.state is not ServerState.STOPPED:
+            self.tasks.start(self.local_server.stop(), what="Stopping the ComfyUI server")
         self.connection.connect_to(profile, self.profiles.secret(profile))
+
+    def _on_local_url(self, url: object) -> None:
+        """The managed server answers again (Restart server): reconnect now, not at the next retry."""
+        profile = self.connection.profile
+        if (
+            isinstance(url, str)
+            and profile is not None
+            and profile.kind == MANAGED_KIND
+            and not self._closing
+            and profile.url.rstrip("/") == url.rstrip("/")
+        ):
+            self.connection.reconnect()
+
+    async def _start_managed(self, profile: Profile) -> None:
+        """Start the profile's ComfyUI (or find it already answering on its port), then connect to it."""
+        assert self.local_server is not None
+        port = urlsplit(profile.url).port or 0
+        config = LocalServerConfig.from_strings(profile.comfyui_dir, profile.python, profile.extra_args)
+        config = LocalServerConfig(config.comfyui_dir, config.python, config.extra_args, port=port)
+        url = await self.local_server.start(config)
+        if not self._closing:
+            self.connection.connect_to(profile.with_changes(url=url), None)
 
     def retry(self) -> None:
         if self.connection.profile is None:
@@ -234,6 +266,8 @@ class AppContext:
         """Shut down without a loop: blocking for a moment on the demo engine's thread."""
         self._closing = True
         self.memory.flush()
+        if self.local_server is not None:
+            self.local_server.kill_now()
         self.demo.stop()
         self.gallery.thumbnails.close()
         self.library.close()
@@ -269,6 +303,8 @@ class AppContext:
         # left open), a demo engine that is starting finishes; what takes too long is cancelled.
         await self.tasks.finish_all(grace=timeout * 2 / 3)
         await self.connection.aclose()
+        if self.local_server is not None:  # Ctrl+C to the ComfyUI we started, killed if it lingers
+            await self.local_server.stop(timeout=timeout / 4)
         await self.demo.astop()
         self.gallery.thumbnails.close()
         self.library.close()
@@ -313,7 +349,7 @@ def build_context(
             errors.report_exception(ComfyDeskError(notice), what="Reading your settings")
     tasks = TaskRunner(errors)
     connection = ConnectionModel(tasks, backend_factory or default_backend_factory, parent)
-    catalog = CatalogModel(tasks, parent)
+    catalog = CatalogModel(tasks, parent, cache=CatalogCache(paths.data_dir / "cache" / "catalogs"))
     library = LibraryModel(tasks, paths.library_dir, parent)
     run_state = RunState(parent)
     memory = FormMemory(settings, parent)
@@ -339,6 +375,9 @@ def build_context(
     gateway = GatewayState(connection, errors, parent=parent)
     publisher = PublishModel(tasks, connection, library, errors, parent)
     templates = TemplateCatalogModel(tasks, paths.data_dir / "cache" / "templates", parent)
+    local_server = LocalServer(tasks, parent)
+    # The process ended on its own: say so with its exit code and last lines (not a network blip).
+    local_server.exited.connect(lambda exc: errors.report_exception(exc, what="ComfyUI on this computer"))
     ctx = AppContext(
         paths=paths,
         settings=settings,
@@ -360,7 +399,9 @@ def build_context(
         gallery=gallery,
         templates=templates,
         server=server,
+        local_server=local_server,
     )
+    connection.profile_changed.connect(catalog.server_changed)  # the cached catalog at once
     connection.backend_changed.connect(catalog.load_from)
     connection.backend_changed.connect(library.set_backend)
     catalog.catalog_changed.connect(library.set_catalog)
@@ -369,5 +410,6 @@ def build_context(
     library.current_changed.connect(ctx._on_current)
     library.renamed.connect(ctx._on_renamed)
     demo.url_changed.connect(ctx._on_demo_url)
+    local_server.url_changed.connect(ctx._on_local_url)
     list_samples_on_demo_servers(connection, library)  # in-process or `comfydesk demo-server`
     return ctx

@@ -10,11 +10,13 @@ from urllib.parse import urlsplit
 
 from comfydesk.store.atomic import atomic_write_json, read_json_or_set_aside
 
-__all__ = ["DEFAULT_LOCAL_URL", "AuthKind", "Profile", "ProfileKind", "ProfileStore"]
+__all__ = ["DEFAULT_LOCAL_URL", "MANAGED_KIND", "AuthKind", "Profile", "ProfileKind", "ProfileStore"]
 
-ProfileKind = Literal["comfyui-local", "comfyui-remote", "v1-gateway"]
+ProfileKind = Literal["comfyui-local", "comfyui-remote", "v1-gateway", "comfyui-managed"]
 AuthKind = Literal["none", "token", "basic"]
-PROFILE_KINDS: tuple[ProfileKind, ...] = ("comfyui-local", "comfyui-remote", "v1-gateway")
+PROFILE_KINDS: tuple[ProfileKind, ...] = ("comfyui-local", "comfyui-remote", "v1-gateway", "comfyui-managed")
+MANAGED_KIND: ProfileKind = "comfyui-managed"
+"""A ComfyUI installed on this computer that comfydesk starts and stops (comfydesk.app.local_server)."""
 AUTH_KINDS: tuple[AuthKind, ...] = ("none", "token", "basic")
 DEFAULT_LOCAL_URL = "http://127.0.0.1:8188"
 
@@ -31,6 +33,11 @@ class Profile:
     username: str = ""
     ca_file: str = ""
     verify_tls: bool = True
+    # A managed ComfyUI (kind "comfyui-managed"): its folder (with main.py), the Python that runs it (empty:
+    # detected from the folder) and extra command-line arguments; `url` keeps the port it was last given.
+    comfyui_dir: str = ""
+    python: str = ""
+    extra_args: str = ""
 
     @classmethod
     def new(cls, name: str, **fields: Any) -> Profile:
@@ -67,6 +74,9 @@ class Profile:
             username=str(doc.get("username") or ""),
             ca_file=str(doc.get("ca_file") or ""),
             verify_tls=bool(doc.get("verify_tls", True)),
+            comfyui_dir=str(doc.get("comfyui_dir") or ""),
+            python=str(doc.get("python") or ""),
+            extra_args=str(doc.get("extra_args") or ""),
         )
 
 

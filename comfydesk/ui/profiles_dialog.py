@@ -1,9 +1,11 @@
 """The connection profiles dialog: add, edit, test and delete profiles; say where tokens are kept.
 
-Kinds: local ComfyUI, remote ComfyUI (URL, token or basic auth, CA file), and a comfydesk gateway speaking
-/api/v1 (URL and token: a gateway always signs in by token, so the sign-in choice is fixed). Without a
-system keyring the dialog says plainly that tokens last for this session only, and offers the file readable
-only by the user. Opened window-modal with `open()`.
+Kinds: local ComfyUI, remote ComfyUI (URL, token or basic auth, CA file), a comfydesk gateway speaking
+/api/v1 (URL and token: a gateway always signs in by token, so the sign-in choice is fixed), and a ComfyUI
+installed on this computer that comfydesk starts itself (its folder with main.py, the Python that runs
+it, found in the folder's venv/.venv or the portable build's python_embeded or chosen by hand, extra
+arguments). Without a system keyring the dialog says plainly that tokens last for this session only, and
+offers the file readable only by the user. Opened window-modal with `open()`.
 
 The dialog shows the profile actually in use, the one the connection talks to, at the top and selected:
 a saved profile is marked "in use"; an address given on the command line (`--server`) or the demo engine
@@ -13,6 +15,7 @@ is not a saved profile, so it is listed first as "not saved" and Save keeps it a
 from __future__ import annotations
 
 import html
+from pathlib import Path
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QShowEvent
@@ -25,6 +28,7 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
     QLabel,
+    QLayout,
     QLineEdit,
     QListWidget,
     QListWidgetItem,
@@ -35,9 +39,10 @@ from PySide6.QtWidgets import (
 
 from comfydesk.app.connection import GATEWAY_KIND, ConnectionModel, server_name
 from comfydesk.app.context import ProfilesModel
+from comfydesk.app.local_server import LocalServerConfig, LocalServerError, detect_python, free_port
 from comfydesk.app.tasks import AppError
 from comfydesk.backends.base import ConnectionState, ServerInfo
-from comfydesk.store.profiles import DEFAULT_LOCAL_URL, Profile
+from comfydesk.store.profiles import DEFAULT_LOCAL_URL, MANAGED_KIND, Profile
 
 __all__ = ["ProfilesDialog"]
 
@@ -51,6 +56,7 @@ KINDS = (
     ("comfyui-local", "Local ComfyUI"),
     ("comfyui-remote", "Remote ComfyUI"),
     (GATEWAY_KIND, "/api/v1 gateway (comfydesk serve)"),
+    (MANAGED_KIND, "ComfyUI installed on this computer"),
 )
 AUTHS = (("none", "No sign-in"), ("token", "Token"), ("basic", "User name and password"))
 
@@ -130,6 +136,31 @@ class ProfilesDialog(QDialog):
         ca_row.addWidget(browse)
         self.verify_tls = QCheckBox("Verify the server's TLS certificate")
         self.verify_tls.setObjectName("profileVerifyTls")
+        # A ComfyUI installed on this computer: comfydesk starts it.
+        self.comfyui_dir = QLineEdit()
+        self.comfyui_dir.setObjectName("profileComfyuiDir")
+        self.comfyui_dir.setPlaceholderText("the ComfyUI folder, with main.py in it")
+        self.comfyui_dir.textChanged.connect(lambda _t: self._update_python_note())
+        browse_dir = QPushButton("Browse…")
+        browse_dir.setObjectName("browseComfyuiDir")
+        browse_dir.clicked.connect(self._browse_comfyui)
+        dir_row = QHBoxLayout()
+        dir_row.addWidget(self.comfyui_dir, 1)
+        dir_row.addWidget(browse_dir)
+        self.python = QLineEdit()
+        self.python.setObjectName("profilePython")
+        self.python.textChanged.connect(lambda _t: self._update_python_note())
+        browse_python = QPushButton("Browse…")
+        browse_python.clicked.connect(self._browse_python)
+        python_row = QHBoxLayout()
+        python_row.addWidget(self.python, 1)
+        python_row.addWidget(browse_python)
+        self.python_note = QLabel()
+        self.python_note.setObjectName("pythonNote")
+        self.python_note.setWordWrap(True)
+        self.extra_args = QLineEdit()
+        self.extra_args.setObjectName("profileExtraArgs")
+        self.extra_args.setPlaceholderText("e.g. --lowvram --preview-method auto")
 
         form = QFormLayout()
         form.addRow("&Name", self.name)
@@ -142,7 +173,24 @@ class ProfilesDialog(QDialog):
         ca_label.setBuddy(self.ca_file)
         form.addRow(ca_label, ca_row)
         form.addRow("", self.verify_tls)
+        dir_label = QLabel("ComfyUI &folder")
+        dir_label.setBuddy(self.comfyui_dir)
+        form.addRow(dir_label, dir_row)
+        python_label = QLabel("&Python")
+        python_label.setBuddy(self.python)
+        form.addRow(python_label, python_row)
+        form.addRow("", self.python_note)
+        form.addRow("E&xtra arguments", self.extra_args)
         self._form = form
+        self._remote_rows: list[QWidget | QLayout] = [
+            self.url,
+            self.auth,
+            self.username,
+            self.secret,
+            ca_row,
+            self.verify_tls,
+        ]
+        self._managed_rows: list[QWidget | QLayout] = [dir_row, python_row, self.python_note, self.extra_args]
 
         self.secret_note = QLabel()
         self.secret_note.setObjectName("secretStorageNote")
@@ -286,12 +334,29 @@ class ProfilesDialog(QDialog):
         self.secret.setPlaceholderText("unchanged (stored)" if has_secret else "not set")
         self.ca_file.setText(profile.ca_file)
         self.verify_tls.setChecked(profile.verify_tls)
+        self.comfyui_dir.setText(profile.comfyui_dir)
+        self.python.setText(profile.python)
+        self.extra_args.setText(profile.extra_args)
         self.test_result.clear()
         self._update_fields()
 
     def current_profile(self) -> Profile:
         """The profile as the fields describe it."""
         base = self._editing or Profile.new("New server")
+        if self._is_managed():
+            # Started on this computer only; the port is chosen once and kept (a server left running from
+            # an earlier session is found there and used, never started twice).
+            keep = base.kind == MANAGED_KIND and base.url.startswith("http://127.0.0.1:")
+            return base.with_changes(
+                name=self.name.text().strip() or "ComfyUI on this computer",
+                kind=MANAGED_KIND,
+                url=base.url if keep else f"http://127.0.0.1:{free_port()}",
+                auth="none",
+                username="",
+                comfyui_dir=self.comfyui_dir.text().strip(),
+                python=self.python.text().strip(),
+                extra_args=self.extra_args.text().strip(),
+            )
         return base.with_changes(
             name=self.name.text().strip() or self.url.text().strip() or "Server",
             kind=str(self.kind.currentData()),
@@ -332,6 +397,17 @@ class ProfilesDialog(QDialog):
 
     def test_profile(self) -> None:
         profile = self.current_profile()
+        if profile.kind == MANAGED_KIND:
+            try:
+                config = LocalServerConfig.from_strings(
+                    profile.comfyui_dir, profile.python, profile.extra_args
+                )
+                config.check()
+            except LocalServerError as exc:
+                self.test_result.setText(f"✗ {exc.message[:1].upper()}{exc.message[1:]}. {exc.hint}")
+            else:
+                self.test_result.setText(f"✓ Ready to start: main.py found, Python {config.python}")
+            return
         secret = self._typed_secret() or self._profiles.secret(profile)
         self.test_result.setText(f"Testing {profile.url}…")
         self._connection.test_profile(profile, secret)
@@ -354,6 +430,9 @@ class ProfilesDialog(QDialog):
     def _is_gateway(self) -> bool:
         return str(self.kind.currentData()) == GATEWAY_KIND
 
+    def _is_managed(self) -> bool:
+        return str(self.kind.currentData()) == MANAGED_KIND
+
     def _update_fields(self) -> None:
         gateway = self._is_gateway()
         if gateway and self.auth.currentData() != "token":
@@ -368,6 +447,40 @@ class ProfilesDialog(QDialog):
         self.secret.setEnabled(auth != "none")
         self.ca_file.setEnabled(remote)
         self.verify_tls.setEnabled(remote)
+        managed = self._is_managed()
+        for row in self._remote_rows:
+            self._set_row_visible(row, not managed)
+        for row in self._managed_rows:
+            self._set_row_visible(row, managed)
+        self._update_python_note()
+
+    def _set_row_visible(self, row: QWidget | QLayout, visible: bool) -> None:
+        if isinstance(row, QLayout):
+            self._form.setRowVisible(row, visible)
+        else:
+            self._form.setRowVisible(row, visible)
+
+    def _update_python_note(self) -> None:
+        if not self._is_managed():
+            return
+        folder = self.comfyui_dir.text().strip()
+        if self.python.text().strip():
+            self.python.setPlaceholderText("")
+            self.python_note.setText("Chosen by you.")
+            return
+        found = detect_python(Path(folder).expanduser()) if folder else None
+        self.python.setPlaceholderText(str(found) if found else "")
+        if found is not None:
+            self.python_note.setText("Found in the ComfyUI folder; choose another one to override it.")
+        elif folder:
+            self.python_note.setText(
+                "No Python found in its venv, .venv or python_embeded folder: "
+                "choose the one that runs ComfyUI."
+            )
+        else:
+            self.python_note.setText(
+                "Found in the ComfyUI folder (venv, .venv or python_embeded), or chosen here."
+            )
 
     def _update_secret_note(self) -> None:
         secrets = self._profiles.secrets
@@ -380,6 +493,19 @@ class ProfilesDialog(QDialog):
     def _toggle_secret_file(self, enabled: bool) -> None:
         self._profiles.use_secret_file(enabled)
         self._update_secret_note()
+
+    def _browse_comfyui(self) -> None:
+        dialog = QFileDialog(self, "ComfyUI folder (with main.py)", self.comfyui_dir.text())
+        dialog.setFileMode(QFileDialog.FileMode.Directory)
+        dialog.setOption(QFileDialog.Option.ShowDirsOnly, True)
+        dialog.fileSelected.connect(self.comfyui_dir.setText)
+        dialog.open()
+
+    def _browse_python(self) -> None:
+        dialog = QFileDialog(self, "The Python that runs ComfyUI", self.comfyui_dir.text())
+        dialog.setFileMode(QFileDialog.FileMode.ExistingFile)
+        dialog.fileSelected.connect(self.python.setText)
+        dialog.open()
 
     def _browse_ca(self) -> None:
         dialog = QFileDialog(
