@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import os
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -46,6 +45,7 @@ from comfydesk.core.events import (
 )
 from comfydesk.core.graph import ApiGraph
 from comfydesk.core.templates import FieldKind, FormSpec, build_form
+from comfydesk.store.atomic import write_new_file
 from comfydesk.store.journal import OutputRecord
 
 __all__ = ["FormMemory", "FormPort", "QueueEntry", "RunController", "map_issues", "write_unique"]
@@ -87,6 +87,8 @@ class _Run:
     node_titles: dict[str, str]
     batch_index: int
     batch_total: int
+    workflow_key: str = ""
+    batch_id: str = ""
     running: bool = False
     position: int | None = None
     ended: bool = False
@@ -115,7 +117,7 @@ def map_issues(
 
 
 def write_unique(folder: Path, name: str, data: bytes) -> Path:
-    """Write `data` as `folder/name`, or `name-2`, `name-3`... never overwriting (O_EXCL); blocking."""
+    """Write `data` as `folder/name`, or `name-2`, `name-3`... never overwriting; blocking."""
     folder.mkdir(parents=True, exist_ok=True)
     stem, dot, suffix = name.rpartition(".")
     if not dot:
@@ -123,11 +125,9 @@ def write_unique(folder: Path, name: str, data: bytes) -> Path:
     for n in count(1):
         candidate = folder / (name if n == 1 else f"{stem}-{n}{dot}{suffix}")
         try:
-            fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            write_new_file(candidate, data)  # via a temporary file: never a partial file under this name
         except FileExistsError:
             continue
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
         return candidate
     raise AssertionError("unreachable")
 
@@ -173,6 +173,7 @@ class RunController(QObject):
         self._stop_batch = False
         self._busy = False
         self._issues: list[ValidationIssue] = []
+        self._run_key: str | None = None
         connection.event_received.connect(self.handle_event)
 
     # -- inputs ------------------------------------------------------------------------------------
@@ -187,6 +188,11 @@ class RunController(QObject):
     def busy(self) -> bool:
         return self._busy
 
+    @property
+    def run_key(self) -> str | None:
+        """The library key of the workflow the last `run` was for (its errors belong to it)."""
+        return self._run_key
+
     def queue_entries(self) -> list[QueueEntry]:
         return [
             QueueEntry(eid, r.workflow_name, r.batch_index, r.batch_total, r.running, r.position)
@@ -200,6 +206,7 @@ class RunController(QObject):
         if self._submitting:
             return
         batch = max(1, min(MAX_BATCH, int(batch)))
+        self._run_key = self._current.key if self._current is not None else None
         self._submitting = True
         self._stop_batch = False
         self._update_busy()
@@ -252,6 +259,7 @@ class RunController(QObject):
         self._errors.clear()
         spec = current.spec
         values = form.values()
+        batch_id = uuid.uuid4().hex
         for index in range(batch):
             if self._stop_batch:
                 break
@@ -283,7 +291,7 @@ class RunController(QObject):
                 # Not awaited: events arriving meanwhile would pile up unapplied. The journal's one worker
                 # takes writes in order, so this lands before any status change of the run.
                 self._tasks.start(self.recorder.submitted(journal_id, execution.id), what="Recording the run")
-            self._register(execution, current, spec, index, batch, journal_id)
+            self._register(execution, current, spec, index, batch, journal_id, batch_id)
             self._remember_seed(current, spec, values)
             values = form.apply_seed_controls()  # control after generate: the next run's values
         self.message_changed.emit(f"Queued {batch} run{'s' if batch != 1 else ''} of {current.entry.name}")
@@ -390,6 +398,7 @@ class RunController(QObject):
         index: int,
         total: int,
         journal_id: int | None = None,
+        batch_id: str = "",
     ) -> None:
         graph = execution.graph
         titles: dict[str, str] = {}
@@ -397,7 +406,16 @@ class RunController(QObject):
             for nid, node in graph.items():
                 ndef = spec.catalog.get(node.class_type)
                 titles[nid] = node.title or (ndef.title if ndef else node.class_type)
-        run = _Run(execution, current.entry.name, titles, index, total, journal_id=journal_id)
+        run = _Run(
+            execution,
+            current.entry.name,
+            titles,
+            index,
+            total,
+            workflow_key=current.key,
+            batch_id=batch_id,
+            journal_id=journal_id,
+        )
         self._runs[execution.id] = run
         self.submitted.emit(execution)
         if not self._following():
@@ -419,6 +437,7 @@ class RunController(QObject):
             node_titles=run.node_titles,
             batch_index=run.batch_index,
             batch_total=run.batch_total,
+            workflow_key=run.workflow_key,
         )
 
     def _apply(self, run: _Run, event: object) -> None:
@@ -495,7 +514,17 @@ class RunController(QObject):
                 log.warning("no thumbnail for %s: %s", path.name, exc)
                 thumb = None
             items.append(
-                ResultItem(path, run.execution.id, run.workflow_name, ref.node_id, self._clock(), thumb)
+                ResultItem(
+                    path,
+                    run.execution.id,
+                    run.workflow_name,
+                    ref.node_id,
+                    self._clock(),
+                    thumb,
+                    workflow_key=run.workflow_key,
+                    batch_id=run.batch_id,
+                    batch_index=run.batch_index,
+                )
             )
         if items:
             self.results_added.emit(items)

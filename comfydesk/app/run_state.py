@@ -45,7 +45,7 @@ STEP_THROTTLE_MS = 30
 """At most one step-progress emission per this many milliseconds (the last value always lands)."""
 
 PREVIEW_MAX_SIZE = (1024, 1024)
-"""Live previews are scaled to fit this box while decoding; the panel shows them smaller still."""
+"""Live previews are scaled to fit this box while decoding; the canvas scales them to fit its room."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +66,9 @@ class ResultItem:
     node_id: str
     created: datetime
     thumbnail: QImage | None = None
+    workflow_key: str = ""  # the library key of the workflow that made it
+    batch_id: str = ""  # the same for every run of one press of Run
+    batch_index: int = 0  # this run's place in its batch
 
 
 class RunState(QObject):
@@ -86,6 +89,7 @@ class RunState(QObject):
         self._clock = clock
         self._generation = 0
         self._execution_id: str | None = None
+        self._workflow_key = ""
         self._graph: ApiGraph = ApiGraph()
         self._titles: dict[str, str] = {}
         self._batch = (0, 1)
@@ -114,6 +118,11 @@ class RunState(QObject):
     @property
     def execution_id(self) -> str | None:
         return self._execution_id
+
+    @property
+    def workflow_key(self) -> str:
+        """The library key of the workflow the followed run belongs to ("" when none or unknown)."""
+        return self._workflow_key
 
     @property
     def status(self) -> ExecutionStatus | None:
@@ -169,10 +178,13 @@ class RunState(QObject):
         node_titles: Mapping[str, str],
         batch_index: int = 0,
         batch_total: int = 1,
+        workflow_key: str = "",
     ) -> None:
-        """Start following `execution_id`; the run is queued until its `Started` event."""
+        """Start following `execution_id` (a run of the workflow `workflow_key`); the run is queued until its
+        `Started` event."""
         self._clear()
         self._execution_id = execution_id
+        self._workflow_key = workflow_key
         self._graph = graph
         self._titles = dict(node_titles)
         self._batch = (batch_index, batch_total)
@@ -182,6 +194,7 @@ class RunState(QObject):
     def reset(self) -> None:
         """Back to idle: no run followed."""
         self._clear()
+        self._workflow_key = ""
         self._graph = ApiGraph()
         self._titles = {}
         self._batch = (0, 1)

@@ -1,30 +1,27 @@
-"""The main window: library and nodes on the left, the form with its run bar, progress and results in the
-centre, the queue on the right, connection state in the status bar.
+"""The main window: library, queue and the form panel (with its run bar) on the left, the canvas in the
+centre (the image: live preview, final output, a batch's grid; the progress bar under it) with this
+workflow's recent results under it, the gallery on the right, connection state in the status bar.
 
 The window binds views to the models of an `AppContext` and turns user actions into calls of their slots;
-it never talks to a server itself. Layout (geometry, docks) is remembered in the settings.
+it never talks to a server itself. What the canvas, banner and batch count show follows the workflow on
+screen (`comfydesk.ui.run_view`). Layout (geometry, docks, splitter) is remembered in the settings
+(`comfydesk.ui.window_layout`).
 """
 
 from __future__ import annotations
 
 import html
 import itertools
-import time
-from dataclasses import replace as dc_replace
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QEvent, Qt, QTimer
+from PySide6.QtCore import QEvent, Qt
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
-    QHBoxLayout,
-    QLabel,
     QMainWindow,
     QMessageBox,
-    QPushButton,
-    QSpinBox,
     QSplitter,
     QStackedWidget,
     QTabWidget,
@@ -33,41 +30,37 @@ from PySide6.QtWidgets import (
 )
 
 from comfydesk import __version__
-from comfydesk.app.connection import describe_status
 from comfydesk.app.context import AppContext
-from comfydesk.app.controller import MAX_BATCH
 from comfydesk.app.demo import DEMO_LABEL
 from comfydesk.app.library import CurrentWorkflow
 from comfydesk.app.missing import MissingPiecesModel
-from comfydesk.app.tasks import AppError
 from comfydesk.backends.base import ConnectionState, ConnectionStatus
 from comfydesk.core.errors import ValidationIssue
-from comfydesk.core.events import ExecutionStatus
-from comfydesk.core.messages import for_error, for_issue, for_validation
-from comfydesk.core.templates import FieldKind, FormSpec, SeedControl
+from comfydesk.core.templates import SeedControl
+from comfydesk.ui.canvas import RunCanvas
 from comfydesk.ui.error_view import ErrorView
 from comfydesk.ui.first_run import FirstRunPanel
-from comfydesk.ui.form import FormView
 from comfydesk.ui.form.image_wiring import bind_input_images
+from comfydesk.ui.form_panel import FormPanel
 from comfydesk.ui.gallery import GalleryPane, GalleryView, add_gallery_dock
 from comfydesk.ui.gateway_ui import GatewayUi
-from comfydesk.ui.missing_panel import MissingPanel
 from comfydesk.ui.node_pane import NodePane
 from comfydesk.ui.profiles_dialog import ProfilesDialog
-from comfydesk.ui.progress import ProgressPanel
 from comfydesk.ui.queue_view import QueueView
 from comfydesk.ui.results import ResultsStrip
+from comfydesk.ui.run_view import RunView
+from comfydesk.ui.server_log import ServerLogPanel, add_server_log_dock
 from comfydesk.ui.settings_dialog import install_settings
+from comfydesk.ui.status_line import StatusLine
 from comfydesk.ui.template_browser import TemplateBrowser
-from comfydesk.ui.theme import accent_palette, set_style, status_color
 from comfydesk.ui.viewer_actions import install_gallery_actions
+from comfydesk.ui.window_layout import SPLITTER_KEY, restore_layout, save_layout
 from comfydesk.ui.workflow_pane import WorkflowPane
 
-__all__ = ["MainWindow"]
+__all__ = ["SPLITTER_KEY", "MainWindow"]
 
 OPEN_FILTER = "Workflows (*.json *.png *.webp);;All files (*)"
-SPLITTER_KEY = "centre_splitter_sizes"  # form / progress / results heights, in the settings file
-MESSAGE_MS = 8000  # a status-bar note goes after this, or sooner when what it says is over
+STRIP_THUMB = 64  # px: the strip of recent results under the canvas stays small
 
 
 def _with_shortcut(text: str, action: QAction) -> str:
@@ -86,7 +79,6 @@ class MainWindow(QMainWindow):
         self.setDockOptions(QMainWindow.DockOption.AnimatedDocks | QMainWindow.DockOption.AllowTabbedDocks)
         self._current: CurrentWorkflow | None = None
         self._last_seeds: dict[str, int] = {}
-        self._status_at = time.monotonic()
         self._profiles_dialog: ProfilesDialog | None = None
         self._focus_on_load: str | None = None  # a workflow chosen with Enter: focus its form once built
 
@@ -98,10 +90,11 @@ class MainWindow(QMainWindow):
         self._wire()
         self._restore_layout()
         self._on_current(ctx.library.current)
-        self._update_connection()
+        self.status_line.update_connection()
         self._update_run_enabled()
         self.gateway_ui = GatewayUi(self, self.file_menu)
         self.gallery_actions = install_gallery_actions(self, ctx)  # viewer, compare, actions on results
+        self.canvas.compare_requested.connect(self.gallery_actions.open_compare)
         self.settings_ui = install_settings(self)  # File -> Settings…, View -> Theme; preferences applied
 
     # ------------------------------------------------------------------------------------------ building
@@ -149,104 +142,65 @@ class MainWindow(QMainWindow):
         self.first_run.edit_address_requested.connect(lambda: self.edit_profile(None))
         self.first_run.start_demo_requested.connect(self.ctx.start_demo)
 
-        self.workflow_title = QLabel("<h3>No workflow</h3>")
-        self.workflow_title.setObjectName("workflowTitle")
-        self.workflow_description = QLabel()
-        self.workflow_description.setObjectName("workflowDescription")
-        self.workflow_description.setWordWrap(True)
-        self.reset_button = QPushButton("Reset")
-        self.reset_button.setObjectName("resetFormButton")
+        # The form panel (docked in _build_docks): title, missing pieces, the form, the run bar at its foot.
+        panel = self.form_panel = FormPanel()
+        self.workflow_title, self.workflow_description = panel.workflow_title, panel.workflow_description
+        self.form_message, self.form, self.missing_panel = panel.form_message, panel.form, panel.missing_panel
+        self.reset_button, self.run_button, self.batch = panel.reset_button, panel.run_button, panel.batch
+        self.cancel_button, self.run_reason = panel.cancel_button, panel.run_reason
         self.reset_button.setToolTip(
             _with_shortcut("Reset every field to the workflow's value", self.reset_action)
         )
         self.reset_button.clicked.connect(self._reset_form)
-        head = QHBoxLayout()
-        head.addWidget(self.workflow_title, 1)
-        head.addWidget(self.reset_button)
-        self.form_message = QLabel("Pick a workflow from the library on the left.")
-        self.form_message.setObjectName("formMessage")
-        self.form_message.setWordWrap(True)
-        self.form = FormView()
-        self.form.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # Tab goes to its fields, not to the scroll area
-
-        self.run_button = QPushButton("Run")
-        self.run_button.setObjectName("runButton")
-        self.run_button.setDefault(False)
         self.run_button.setToolTip(_with_shortcut("Queue the workflow with these values", self.run_action))
         self.run_button.clicked.connect(self.run_workflow)
-        self.batch = QSpinBox()
-        self.batch.setObjectName("batchCount")
-        self.batch.setRange(1, MAX_BATCH)
-        self.batch.setPrefix("× ")
-        self.batch.setAccessibleName("Batch count")
-        self.batch.setToolTip("How many runs to queue; seeds follow their control mode between runs")
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setObjectName("cancelButton")
         self.cancel_button.setToolTip(
             _with_shortcut("Interrupt the running one and clear what this window queued", self.cancel_action)
         )
         self.cancel_button.clicked.connect(self.request_cancel)
-        self.cancel_button.setEnabled(False)
         # What the workflow needs that the server lacks: the panel above the form, why Run is off beside it.
         self.missing = MissingPiecesModel(self.ctx.connection, self.ctx.catalog, self)
-        self.missing_panel = MissingPanel()
         self.missing_panel.field_requested.connect(lambda key: self.form.focus_field(key))
-        self.run_reason = QLabel()
-        self.run_reason.setObjectName("runDisabledReason")
-        self.run_reason.setWordWrap(True)
-        self.run_reason.hide()
         self._missing_notes: dict[str, str] = {}
-        bar = QHBoxLayout()
-        bar.addWidget(self.run_button)
-        bar.addWidget(self.batch)
-        bar.addWidget(self.cancel_button)
-        bar.addWidget(self.run_reason, 1)
-        bar.addStretch(1)
 
-        # Three panes: the form with its run bar right under it, the run's progress, the results. The form
-        # stretches; the other two start at their size hints. The sizes are remembered.
-        top = QWidget()
-        top.setObjectName("formPane")
-        top_layout = QVBoxLayout(top)
-        top_layout.setContentsMargins(8, 8, 8, 4)
-        top_layout.addLayout(head)
-        top_layout.addWidget(self.workflow_description)
-        top_layout.addWidget(self.form_message)
-        top_layout.addWidget(self.missing_panel)
-        top_layout.addWidget(self.form, 1)
-        top_layout.addLayout(bar)
-
-        self.progress = ProgressPanel()
-        self.progress.bind(self.ctx.run_state)
+        # The centre: the canvas (progress bar at its foot, banners over its top), this workflow's recent
+        # results under it. The canvas stretches; the strip keeps its height. The sizes are remembered.
+        self.canvas = RunCanvas()
+        self.progress = self.canvas.progress
         self.error_view = ErrorView()
         self.error_view.setObjectName("appErrorView")  # the progress panel has its own, for failed runs
         self.error_view.hide()
-        middle = QWidget()
-        middle.setObjectName("progressPane")
-        middle_layout = QVBoxLayout(middle)
-        middle_layout.setContentsMargins(8, 2, 8, 2)
-        middle_layout.addWidget(self.error_view)
-        middle_layout.addWidget(self.progress)
-        middle_layout.addStretch(1)
-
-        self.results = ResultsStrip()
+        self.canvas.add_overlay(self.error_view)
+        self.results = ResultsStrip(open_in_viewer=False, thumb=STRIP_THUMB)
         results_pane = QWidget()
         results_pane.setObjectName("resultsPane")
         results_layout = QVBoxLayout(results_pane)
-        results_layout.setContentsMargins(8, 2, 8, 8)
+        results_layout.setContentsMargins(4, 2, 4, 4)
         results_layout.addWidget(self.results)
-
         self.splitter = QSplitter(Qt.Orientation.Vertical)
         self.splitter.setObjectName("centreSplitter")
-        for pane, stretch in ((top, 1), (middle, 0), (results_pane, 0)):
+        for pane, stretch in ((self.canvas, 1), (results_pane, 0)):
             self.splitter.addWidget(pane)
             self.splitter.setStretchFactor(self.splitter.indexOf(pane), stretch)
         self.splitter.setChildrenCollapsible(False)
+        self.run_view = RunView(
+            run_state=self.ctx.run_state,
+            controller=self.ctx.controller,
+            canvas=self.canvas,
+            strip=self.results,
+            error_view=self.error_view,
+            batch=self.batch,
+            form=self.form,
+            parent=self,
+        )
 
         self.stack = QStackedWidget()
         self.stack.setObjectName("centralStack")
         self.stack.addWidget(self.splitter)
         self.stack.addWidget(self.first_run)
+        # Explicit, as the canvas's: the first-run panel's wider minimum would not let the window fit a
+        # small screen beside the library, form and gallery docks.
+        self.stack.setMinimumSize(self.canvas.minimumSize())
         self.setCentralWidget(self.stack)
 
     def _build_docks(self) -> None:
@@ -268,10 +222,25 @@ class MainWindow(QMainWindow):
         self.queue_dock = QDockWidget("Queue", self)
         self.queue_dock.setObjectName("queueDock")
         self.queue_dock.setWidget(self.queue_view)
+
+        # The form panel beside the library: resizable, closable (View menu, Ctrl+Shift+F), floatable.
+        self.form_dock = QDockWidget("Workflow", self)
+        self.form_dock.setObjectName("formDock")
+        self.form_dock.setWidget(self.form_panel)
+        self.form_dock.setFeatures(
+            QDockWidget.DockWidgetFeature.DockWidgetMovable
+            | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+            | QDockWidget.DockWidgetFeature.DockWidgetClosable
+        )
+        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.form_dock)
+        self.splitDockWidget(self.library_dock, self.form_dock, Qt.Orientation.Horizontal)
         self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.queue_dock)
-        self.splitDockWidget(self.library_dock, self.queue_dock, Qt.Orientation.Vertical)
-        self.resizeDocks([self.library_dock], [320], Qt.Orientation.Horizontal)
+        self.splitDockWidget(self.library_dock, self.queue_dock, Qt.Orientation.Vertical)  # under the library
+        self.resizeDocks([self.library_dock, self.form_dock], [210, 500], Qt.Orientation.Horizontal)
         self.resizeDocks([self.library_dock, self.queue_dock], [560, 160], Qt.Orientation.Vertical)
+        self.form_toggle = self.form_dock.toggleViewAction()
+        self.form_toggle.setText("Show the &form")
+        self.form_toggle.setShortcut(QKeySequence("Ctrl+Shift+F"))
 
         self.show_workflows_action = self._action("&Workflows pane", lambda: self._show_tab(0), "Ctrl+1")
         self.show_nodes_action = self._action("&Nodes pane", lambda: self._show_tab(1), "Ctrl+2")
@@ -288,6 +257,12 @@ class MainWindow(QMainWindow):
         self.gallery: GalleryView = self.gallery_pane.view
         self.gallery_toggle = self.gallery_dock.toggleViewAction()
 
+        # A ComfyUI installed on this computer, started by comfydesk: its log, live (hidden until used).
+        assert self.ctx.local_server is not None
+        self.server_log_dock = add_server_log_dock(self, self.ctx.local_server)
+        self.server_log: ServerLogPanel = self.server_log_dock.widget()  # type: ignore[assignment]
+        self.resizeDocks([self.gallery_dock], [240], Qt.Orientation.Horizontal)
+
     def _build_menus(self) -> None:
         bar = self.menuBar()
         file_menu = bar.addMenu("&File")
@@ -302,46 +277,50 @@ class MainWindow(QMainWindow):
         view_menu = bar.addMenu("&View")
         view_menu.addActions([self.show_workflows_action, self.show_nodes_action])
         view_menu.addSeparator()
-        view_menu.addActions([self.library_toggle, self.queue_toggle, self.gallery_toggle])
+        view_menu.addActions([self.library_toggle, self.form_toggle, self.queue_toggle, self.gallery_toggle])
         view_menu.addSeparator()
         self.view_menu = view_menu  # the Theme submenu goes here (install_settings)
         server_menu = bar.addMenu("&Server")
         server_menu.addActions([self.profiles_action, self.reconnect_action, self.templates_action])
         server_menu.addSeparator()
         server_menu.addAction(self.demo_action)
+        server_menu.addSeparator()
+        server_menu.addActions(
+            [
+                self.server_log.restart_action,
+                self.server_log.stop_action,
+                self.server_log_dock.toggleViewAction(),
+            ]
+        )
         help_menu = bar.addMenu("&Help")
         help_menu.addAction(self.about_action)
 
     def _build_status_bar(self) -> None:
-        self.connection_label = QLabel()
-        self.connection_label.setObjectName("connectionStatus")
-        self.connection_label.setAccessibleName("Connection status")
-        self.statusBar().addPermanentWidget(self.connection_label)
-        self._countdown = QTimer(self)
-        self._countdown.setInterval(1000)
-        self._countdown.timeout.connect(self._update_connection)
+        self.status_line = StatusLine(self.statusBar(), self.ctx.connection, self)
+        self.connection_label = self.status_line.label
+        self._show_message = self.status_line.show_message  # also for others (gallery actions' notes)
 
     # ------------------------------------------------------------------------------------------ wiring
     def _wire(self) -> None:
         ctx = self.ctx
         conn = ctx.connection
         conn.status_changed.connect(self._on_status)
-        conn.server_info_changed.connect(lambda _i: self._update_connection())
-        conn.queue_length_changed.connect(lambda _n: self._update_connection())
+        conn.server_info_changed.connect(lambda _i: self.status_line.update_connection())
+        conn.queue_length_changed.connect(lambda _n: self.status_line.update_connection())
         conn.backend_changed.connect(lambda _b: self._update_run_enabled())
         ctx.library.current_changed.connect(self._on_current)
+        ctx.library.current_changed.connect(self.run_view.on_current)  # canvas, banner, batch: its own
         ctx.library.message_changed.connect(self._show_message)
         ctx.controller.message_changed.connect(self._show_message)
-        ctx.controller.issues_changed.connect(self._on_issues)
+        ctx.controller.issues_changed.connect(self.run_view.on_issues)  # on their fields, the rest: banner
         ctx.controller.busy_changed.connect(self.cancel_button.setEnabled)
         ctx.controller.busy_changed.connect(self.cancel_action.setEnabled)
         ctx.controller.last_seed_changed.connect(self._on_last_seed)
-        ctx.controller.results_added.connect(self._on_results)
         ctx.controller.bind_form(self.form)
         ctx.run_state.node_changed.connect(lambda node_id, _t: self.form.highlight_node(node_id or None))
-        ctx.errors.error_changed.connect(self._on_error)
+        ctx.errors.error_changed.connect(self.run_view.report)
         ctx.demo.starting_changed.connect(self._on_demo_starting)
-        ctx.run_state.status_changed.connect(self._on_run_status)
+        ctx.run_state.status_changed.connect(self.status_line.on_run_status)
         self.form.widgets_changed.connect(self._chain_form)
         self.form.values_changed.connect(self._on_values)
         self.form.values_changed.connect(self.missing.set_values)
@@ -352,6 +331,7 @@ class MainWindow(QMainWindow):
         self.input_images = bind_input_images(self.form, ctx, self)  # image previews, fresh image lists
         self.cancel_action.setEnabled(False)
         self._chain_form()
+        self.run_view.on_current(ctx.library.current)
 
     # ------------------------------------------------------------------------------------------ slots
     def show_templates(self) -> TemplateBrowser:
@@ -447,44 +427,14 @@ class MainWindow(QMainWindow):
     def _reset_form(self) -> None:
         self.form.reset_to_defaults()
 
-    def _show_message(self, text: str) -> None:
-        self.statusBar().showMessage(text, MESSAGE_MS)
-
-    def _clear_message(self, *prefixes: str) -> None:
-        """Clear the status-bar note if it is one of these (superseded: the run started, the demo is up)."""
-        current = self.statusBar().currentMessage()
-        if current and current.startswith(prefixes):
-            self.statusBar().clearMessage()
-
-    def _on_run_status(self, status: object) -> None:
-        if status is not None and status is not ExecutionStatus.QUEUED:
-            self._clear_message("Queued ")
-
     def _on_status(self, status: ConnectionStatus) -> None:
-        self._status_at = time.monotonic()
-        if status.state is ConnectionState.RECONNECTING:
-            self._countdown.start()
-        else:
-            self._countdown.stop()
+        self.status_line.on_status(status)
         if status.state is ConnectionState.DISCONNECTED and not self.ctx.demo.running:
             self.first_run.set_reason(status.reason)
             self.stack.setCurrentWidget(self.first_run)
         elif status.state is ConnectionState.CONNECTED:
             self.stack.setCurrentWidget(self.splitter)
-        self._update_connection()
         self._update_run_enabled()
-
-    def _update_connection(self) -> None:
-        conn = self.ctx.connection
-        status = conn.status
-        if status.state is ConnectionState.RECONNECTING and status.next_try_in is not None:
-            left = max(0.0, status.next_try_in - (time.monotonic() - self._status_at))
-            status = ConnectionStatus(status.state, status.attempt, left, status.reason)
-        self.connection_label.setText(
-            describe_status(status, conn.server_info, conn.url, conn.queue_length, note=conn.note)
-        )
-        color = status_color(status.state.value, accent_palette(self))
-        set_style(self.connection_label, f"color: {color.name()};")
 
     def _update_run_enabled(self) -> None:
         ready = (
@@ -506,10 +456,7 @@ class MainWindow(QMainWindow):
     def _on_demo_starting(self, starting: bool) -> None:
         self.first_run.set_demo_starting(starting)
         self.demo_action.setEnabled(not starting)
-        if starting:
-            self._show_message("Starting the demo engine…")
-        else:
-            self._clear_message("Starting the demo engine")
+        self.status_line.on_demo_starting(starting)
 
     def _on_current(self, current: object) -> None:
         self._current = current if isinstance(current, CurrentWorkflow) else None
@@ -532,8 +479,6 @@ class MainWindow(QMainWindow):
             self.form_message.setVisible(bool(text))
             if cur.spec is not None:
                 prefs = self.ctx.memory.prefs(cur.key)
-                if self._model_lists_changed(cur.spec):
-                    self.form.set_spec(None)  # the form keeps its combos for the same fields: new ones
                 self.form.set_spec(
                     cur.spec,
                     prefs.values,
@@ -557,16 +502,6 @@ class MainWindow(QMainWindow):
         self._show_missing()
         if self._focus_on_load is not None:
             self._focus_loaded()
-
-    def _model_lists_changed(self, spec: FormSpec) -> bool:
-        """The form shows this workflow with other option lists (the server's models changed)."""
-        old = self.form.spec()
-        if old is None or old is spec:
-            return False
-        was = {f.key: f.choices for f in old.fields() if f.kind is FieldKind.CHOICE}
-        return any(
-            f.key in was and was[f.key] != f.choices for f in spec.fields() if f.kind is FieldKind.CHOICE
-        )
 
     def _show_missing(self) -> None:
         """The missing pieces on screen: the panel, greyed fields, marks on fields set to something the
@@ -612,75 +547,16 @@ class MainWindow(QMainWindow):
             self.form.set_value(key, self._last_seeds[key])
             self.form.values_changed.emit(self.form.values())
 
-    def _on_issues(self, issues: object) -> None:
-        """Each problem once, in plain words: on its field when it has one; the rest go to the banner
-        (through `_on_error`, which the same refused run reports next)."""
-        assert isinstance(issues, list)
-        on_field = [i for i in issues if i.field_key and i.field_key in self.form.rows]
-        self._loose_issues = [i for i in issues if i not in on_field]
-        if on_field:
-            self.form.show_issues([dc_replace(i, message=for_issue(i)) for i in on_field])
-            self.form.focus_field(on_field[0].field_key)
-        else:
-            self.form.clear_issues()
-
-    def _on_results(self, items: object) -> None:
-        assert isinstance(items, list)
-        self.results.add_results(items)
-
-    def _on_error(self, error: object) -> None:
-        """One banner, in plain words (`comfydesk.core.messages`), the technical part behind Details;
-        the status bar does not repeat it. A refused run whose problems are all on fields shows none."""
-        if isinstance(error, AppError):
-            loose: list[ValidationIssue] = getattr(self, "_loose_issues", [])
-            if error.exception_type == "ValidationError" and not loose and self.form.issues():
-                self.error_view.set_error("", "")  # every problem is on its field already
-                self.error_view.hide()
-                return
-            if error.exception_type == "ValidationError" and loose:
-                message = for_validation(loose, on_fields=False)
-            else:
-                message = for_error(
-                    exception_type=error.exception_type,
-                    message=error.message,
-                    hint=error.hint,
-                    details=error.details,
-                    what=error.what,
-                    expected=error.expected,
-                )
-            self.error_view.set_message(message)
-            self.error_view.show()
-        else:
-            self.error_view.set_error("", "")
-            self.error_view.hide()
-
     # ------------------------------------------------------------------------------------------ layout
     def _restore_layout(self) -> None:
-        settings = self.ctx.settings
-        geometry = settings.window_geometry()
-        if geometry is None or not self.restoreGeometry(QByteArray(geometry)):
-            self.resize(1280, 820)
-        state = settings.window_state()
-        if state is not None:
-            self.restoreState(QByteArray(state))
-        sizes = settings.get(SPLITTER_KEY)
-        if (
-            isinstance(sizes, list)
-            and len(sizes) == self.splitter.count()
-            and all(isinstance(n, int) and n >= 0 for n in sizes)
-            and sum(sizes) > 0
-        ):
-            self.splitter.setSizes(sizes)
+        restore_layout(self, self.ctx.settings, self.splitter)
 
     def save_layout(self) -> None:
-        self.ctx.settings.set_window_geometry(bytes(self.saveGeometry().data()))
-        self.ctx.settings.set_window_state(bytes(self.saveState().data()))
-        if self.splitter.isVisible():  # hidden behind the first-run panel its sizes are not the user's
-            self.ctx.settings.set(SPLITTER_KEY, self.splitter.sizes())
+        save_layout(self, self.ctx.settings, self.splitter)
 
     def changeEvent(self, event: QEvent) -> None:
         if event.type() is QEvent.Type.PaletteChange:  # the system switched light <-> dark: accents follow
-            self._update_connection()
+            self.status_line.update_connection()
             self.error_view.update_accents()
         super().changeEvent(event)
 

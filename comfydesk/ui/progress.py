@@ -1,30 +1,38 @@
-"""ProgressPanel: the current run at a glance, bound to a RunState."""
+"""ProgressPanel: the current run at a glance, bound to a RunState: one fixed-height bar under the canvas.
+
+Status (queue position, Running, Done...), the node executing, its steps, the ETA, the nodes done and the
+time taken, in a bar whose height never changes, so nothing moves when a run starts or ends. The live
+preview is the canvas's (`comfydesk.ui.canvas`). A failed run's `error_view` belongs to the panel but is
+placed by its owner (over the canvas); alone, the panel shows it as its own child.
+
+`show_workflow(key, state)` makes the panel show only runs of that workflow: a run of another one (still
+going, or ended while this one was on screen) leaves it showing this workflow's own last outcome.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QEvent, QSize, Qt, QTimer
-from PySide6.QtGui import QFont, QImage, QPixmap
+from PySide6.QtCore import QEvent, Qt, QTimer
+from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
     QFrame,
-    QGridLayout,
     QHBoxLayout,
     QLabel,
     QProgressBar,
     QSizePolicy,
-    QVBoxLayout,
     QWidget,
 )
 
 from comfydesk.app.run_state import RunState
+from comfydesk.app.workflow_state import WorkflowState
 from comfydesk.core.events import ExecutionStatus, FailureInfo
 from comfydesk.ui.error_view import ErrorView
 
-__all__ = ["ProgressPanel", "format_duration"]
+__all__ = ["BAR_HEIGHT", "ProgressPanel", "format_duration"]
 
-PREVIEW_SIZE = QSize(132, 132)
+BAR_HEIGHT = 34  # px: the bar never grows or shrinks
 
 
 def format_duration(seconds: float) -> str:
@@ -44,70 +52,65 @@ def queue_text(position: int | None) -> str:
 
 
 class ProgressPanel(QFrame):
-    """Queue position, the node now executing, step and overall progress, ETA, elapsed time, live preview."""
+    """See the module docstring. Object names are stable API for tests and style sheets."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("progressPanel")
         self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.setFixedHeight(BAR_HEIGHT)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         self._state: RunState | None = None
         self._connections: list[tuple[Any, Callable[..., None]]] = []
-        self._preview: QPixmap | None = None
+        self._key: str | None = None  # None: every run of the state is shown
+        self._last: WorkflowState | None = None
 
         self.status_label = QLabel(self)
         self.status_label.setObjectName("queuePositionLabel")
         font = QFont(self.status_label.font())
         font.setBold(True)
         self.status_label.setFont(font)
+        self.status_label.setMinimumWidth(self.status_label.fontMetrics().horizontalAdvance("Cancelled") + 8)
         self.elapsed_label = QLabel(self)
         self.elapsed_label.setObjectName("elapsedLabel")
         self.elapsed_label.setToolTip("Time since the run started")
+        self.elapsed_label.setMinimumWidth(self.elapsed_label.fontMetrics().horizontalAdvance("00:00") + 6)
+        self.elapsed_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         self.node_label = QLabel(self)
         self.node_label.setObjectName("nodeLabel")
         self.node_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.node_label.setMinimumWidth(60)
         self.step_bar = QProgressBar(self)
         self.step_bar.setObjectName("stepProgress")
         self.step_bar.setAccessibleName("Step progress")
+        self.step_bar.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.eta_label = QLabel(self)
         self.eta_label.setObjectName("etaLabel")
         self.eta_label.setMinimumWidth(self.eta_label.fontMetrics().horizontalAdvance("ETA 00:00") + 4)
         self.eta_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        self.overall_caption = QLabel("Overall", self)
+        self.overall_caption = QLabel("Nodes", self)
+        self.overall_caption.setObjectName("overallCaption")
+        self.overall_caption.setToolTip("Nodes of the workflow done")
+        self.overall_caption.hide()  # the bar says "2/7 nodes" itself
         self.overall_bar = QProgressBar(self)
         self.overall_bar.setObjectName("overallProgress")
         self.overall_bar.setAccessibleName("Overall progress")
-        self.preview_label = QLabel(self)
-        self.preview_label.setObjectName("previewImage")
-        self.preview_label.setFixedSize(PREVIEW_SIZE)
-        self.preview_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.preview_label.setFrameShape(QFrame.Shape.StyledPanel)
-        self.preview_label.setAccessibleName("Live preview")
+        self.overall_bar.setFixedWidth(96)
         self.error_view = ErrorView(self)
         self.error_view.setVisible(False)
         self._timer = QTimer(self)
         self._timer.setInterval(1000)
         self._timer.timeout.connect(self._tick)
 
-        grid = QGridLayout()
-        grid.setHorizontalSpacing(8)
-        grid.setVerticalSpacing(6)
-        grid.addWidget(self.status_label, 0, 0, 1, 2)
-        grid.addWidget(self.elapsed_label, 0, 2, Qt.AlignmentFlag.AlignRight)
-        grid.addWidget(self.node_label, 1, 0)
-        grid.addWidget(self.step_bar, 1, 1)
-        grid.addWidget(self.eta_label, 1, 2)
-        grid.addWidget(self.overall_caption, 2, 0)
-        grid.addWidget(self.overall_bar, 2, 1)
-        grid.setColumnStretch(1, 1)
-        grid.setColumnMinimumWidth(0, 110)
-        grid.setRowStretch(3, 1)
-        top = QHBoxLayout()
-        top.addLayout(grid, 1)
-        top.addWidget(self.preview_label, 0, Qt.AlignmentFlag.AlignTop)
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(8, 8, 8, 8)
-        outer.addLayout(top)
-        outer.addWidget(self.error_view)
+        row = QHBoxLayout(self)
+        row.setContentsMargins(8, 2, 8, 2)
+        row.setSpacing(8)
+        row.addWidget(self.status_label)
+        row.addWidget(self.node_label, 1)
+        row.addWidget(self.step_bar, 2)
+        row.addWidget(self.eta_label)
+        row.addWidget(self.overall_bar)
+        row.addWidget(self.elapsed_label)
         self._show_idle()
 
     # ------------------------------------------------------------------------------------------ binding
@@ -130,20 +133,12 @@ class ProgressPanel(QFrame):
             (run_state.step_progress_changed, self._on_step),
             (run_state.eta_changed, self._on_eta),
             (run_state.overall_progress_changed, self._on_overall),
-            (run_state.preview_changed, self._on_preview),
             (run_state.failed, self._on_failed),
         ]
         for signal, slot in pairs:
             signal.connect(slot)
         self._connections = pairs
-        # Catch up with a run already under way.
-        self._on_status(run_state.status)
-        self._on_node(*run_state.node)
-        self._on_step(*run_state.step_progress)
-        self._on_eta(run_state.eta)
-        self._on_overall(*run_state.overall_progress)
-        if run_state.preview is not None:
-            self._on_preview(run_state.preview)
+        self._catch_up()
 
     def unbind(self) -> None:
         for signal, slot in self._connections:
@@ -155,43 +150,79 @@ class ProgressPanel(QFrame):
     def run_state(self) -> RunState | None:
         return self._state
 
+    def show_workflow(self, key: str | None, last: WorkflowState | None = None) -> None:
+        """Show runs of `key` only (None: every run), and `last` (that workflow's state) when none of its
+        runs is followed: its last outcome and failure."""
+        self._key, self._last = key, last
+        self._catch_up()
+
+    def live(self) -> bool:
+        """True when the followed run is one this panel shows."""
+        state = self._state
+        return (
+            state is not None
+            and state.status is not None
+            and (self._key is None or state.workflow_key == self._key)
+        )
+
     # ------------------------------------------------------------------------------------------ slots
     def details_shown(self) -> bool:
-        """True while the node, step and overall bars and the preview are shown (a run has started)."""
+        """True while the node, step and overall bars are shown (a run has started)."""
         return not self.step_bar.isHidden()
 
+    def _catch_up(self) -> None:
+        """Show the followed run as it is now (or this workflow's last outcome)."""
+        state = self._state
+        if state is None or not self.live():
+            self._show_idle()
+            self._show_last()
+            return
+        self.error_view.setVisible(False)
+        self._on_status(state.status)
+        self._on_node(*state.node)
+        self._on_step(*state.step_progress)
+        self._on_eta(state.eta)
+        self._on_overall(*state.overall_progress)
+
+    def _show_last(self) -> None:
+        last = self._last
+        if last is None or last.status is None:
+            return
+        self.status_label.setText(_ENDED.get(last.status, str(last.status)))
+        self.elapsed_label.setText(format_duration(last.elapsed) if last.elapsed else "")
+        if last.failure is not None:
+            self.error_view.set_failure(last.failure, node_title=last.failure_title)
+            self.error_view.setVisible(True)
+
     def _show_details(self, shown: bool) -> None:
-        # Idle, the panel is one line ("Ready"): the form keeps the room until a run starts.
+        # Idle, the bar says "Ready"; its height stays the same either way.
         for widget in (
             self.node_label,
             self.step_bar,
             self.eta_label,
-            self.overall_caption,
             self.overall_bar,
-            self.preview_label,
         ):
             widget.setVisible(shown)
 
     def _show_idle(self) -> None:
+        self._timer.stop()
         self._show_details(False)
         self.status_label.setText("Ready")
         self.node_label.setText("")
         self.elapsed_label.setText("")
-        self._on_step(0, 0)
-        self._on_eta(None)
-        self._on_overall(0, 0)
-        self._clear_preview()
+        self._set_step(0, 0)
+        self.eta_label.setText("")
+        self._set_overall(0, 0)
         self.error_view.setVisible(False)
 
     def _on_status(self, status: object) -> None:
-        state = self._state
-        if status is None:
-            self._timer.stop()
-            self._show_idle()
+        if not self.live():
+            self._catch_up()
             return
+        state = self._state
         if status is ExecutionStatus.QUEUED:
             self.error_view.setVisible(False)
-            self._clear_preview()
+            self._show_details(False)
             self.elapsed_label.setText("")
             self._on_queue_position(state.queue_position if state else None)
         elif status is ExecutionStatus.RUNNING:
@@ -200,32 +231,31 @@ class ProgressPanel(QFrame):
             self.status_label.setText(f"Running — image {index + 1} of {total}" if total > 1 else "Running")
             self._tick()
             self._timer.start()
-        else:
-            if status is ExecutionStatus.COMPLETED:
-                self._show_details(True)
-            if self._preview is None:  # over without a preview: no empty box to keep the room for
-                self.preview_label.setVisible(False)
+        elif isinstance(status, ExecutionStatus):
+            # Over: how many nodes ran and the time it took; no step bar left empty.
+            self._show_details(False)
+            self.overall_bar.setVisible(status is ExecutionStatus.COMPLETED)
             self._timer.stop()
             self._tick()
-            self.status_label.setText(
-                {
-                    ExecutionStatus.COMPLETED: "Done",
-                    ExecutionStatus.FAILED: "Failed",
-                    ExecutionStatus.CANCELLED: "Cancelled",
-                }.get(status, str(status))  # type: ignore[call-overload]
-            )
+            self.status_label.setText(_ENDED.get(status, str(status)))
             self._on_eta(None)
 
     def _on_queue_position(self, position: object) -> None:
         state = self._state
-        if state is not None and state.status is ExecutionStatus.QUEUED:
+        if state is not None and state.status is ExecutionStatus.QUEUED and self.live():
             self.status_label.setText(queue_text(position if isinstance(position, int) else None))
 
     def _on_node(self, node_id: str, title: str) -> None:
+        if not self.live():
+            return
         self.node_label.setText(title)
         self.node_label.setToolTip(f"{title} (#{node_id})" if node_id else "")
 
     def _on_step(self, value: int, maximum: int) -> None:
+        if self.live():
+            self._set_step(value, maximum)
+
+    def _set_step(self, value: int, maximum: int) -> None:
         if maximum <= 0:
             self.step_bar.setRange(0, 1)
             self.step_bar.setValue(0)
@@ -236,35 +266,33 @@ class ProgressPanel(QFrame):
             self.step_bar.setFormat("%v/%m")
 
     def _on_eta(self, eta: object) -> None:
-        self.eta_label.setText(f"ETA {format_duration(eta)}" if isinstance(eta, int | float) else "")
+        if self.live():
+            self.eta_label.setText(f"ETA {format_duration(eta)}" if isinstance(eta, int | float) else "")
 
     def _on_overall(self, done: int, total: int) -> None:
+        if self.live():
+            self._set_overall(done, total)
+
+    def _set_overall(self, done: int, total: int) -> None:
         self.overall_bar.setRange(0, max(1, total))
         self.overall_bar.setValue(min(done, max(1, total)) if total else 0)
         self.overall_bar.setFormat(f"{done}/{total} nodes" if total else "")
-
-    def _on_preview(self, image: object) -> None:
-        if isinstance(image, QImage) and not image.isNull():
-            size = self.preview_label.contentsRect().size()
-            pixmap = QPixmap.fromImage(image).scaled(
-                size, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
-            )
-            self._preview = pixmap
-            self.preview_label.setPixmap(pixmap)
-            self.preview_label.setText("")
-
-    def _clear_preview(self) -> None:
-        self._preview = None
-        self.preview_label.setPixmap(QPixmap())
-        self.preview_label.setText("Preview")
+        self.overall_bar.setToolTip(f"{done} of {total} nodes done" if total else "")
 
     def _on_failed(self, failure: object) -> None:
-        if not isinstance(failure, FailureInfo):
+        if not isinstance(failure, FailureInfo) or not self.live():
             return
         title = self._state.node_title(failure.node_id) if self._state and failure.node_id else ""
         self.error_view.set_failure(failure, node_title=title)
         self.error_view.setVisible(True)
 
     def _tick(self) -> None:
-        if self._state is not None and self._state.status not in (None, ExecutionStatus.QUEUED):
+        if self._state is not None and self.live() and self._state.status is not ExecutionStatus.QUEUED:
             self.elapsed_label.setText(format_duration(self._state.elapsed()))
+
+
+_ENDED = {
+    ExecutionStatus.COMPLETED: "Done",
+    ExecutionStatus.FAILED: "Failed",
+    ExecutionStatus.CANCELLED: "Cancelled",
+}

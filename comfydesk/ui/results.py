@@ -1,4 +1,5 @@
-"""ResultsStrip: a horizontal strip of this session's result thumbnails, newest first; opens the viewer."""
+"""ResultsStrip: a horizontal strip of result thumbnails, newest first (under the canvas: the workflow's
+recent results, a click shows one on the canvas); alone, it can open the viewer as a window."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ from comfydesk.ui.viewer import ImageViewer
 __all__ = ["ImageViewer", "ResultsStrip", "result_records"]
 
 THUMB_SIZE = 112
-EMPTY_HINT = "Results of your runs appear here"
+EMPTY_HINT = "Results of this workflow appear here"
 ITEM_ROLE = Qt.ItemDataRole.UserRole
 
 
@@ -53,12 +54,16 @@ def _in_pool(relay: _Relay, key: object, job: Callable[[], QImage]) -> None:
 
 
 class ResultsStrip(QListWidget):
-    """Thumbnails of results, newest first; double-click or Enter emits `open_requested(ResultItem)`."""
+    """Thumbnails of results, newest first; a click, double-click or Enter emits `open_requested(ResultItem)`
+    (with `open_in_viewer`, Enter and double-click also open a viewer window)."""
 
     open_requested = Signal(object)  # ResultItem
 
-    def __init__(self, parent: QWidget | None = None, *, open_in_viewer: bool = True) -> None:
+    def __init__(
+        self, parent: QWidget | None = None, *, open_in_viewer: bool = True, thumb: int = THUMB_SIZE
+    ) -> None:
         super().__init__(parent)
+        self.thumb = thumb
         self.setObjectName("resultsStrip")
         self.open_in_viewer = open_in_viewer
         self.setViewMode(QListView.ViewMode.IconMode)
@@ -66,13 +71,13 @@ class ResultsStrip(QListWidget):
         self.setWrapping(False)
         self.setMovement(QListView.Movement.Static)
         self.setResizeMode(QListView.ResizeMode.Adjust)
-        self.setIconSize(QSize(THUMB_SIZE, THUMB_SIZE))
-        self.setGridSize(QSize(THUMB_SIZE + 16, THUMB_SIZE + 28))
+        self.setIconSize(QSize(thumb, thumb))
+        self.setGridSize(QSize(thumb + 16, thumb + 28))
         self.setUniformItemSizes(True)
         self.setHorizontalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
         self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.setFixedHeight(THUMB_SIZE + 28 + 2 * self.frameWidth() + 20)
+        self.setFixedHeight(thumb + 28 + 2 * self.frameWidth() + 8)
         self.setAccessibleName("Results of this session")
         # Shown over the empty strip, so it does not read as a blank box.
         self.hint = QLabel(EMPTY_HINT, self.viewport())
@@ -88,6 +93,14 @@ class ResultsStrip(QListWidget):
         self._pending: dict[Path, QListWidgetItem] = {}
         self.viewer: ImageViewer | None = None
         self.itemActivated.connect(self._activated)
+        self.itemClicked.connect(self._clicked)
+
+    def set_results(self, items: Sequence[ResultItem]) -> None:
+        """Show these results only (newest first), e.g. another workflow's."""
+        self.clear()
+        self._pending.clear()
+        self.add_results(items)
+        self.hint.setVisible(self.count() == 0)
 
     def add_results(self, items: Sequence[ResultItem]) -> None:
         """Add results at the front (newest first); missing thumbnails are made off the UI thread."""
@@ -104,7 +117,7 @@ class ResultsStrip(QListWidget):
                 item.setIcon(QIcon(QPixmap.fromImage(result.thumbnail)))
             else:
                 self._pending[result.path] = item
-                _in_pool(self._relay, result.path, functools.partial(make_thumbnail, result.path, THUMB_SIZE))
+                _in_pool(self._relay, result.path, functools.partial(make_thumbnail, result.path, self.thumb))
         if items:
             self.scrollToTop()
         self.hint.setVisible(self.count() == 0)
@@ -129,6 +142,11 @@ class ResultsStrip(QListWidget):
         else:
             item.setToolTip(f"{item.toolTip()}\n{CATALOGUE['no_thumbnail']}")
 
+    def _clicked(self, item: QListWidgetItem) -> None:
+        result = item.data(ITEM_ROLE)
+        if isinstance(result, ResultItem) and not self.open_in_viewer:
+            self.open_requested.emit(result)
+
     def _activated(self, item: QListWidgetItem) -> None:
         result = item.data(ITEM_ROLE)
         if not isinstance(result, ResultItem):
@@ -144,7 +162,7 @@ class ResultsStrip(QListWidget):
             viewer.show()
 
     def _make_placeholder(self) -> QIcon:
-        pixmap = QPixmap(THUMB_SIZE, THUMB_SIZE)
+        pixmap = QPixmap(self.thumb, self.thumb)
         pixmap.fill(self.palette().color(self.backgroundRole()).darker(110))
         return QIcon(pixmap)
 

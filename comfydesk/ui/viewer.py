@@ -1,7 +1,8 @@
 """ImageViewer: one result at a time, crisp, with the run that made it beside it.
 
 A plain widget (`imageViewer`): the gallery opens it as a window, and it can sit inside another window as its
-canvas. Left/Right (Home/End) walk the sequence it was given; F fits, 1 shows 100 %, +/- zoom, I toggles the
+canvas (the main window's canvas is one, `comfydesk.ui.canvas`: `show_image` puts a live preview in it).
+Left/Right (Home/End) walk the sequence it was given; F fits, 1 shows 100 %, +/- zoom, I toggles the
 details, Esc closes its window. Images come decoded from a `MediaLoader` (app; off the UI thread) and the run
 from whoever listens to `current_changed` (the gallery actions read it from the journal and call `set_run`).
 Text shows as text; video and audio offer the system player; other files offer their folder. A file that
@@ -24,6 +25,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QPlainTextEdit,
     QPushButton,
+    QSizePolicy,
     QSplitter,
     QStackedWidget,
     QTextBrowser,
@@ -186,6 +188,7 @@ class ImageViewer(QWidget):
         self.zoom_label.setMinimumWidth(48)
         self.title_label = QLabel(self)
         self.title_label.setObjectName("viewerTitle")
+        self.title_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         for w in (self.prev_button, self.position_label, self.next_button):
             self.toolbar.addWidget(w)
         self.toolbar.addSpacing(12)
@@ -240,6 +243,25 @@ class ImageViewer(QWidget):
         self._records = list(records)
         self._index = max(0, min(index, len(self._records) - 1)) if self._records else -1
         self._show_current(None)
+
+    def show_image(
+        self, image: QImage | None, title: str = "", *, keep_view: bool = False, message: str = ""
+    ) -> None:
+        """Show an image that is no output (a live preview), or `message` when `image` is None; the sequence
+        is emptied. `keep_view` keeps the zoom and pan (a newer frame of the same preview)."""
+        self._records, self._index, self._run = [], -1, None
+        self._image = image
+        self._update_nav()
+        self.stack.setCurrentWidget(self.canvas)
+        self.title_label.setText(title)
+        self.details.clear()
+        if image is None or image.isNull():
+            self._image = None
+            self.canvas.set_image(None)
+            self.canvas.set_message(message)
+        else:
+            self.canvas.set_image(image, keep_view=keep_view)
+        self._update_zoom_label()
 
     def set_run(self, run: RunRecord | None) -> None:
         """The run of the output shown (ignored when it belongs to another one)."""

@@ -2,8 +2,10 @@
 
 The canvas keeps a scale and the image's top-left corner in widget coordinates. The wheel and a pinch zoom
 around the cursor (the image point under it stays put), a drag pans, a double click switches between fit and
-100%. Above 100% pixels are drawn as squares (no smoothing), below they are filtered. Only the visible part of
-the image is drawn, so a deep zoom into a large image stays cheap. Nothing here loads or decodes anything.
+100%. Up to the fit scale the image is filtered (smooth, also when a small image or a live preview is
+scaled up to fill the room); zoomed in beyond both fit and 100% pixels are drawn as squares (no blur).
+Only the visible part of the image is drawn, so a deep zoom into a large image stays cheap. Nothing here
+loads or decodes anything.
 """
 
 from __future__ import annotations
@@ -225,7 +227,8 @@ class ImageCanvas(QWidget):
             painter.end()
             return
         self._checker(painter, visible)
-        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self._scale < 1.0)
+        smooth = self._scale < 1.0 or self._scale <= self.fit_scale() + 1e-9
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, smooth)
         split = self._overlay is not None
         cut = self.divider_x() if split else visible.right()
         left = QRectF(visible.topLeft(), QPointF(min(cut, visible.right()), visible.bottom()))

@@ -1,4 +1,4 @@
-"""How the window looks and lays out: a dark palette stays readable, the form gets the room (splitter sizes
+"""How the window looks and lays out: a dark palette stays readable, the canvas gets the room (splitter sizes
 remembered, a one-line idle progress panel, a hint in the empty results strip), Reset only with a form,
 status notes that go once superseded, and quiet HTTP logging."""
 
@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import qasync
 from PySide6.QtGui import QColor, QGuiApplication, QPalette
-from PySide6.QtWidgets import QApplication, QLabel, QWidget
+from PySide6.QtWidgets import QApplication, QLabel
 from pytestqt.qtbot import QtBot
 
 from comfydesk.core.errors import ValidationIssue
@@ -233,7 +233,7 @@ def test_accents_follow_a_live_switch_to_dark(
     assert light_red.name() in row.error.styleSheet()  # and back again
 
 
-def test_the_form_gets_the_room_and_the_splitter_is_remembered(
+def test_the_canvas_gets_the_room_and_the_splitter_is_remembered(
     qtbot: QtBot, open_window: OpenWindow, fake: RunningFake, tmp_path: Path, artifacts_dir: Path
 ) -> None:
     data_dir = tmp_path / "app"
@@ -248,29 +248,30 @@ def test_the_form_gets_the_room_and_the_splitter_is_remembered(
     pick(qtbot, window, key)
     assert window.reset_button.isEnabled() and window.reset_action.isEnabled()
 
-    # Idle: the progress panel is one line, the results strip says what it is for, the form has the room.
-    assert window.splitter.count() == 3
+    # Idle: the progress bar is one line, the results strip says what it is for, the canvas has the room
+    # (the form is in its own panel beside it).
+    assert window.splitter.count() == 2
     assert not window.progress.details_shown()
-    assert not window.progress.preview_label.isVisibleTo(window)
     assert window.progress.status_label.text() == "Ready"
     assert window.progress.height() < 60
     hint = window.results.findChild(QLabel, "resultsHint")
     assert hint is not None and hint.text() == EMPTY_HINT and hint.isVisibleTo(window)
-    form_pane, progress_pane, _results = (window.splitter.widget(i) for i in range(3))
-    assert isinstance(form_pane, QWidget) and isinstance(progress_pane, QWidget)
-    assert form_pane.height() >= 0.6 * window.splitter.height()
+    canvas_pane, _results = (window.splitter.widget(i) for i in range(2))
+    assert canvas_pane is window.canvas
+    assert canvas_pane.height() >= 0.6 * window.splitter.height()
+    assert window.form.isVisibleTo(window) and window.form_dock.isVisible()
     window.grab().save(str(artifacts_dir / "03b-idle-layout.png"))
 
     # Sizes move with the user and come back next time.
     total = sum(window.splitter.sizes())
-    window.splitter.setSizes([total - 320, 120, 200])
+    window.splitter.setSizes([total - 200, 200])
     wanted = window.splitter.sizes()
     window.close()
     assert window.ctx.settings.get(SPLITTER_KEY) == wanted
     again = open_window(server=fake.url, data_dir=data_dir)
     wait_connected(qtbot, again)
     qtbot.waitUntil(lambda: again.stack.currentWidget() is again.splitter)
-    qtbot.waitUntil(lambda: abs(again.splitter.sizes()[2] - wanted[2]) <= 4)
+    qtbot.waitUntil(lambda: abs(again.splitter.sizes()[1] - wanted[1]) <= 4)
     assert all(abs(a - b) <= 4 for a, b in zip(again.splitter.sizes(), wanted, strict=True))
 
 
