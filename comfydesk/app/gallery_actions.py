@@ -15,9 +15,8 @@ import logging
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from PIL import Image
 from PySide6.QtCore import QMimeData, QObject, QProcess, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QGuiApplication, QImage, QUndoCommand, QUndoStack
 
@@ -33,6 +32,9 @@ from comfydesk.core.savemeta import embed_png, exif_strings, patch_ui_widgets
 from comfydesk.core.templates import FieldKind, FormSpec, SeedControl
 from comfydesk.store.atomic import atomic_write_bytes, json_bytes
 from comfydesk.store.journal import OutputRecord, RunRecord
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 __all__ = [
     "SAVE_FORMATS",
@@ -71,6 +73,8 @@ def comfydesk_meta(run: RunRecord) -> dict[str, Any]:
 
 
 def _open_pillow(data: bytes) -> Image.Image:
+    from PIL import Image  # imported when first needed, not at start-up
+
     decode_image(data, max_size=(1, 1))  # the bomb guard and a full decode test, cheaply scaled
     return Image.open(io.BytesIO(data))
 
@@ -112,6 +116,8 @@ def _encode(data: bytes, fmt: str, exif_values: Mapping[int, str]) -> bytes:
             image = image.convert("RGB")
         elif image.mode not in ("RGB", "RGBA", "L", "LA"):
             image = image.convert("RGBA")
+        from PIL import Image
+
         exif = Image.Exif()
         for tag, text in exif_values.items():
             exif[tag] = text

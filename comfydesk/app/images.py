@@ -11,12 +11,15 @@ from __future__ import annotations
 import asyncio
 import io
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from PIL import Image, ImageOps, UnidentifiedImageError
 from PySide6.QtCore import QSize
 from PySide6.QtGui import QImage
 
 from comfydesk.core.errors import UnsafeInputError
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -41,6 +44,8 @@ def _box(size: SizeLike) -> tuple[int, int]:
 
 
 def _open(data: bytes, *, max_pixels: int) -> Image.Image:
+    from PIL import Image, UnidentifiedImageError  # Pillow: imported when first needed, not at start-up
+
     try:
         # Pillow's own guard (Image.MAX_IMAGE_PIXELS) warns above its limit and raises above twice that;
         # our budget, checked from the header below, is the stricter one by default.
@@ -85,6 +90,8 @@ def decode_image(
     `max_size` scales the result down to fit (aspect kept, never up). Raises UnsafeInputError for bombs and
     for data that is not a readable image.
     """
+    from PIL import Image, ImageOps
+
     image = _open(data, max_pixels=max_pixels)
     try:
         if max_size is not None:

@@ -28,7 +28,6 @@ from PySide6.QtGui import QImage
 from comfydesk.app.library import LibraryModel, safe_stem, unique_path
 from comfydesk.app.tasks import TaskRunner
 from comfydesk.backends.base import Backend
-from comfydesk.backends.comfyui import ComfyUIBackend
 from comfydesk.backends.comfyui_templates import TemplateCategory, TemplateInfo, template_requirements
 from comfydesk.core.nodes import NodeCatalog
 
@@ -231,6 +230,8 @@ class TemplateCatalogModel(QObject):
         return self._limit
 
     async def _load(self, backend: Backend, generation: int) -> None:
+        from comfydesk.backends.comfyui import ComfyUIBackend  # httpx: not needed for the first frame
+
         categories = await backend.template_catalog() if isinstance(backend, ComfyUIBackend) else []
         if generation != self._generation:
             return
@@ -248,6 +249,8 @@ class TemplateCatalogModel(QObject):
             self.loading_changed.emit(loading)
 
     async def _thumbnail(self, backend: Backend, name: str, ext: str, generation: int) -> None:
+        from comfydesk.backends.comfyui import ComfyUIBackend
+
         path = self.cache_dir / f"{safe_stem(name)}.{safe_stem(ext)}"
         async with self._semaphore():
             data = await asyncio.to_thread(_read, path)

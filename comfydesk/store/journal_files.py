@@ -19,8 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
-
 from comfydesk.core.errors import WorkflowFormatError
 from comfydesk.core.pngmeta import read_embedded_workflow
 
@@ -61,6 +59,8 @@ class Probe:
 
 def probe(data: bytes, filename: str) -> Probe:
     """Identify `data` (named `filename` by its source) without decoding pixels; never raises."""
+    from PIL import Image  # imported when first needed, not at start-up
+
     guess = mimetypes.guess_type(filename)[0] or "application/octet-stream"
     suffix = Path(filename).suffix.lower().lstrip(".")
     ext = suffix if _SAFE_EXT.match(suffix) else "bin"

@@ -9,13 +9,12 @@ import contextlib
 import logging
 import os
 from pathlib import Path
-from typing import Protocol
-
-import keyring
-import keyring.errors
-from keyring.backend import KeyringBackend
+from typing import TYPE_CHECKING, Protocol
 
 from comfydesk.store.atomic import atomic_write_json, read_json
+
+if TYPE_CHECKING:
+    from keyring.backend import KeyringBackend
 
 __all__ = ["FileSecretStore", "SecretBackend", "SecretStore", "keyring_works"]
 
@@ -31,6 +30,8 @@ class SecretBackend(Protocol):
 
 def keyring_works(backend: KeyringBackend | None = None) -> bool:
     """True when the keyring backend can actually store secrets (not the failing or null backend)."""
+    import keyring  # ~0.2 s with finding its backend: only once a secret is wanted, not at start-up
+
     kr = backend or keyring.get_keyring()
     name = f"{type(kr).__module__}.{type(kr).__name__}"
     if name in ("keyring.backends.fail.Keyring", "keyring.backends.null.Keyring"):
@@ -44,17 +45,30 @@ def keyring_works(backend: KeyringBackend | None = None) -> bool:
         return False
 
 
+def _keyring_error() -> type[Exception]:
+    import keyring.errors
+
+    return keyring.errors.KeyringError
+
+
 class _KeyringBackend:
     def __init__(self, service: str) -> None:
         self.service = service
 
     def get(self, key: str) -> str | None:
+        import keyring
+
         return keyring.get_password(self.service, key)
 
     def set(self, key: str, value: str) -> None:
+        import keyring
+
         keyring.set_password(self.service, key, value)
 
     def delete(self, key: str) -> None:
+        import keyring
+        import keyring.errors
+
         with contextlib.suppress(keyring.errors.PasswordDeleteError):
             keyring.delete_password(self.service, key)
 
@@ -115,9 +129,38 @@ class SecretStore:
         self.file_path = file_path
         self.service = service
         self._session = _SessionBackend()
-        self.keyring_available = keyring_works()
-        self._use_file = use_file and not self.keyring_available
-        self._backend: SecretBackend = self._pick()
+        # Whether the keyring works is found out when first needed (it costs a start-up otherwise).
+        self._keyring_available: bool | None = None
+        self._wants_file = use_file
+        self._backend_now: SecretBackend | None = None
+
+    @property
+    def keyring_available(self) -> bool:
+        if self._keyring_available is None:
+            self._keyring_available = keyring_works()
+        return self._keyring_available
+
+    @keyring_available.setter
+    def keyring_available(self, value: bool) -> None:
+        self._keyring_available = value
+
+    @property
+    def _use_file(self) -> bool:
+        return self._wants_file and not self.keyring_available
+
+    @_use_file.setter
+    def _use_file(self, value: bool) -> None:
+        self._wants_file = value
+
+    @property
+    def _backend(self) -> SecretBackend:
+        if self._backend_now is None:
+            self._backend_now = self._pick()
+        return self._backend_now
+
+    @_backend.setter
+    def _backend(self, value: SecretBackend) -> None:
+        self._backend_now = value
 
     def _pick(self) -> SecretBackend:
         if self.keyring_available:
@@ -160,7 +203,7 @@ class SecretStore:
     def get(self, key: str) -> str | None:
         try:
             return self._backend.get(key)
-        except keyring.errors.KeyringError as exc:
+        except _keyring_error() as exc:
             log.warning("keyring read failed for %s: %s", key, type(exc).__name__)
             return self._session.get(key)
 
@@ -170,7 +213,7 @@ class SecretStore:
             return
         try:
             self._backend.set(key, value)
-        except keyring.errors.KeyringError as exc:
+        except _keyring_error() as exc:
             # The keyring said it works but refused: keep the secret for the session, say so.
             log.warning(
                 "keyring write failed for %s (%s); keeping it for this session", key, type(exc).__name__
@@ -183,5 +226,5 @@ class SecretStore:
         self._session.delete(key)
         try:
             self._backend.delete(key)
-        except keyring.errors.KeyringError:
+        except _keyring_error():
             log.warning("keyring delete failed for %s", key)

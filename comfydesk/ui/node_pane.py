@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import html
 
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, QPersistentModelIndex, Qt, QTimer
 from PySide6.QtWidgets import (
     QLineEdit,
+    QListView,
     QSplitter,
+    QStackedWidget,
     QTextBrowser,
     QTreeWidget,
     QTreeWidgetItem,
@@ -22,7 +24,13 @@ from comfydesk.core.nodes import CategoryTree, InputSpec, NodeCatalog, NodeDef
 __all__ = ["NodePane", "node_details_html"]
 
 ID_ROLE = Qt.ItemDataRole.UserRole
+DISPLAY_ROLE = Qt.ItemDataRole.DisplayRole
+TOOLTIP_ROLE = Qt.ItemDataRole.ToolTipRole
+PATH_ROLE = Qt.ItemDataRole.UserRole + 1
+_ROOT = QModelIndex()
 _MAX_CHOICES = 12
+DETAILS_DELAY_MS = 150
+RECENT_FILTERS = 64
 
 
 def _fmt(value: object) -> str:
@@ -97,13 +105,112 @@ def node_details_html(node: NodeDef) -> str:
     return "".join(parts)
 
 
+class NodeIndex:
+    """A catalog ready for filtering as the user types: every node's searchable text in lower case, once.
+
+    A node matches when every word of the filter is in its display name, id, category or description (as
+    `NodeCatalog.search`); matches are ranked by display name: equal, then starting with the first word, then
+    a word of it starting with it, then containing it, then the rest, each alphabetically.
+    """
+
+    def __init__(self, catalog: NodeCatalog) -> None:
+        nodes = sorted(catalog.nodes(), key=lambda n: n.title.lower())
+        self.nodes = nodes
+        self._titles = [n.title.lower() for n in nodes]
+        self._hay = [
+            f"{t}\n{n.id.lower()}\n{n.category.lower()}\n{n.description.lower()}"
+            for t, n in zip(self._titles, nodes, strict=True)
+        ]
+        self._last_text = ""
+        self._last: list[int] = list(range(len(nodes)))
+        self._recent: dict[str, list[NodeDef]] = {}  # text -> matches, for backspacing over what was typed
+
+    def filter(self, text: str) -> list[NodeDef]:
+        text = text.strip().lower()
+        words = text.split()
+        if not words:
+            return list(self.nodes)
+        cached = self._recent.get(text)
+        if cached is not None:
+            return list(cached)
+        # Typing on: the matches of "load im" are among those of "load i".
+        pool = self._last if self._last_text and text.startswith(self._last_text) else range(len(self.nodes))
+        hay = self._hay
+        if len(words) == 1:
+            word = words[0]
+            found = [i for i in pool if word in hay[i]]
+        else:
+            found = [i for i in pool if all(w in hay[i] for w in words)]
+        self._last_text, self._last = text, found
+        first = words[0]
+        titles = self._titles
+
+        def rank(i: int) -> tuple[int, int]:  # i: the node's place in alphabetical order
+            title = titles[i]
+            if title == text:
+                return 0, i
+            if title.startswith(first):
+                return 1, i
+            if first in title:
+                return (2 if f" {first}" in title else 3), i
+            return 4, i
+
+        found.sort(key=rank)
+        nodes = self.nodes
+        result = [nodes[i] for i in found]
+        if len(self._recent) >= RECENT_FILTERS:
+            del self._recent[next(iter(self._recent))]  # the oldest
+        self._recent[text] = result
+        return list(result)
+
+
+class _ResultsModel(QAbstractListModel):
+    """The nodes matching the filter, best first; the view asks only for the rows it shows."""
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.nodes: list[NodeDef] = []
+
+    def set_nodes(self, nodes: list[NodeDef]) -> None:
+        self.beginResetModel()
+        self.nodes = nodes
+        self.endResetModel()
+
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = _ROOT) -> int:
+        return 0 if parent.isValid() else len(self.nodes)
+
+    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = DISPLAY_ROLE) -> object:
+        if not index.isValid() or index.row() >= len(self.nodes):
+            return None
+        node = self.nodes[index.row()]
+        if role == DISPLAY_ROLE:
+            where = f"  ·  {node.category}" if node.category else ""
+            return node.title + _marks(node) + where
+        if role == ID_ROLE:
+            return node.id
+        if role == TOOLTIP_ROLE:
+            return node.id
+        return None
+
+
+def _marks(node: NodeDef) -> str:
+    return " (deprecated)" if node.deprecated else " (experimental)" if node.experimental else ""
+
+
 class NodePane(QWidget):
-    """Binds to `CatalogModel`; filtering is local work on the catalog already in memory."""
+    """Binds to `CatalogModel`; filtering is local work on the catalog already in memory.
+
+    Without a filter: the catalog by category, each category's rows made when it is first opened. With one:
+    the matching nodes as a ranked list (only the rows on screen are drawn), the first one's details shown.
+    """
 
     def __init__(self, catalog: CatalogModel, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("nodePane")
         self._catalog: NodeCatalog | None = None
+        self._index: NodeIndex | None = None
+        self._root: CategoryTree | None = None
+        self._lazy: dict[str, CategoryTree] = {}  # category path -> its rows are not made yet
         self.search = QLineEdit()
         self.search.setObjectName("nodeSearch")
         self.search.setPlaceholderText("Filter nodes…")
@@ -112,14 +219,37 @@ class NodePane(QWidget):
         self._debounce = QTimer(self)
         self._debounce.setSingleShot(True)
         self._debounce.setInterval(120)
-        self._debounce.timeout.connect(self._rebuild)
+        self._debounce.timeout.connect(self._after_pause)
         self.search.textChanged.connect(lambda _t: self._debounce.start())
 
         self.tree = QTreeWidget()
         self.tree.setObjectName("nodeTree")
         self.tree.setAccessibleName("Node types by category")
         self.tree.setHeaderHidden(True)
+        self.tree.setUniformRowHeights(True)
         self.tree.currentItemChanged.connect(self._on_current)
+        self.tree.itemExpanded.connect(self._fill)
+
+        self.results_model = _ResultsModel(self)
+        self.results = QListView()
+        self.results.setObjectName("nodeResults")
+        self.results.setAccessibleName("Nodes matching the filter")
+        self.results.setUniformItemSizes(True)
+        # Thousands of matches (the first letter typed): lay out the first rows now, the rest in later turns.
+        self.results.setLayoutMode(QListView.LayoutMode.Batched)
+        self.results.setBatchSize(200)
+        self.results.setModel(self.results_model)
+        self.results.selectionModel().currentChanged.connect(self._on_result)
+
+        self.lists = QStackedWidget()
+        self.lists.addWidget(self.tree)
+        self.lists.addWidget(self.results)
+
+        self._details_for: object = None
+        self._details_timer = QTimer(self)
+        self._details_timer.setSingleShot(True)
+        self._details_timer.setInterval(DETAILS_DELAY_MS)
+        self._details_timer.timeout.connect(self._show_pending_details)
 
         self.details = QTextBrowser()
         self.details.setObjectName("nodeDetails")
@@ -127,7 +257,7 @@ class NodePane(QWidget):
         self.details.setOpenLinks(False)
 
         split = QSplitter(Qt.Orientation.Vertical)
-        split.addWidget(self.tree)
+        split.addWidget(self.lists)
         split.addWidget(self.details)
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 2)
@@ -136,87 +266,121 @@ class NodePane(QWidget):
         layout.addWidget(self.search)
         layout.addWidget(split, 1)
         self.setTabOrder(self.search, self.tree)
-        self.setTabOrder(self.tree, self.details)
+        self.setTabOrder(self.tree, self.results)
+        self.setTabOrder(self.results, self.details)
 
         catalog.catalog_changed.connect(self.set_catalog)
         self.set_catalog(catalog.catalog)
 
     def set_catalog(self, catalog: object) -> None:
         self._catalog = catalog if isinstance(catalog, NodeCatalog) else None
-        self._rebuild()
+        self._index = NodeIndex(self._catalog) if self._catalog is not None else None
+        self._root = self._catalog.category_tree() if self._catalog is not None else None
+        self._build_tree()
+        self._apply_filter()
 
     def apply_filter_now(self) -> None:
         """Filter without waiting for the typing pause (tests, Enter key)."""
         self._debounce.stop()
-        self._rebuild()
+        self._apply_filter()
 
-    def _rebuild(self) -> None:
+    def _after_pause(self) -> None:
+        """The user stopped typing: filter, and show the first match's details at once."""
+        self._apply_filter()
+        self.show_details_now()
+
+    def show_details_now(self) -> None:
+        """Show the chosen match's details without waiting for the typing pause (tests)."""
+        if self._details_timer.isActive():
+            self._details_timer.stop()
+            self._show_pending_details()
+
+    # -- the category tree ---------------------------------------------------------------------------
+    def _build_tree(self) -> None:
         self.tree.clear()
-        catalog = self._catalog
-        if catalog is None:
-            self.details.setHtml("<p>Connect to a server to see its nodes.</p>")
-            return
-        text = self.search.text().strip()
-        if text:
-            found = catalog.search(text)
-            shown = NodeCatalog(found)
-        else:
-            shown = catalog
-        root = shown.category_tree()
-        self._add_children(self.tree.invisibleRootItem(), root, expand=bool(text))
-        if text and found:
-            first = self._first_leaf(self.tree.invisibleRootItem())
-            if first is not None:
-                self.tree.setCurrentItem(first)
-        elif not text:
-            self.details.setHtml(f"<p>{len(catalog)} node types. Pick one to see its details.</p>")
-        else:
-            self.details.setHtml(f"<p>No node matches “{html.escape(text)}”.</p>")
+        self._lazy.clear()
+        if self._root is not None:
+            self._add_children(self.tree.invisibleRootItem(), self._root)
 
-    def _add_children(self, parent: QTreeWidgetItem, tree: CategoryTree, *, expand: bool) -> None:
+    def _add_children(self, parent: QTreeWidgetItem, tree: CategoryTree) -> None:
+        items: list[QTreeWidgetItem] = []
         for name in sorted(tree.children, key=str.lower):
             child = tree.children[name]
             item = QTreeWidgetItem([f"{name} ({child.count()})"])
             item.setFlags(Qt.ItemFlag.ItemIsEnabled)
-            parent.addChild(item)
-            self._add_children(item, child, expand=expand)
-            item.setExpanded(expand)
+            item.setChildIndicatorPolicy(QTreeWidgetItem.ChildIndicatorPolicy.ShowIndicator)
+            item.setData(0, PATH_ROLE, child.path)
+            self._lazy[child.path] = child
+            items.append(item)
         for node in tree.nodes:
-            marks = " (deprecated)" if node.deprecated else " (experimental)" if node.experimental else ""
-            leaf = QTreeWidgetItem([node.title + marks])
+            leaf = QTreeWidgetItem([node.title + _marks(node)])
             leaf.setData(0, ID_ROLE, node.id)
             leaf.setToolTip(0, node.id)
-            parent.addChild(leaf)
+            items.append(leaf)
+        parent.addChildren(items)
 
-    def _first_leaf(self, item: QTreeWidgetItem) -> QTreeWidgetItem | None:
-        for i in range(item.childCount()):
-            child = item.child(i)
-            if child is None:
-                continue
-            if child.data(0, ID_ROLE):
-                return child
-            found = self._first_leaf(child)
-            if found is not None:
-                return found
-        return None
+    def _fill(self, item: QTreeWidgetItem) -> None:
+        """A category opened for the first time: make its rows."""
+        tree = self._lazy.pop(str(item.data(0, PATH_ROLE)), None)
+        if tree is not None:
+            self._add_children(item, tree)
+
+    # -- filtering -----------------------------------------------------------------------------------
+    def _apply_filter(self) -> None:
+        index = self._index
+        text = self.search.text().strip()
+        if index is None:
+            self.results_model.set_nodes([])
+            self.lists.setCurrentWidget(self.tree)
+            self.details.setHtml("<p>Connect to a server to see its nodes.</p>")
+            return
+        if not text:
+            self.results_model.set_nodes([])
+            self.lists.setCurrentWidget(self.tree)
+            self.details.setHtml(f"<p>{len(index.nodes)} node types. Pick one to see its details.</p>")
+            return
+        found = index.filter(text)
+        self.results_model.set_nodes(found)
+        if self.lists.currentWidget() is not self.results:
+            self.lists.setCurrentWidget(self.results)
+        if found:
+            self.results.setCurrentIndex(self.results_model.index(0, 0))
+        else:
+            self.details.setHtml(f"<p>No node matches “{html.escape(text)}”.</p>")
+
+    def shown_count(self) -> int:
+        """How many node types the pane lists right now (filtered, or the whole catalog by category)."""
+        if self.lists.currentWidget() is self.results:
+            return len(self.results_model.nodes)
+        return self._root.count() if self._root is not None else 0
 
     def leaf_ids(self) -> list[str]:
-        """Node ids shown in the tree, in order (for tests)."""
+        """Node ids the pane lists, in order (for tests): the matches when filtering, else the tree's."""
+        if self.lists.currentWidget() is self.results:
+            return [n.id for n in self.results_model.nodes]
         out: list[str] = []
 
-        def walk(item: QTreeWidgetItem) -> None:
-            for i in range(item.childCount()):
-                child = item.child(i)
-                if child is None:
-                    continue
-                if child.data(0, ID_ROLE):
-                    out.append(str(child.data(0, ID_ROLE)))
-                walk(child)
+        def walk(tree: CategoryTree) -> None:
+            for name in sorted(tree.children, key=str.lower):
+                walk(tree.children[name])
+            out.extend(n.id for n in tree.nodes)
 
-        walk(self.tree.invisibleRootItem())
+        if self._root is not None:
+            walk(self._root)
         return out
 
-    def _on_current(self, current: QTreeWidgetItem | None, _previous: QTreeWidgetItem | None) -> None:
-        node_id = current.data(0, ID_ROLE) if current is not None else None
+    def _show_details(self, node_id: object) -> None:
         if node_id and self._catalog is not None and node_id in self._catalog:
             self.details.setHtml(node_details_html(self._catalog[str(node_id)]))
+
+    def _on_current(self, current: QTreeWidgetItem | None, _previous: QTreeWidgetItem | None) -> None:
+        self._show_details(current.data(0, ID_ROLE) if current is not None else None)
+
+    def _on_result(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        # While typing, the details follow once the typing pauses: laying out their HTML costs more than
+        # filtering thousands of nodes.
+        self._details_for = current.data(ID_ROLE) if current.isValid() else None
+        self._details_timer.start()
+
+    def _show_pending_details(self) -> None:
+        self._show_details(self._details_for)
