@@ -36,6 +36,7 @@ class CatalogModel(QObject):
         self._server = ""  # server_key of the server being connected to ("" when not known)
         self._fresh = False  # the catalog shown came from the server itself in this session
         self._generation = 0  # bumped per server: a late cached read never replaces a newer catalog
+        self._backend: Backend | None = None
 
     @property
     def catalog(self) -> NodeCatalog | None:
@@ -85,13 +86,19 @@ class CatalogModel(QObject):
 
     def load_from(self, backend: Backend | None, *, refresh: bool = False) -> None:
         """Read the catalog of `backend` in the background (keeps the old one when `backend` is None)."""
+        self._backend = backend  # the connection now current (None: lost; older reads no longer count)
         if backend is not None:
             self._tasks.start(self._load(backend, refresh), what="Reading the node definitions")
 
     async def _load(self, backend: Backend, refresh: bool) -> None:
         generation = self._generation
-        catalog = await backend.node_catalog(refresh=refresh)
-        if generation != self._generation:
+        try:
+            catalog = await backend.node_catalog(refresh=refresh)
+        except Exception:
+            if generation != self._generation or backend is not self._backend:
+                return  # that connection was replaced or lost meanwhile: its error is not news
+            raise
+        if generation != self._generation or backend is not self._backend:
             return  # connected elsewhere meanwhile
         self.set_catalog(catalog)
         if self._cache is not None and self._server:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -119,3 +120,36 @@ def test_pane_lists_ranked_matches_then_the_tree_again(qtbot: QtBot, api_catalog
     pane.apply_filter_now()
     assert pane.shown_count() == len(api_catalog)
     assert pane.lists.currentWidget() is pane.tree
+
+
+def test_switching_server_while_the_nodes_load_says_nothing_false(
+    qtbot: QtBot, qloop: qasync.QEventLoop, open_window: OpenWindow, tmp_path: Path, slow_fake: RunningFake
+) -> None:
+    """The first server is still listing its nodes when the user picks another: that read is dropped
+    quietly (no "cannot reach" about a server the user left), and the other server's nodes are shown."""
+    from comfydesk.app.context import profile_for_url
+
+    fast = start_fake_comfyui(
+        FakeConfig(
+            object_info=FIXTURES / "object_info_KSampler.json", data_dir=tmp_path / "fast", step_delay=0.0
+        )
+    )
+    try:
+        window = open_window(server=slow_fake.url, data_dir=tmp_path / "data")
+        ctx = window.ctx
+        errors: list[object] = []
+        ctx.errors.error_changed.connect(lambda e: errors.append(e) if e is not None else None)
+        qtbot.waitUntil(lambda: ctx.connection.backend is not None, timeout=10_000)
+        assert ctx.catalog.catalog is None  # /object_info is held back 1.5 s
+        ctx.connect_profile(profile_for_url(fast.url))
+        qtbot.waitUntil(lambda: sorted(window.node_pane.leaf_ids()) == ["KSampler"], timeout=10_000)
+
+        def reading() -> bool:
+            names = [t.get_name() for t in asyncio.all_tasks(qloop) if not t.done()]
+            return "Reading the node definitions" in names
+
+        qtbot.waitUntil(lambda: not reading(), timeout=10_000)  # the old read is over too
+        assert errors == [] and ctx.errors.error is None
+        assert sorted(window.node_pane.leaf_ids()) == ["KSampler"]
+    finally:
+        fast.stop()
