@@ -5,6 +5,7 @@ repeated here (the banner says them once)."""
 from __future__ import annotations
 
 import time
+from urllib.parse import urlsplit
 
 from PySide6.QtCore import QObject, QTimer
 from PySide6.QtWidgets import QLabel, QStatusBar
@@ -12,9 +13,10 @@ from PySide6.QtWidgets import QLabel, QStatusBar
 from comfydesk.app.connection import ConnectionModel, describe_status
 from comfydesk.backends.base import ConnectionState, ConnectionStatus
 from comfydesk.core.events import ExecutionStatus
+from comfydesk.core.messages import for_disconnect
 from comfydesk.ui.theme import accent_palette, set_style, status_color
 
-__all__ = ["MESSAGE_MS", "StatusLine"]
+__all__ = ["MESSAGE_MS", "StatusLine", "connection_tooltip"]
 
 MESSAGE_MS = 8000  # a status-bar note goes after this, or sooner when what it says is over
 
@@ -71,5 +73,27 @@ class StatusLine(QObject):
         self.label.setText(
             describe_status(status, conn.server_info, conn.url, conn.queue_length, note=conn.note)
         )
+        self.label.setToolTip(connection_tooltip(status, conn.url))
         color = status_color(status.state.value, accent_palette(self.label))
         set_style(self.label, f"color: {color.name()};")
+
+
+def connection_tooltip(status: ConnectionStatus, url: str) -> str:
+    """The connection label's tooltip: the server's address, and when it is down what to do and the
+    technical reason (the label itself stays short)."""
+    where = f"Server: {_shown(url)}" if url else ""
+    if status.state is ConnectionState.CONNECTED or not status.reason:
+        return where
+    said = for_disconnect(status.reason)
+    parts = [where, said.text, said.details and f"Details: {said.details}"]
+    return "\n\n".join(p for p in parts if p)
+
+
+def _shown(url: str) -> str:
+    """The address without user, password, query or fragment (a token can hide in any of them)."""
+    parts = urlsplit(url)
+    if not parts.scheme or not parts.hostname:
+        return ""
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path.rstrip('/')}"
