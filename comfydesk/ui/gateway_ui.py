@@ -17,11 +17,12 @@ from PySide6.QtWidgets import QLabel, QMenu, QMessageBox
 from comfydesk.app.connection import GATEWAY_KIND, TOKEN_REJECTED
 from comfydesk.app.gateway import TOKEN_HINT, describe_throttle
 from comfydesk.app.tasks import EDIT_PROFILE, AppError
+from comfydesk.core.messages import CATALOGUE, SIGN_IN_REFUSED
 from comfydesk.store.profiles import Profile
-from comfydesk.ui.publish_dialog import PublishDialog
 
 if TYPE_CHECKING:
     from comfydesk.ui.main_window import MainWindow
+    from comfydesk.ui.publish_dialog import PublishDialog
 
 __all__ = ["GatewayUi"]
 
@@ -92,6 +93,8 @@ class GatewayUi(QObject):
         current = self._ctx.library.current
         if current is None or current.spec is None:
             return
+        from comfydesk.ui.publish_dialog import PublishDialog  # imported when first opened
+
         self.dialog = PublishDialog(self._ctx.publisher, current, self._window.form.values(), self._window)
         self.dialog.destroyed.connect(self._forget_dialog)
         self.dialog.open()
@@ -148,8 +151,10 @@ class GatewayUi(QObject):
 
     def _on_token_rejected(self, profile: object) -> None:
         if isinstance(profile, Profile):
-            title = TOKEN_REJECTED if profile.kind == GATEWAY_KIND else "The server refused the sign-in"
-            self._window.first_run.set_sign_in_refused(title, TOKEN_HINT)
+            if profile.kind == GATEWAY_KIND:
+                self._window.first_run.set_sign_in_refused(TOKEN_REJECTED, TOKEN_HINT)
+            else:  # a ComfyUI behind a password or token: the catalogue's words, not the gateway's hint
+                self._window.first_run.set_sign_in_refused(SIGN_IN_REFUSED, CATALOGUE["AuthenticationError"])
         else:
             self._window.first_run.set_sign_in_refused(None)
 
