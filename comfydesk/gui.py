@@ -56,8 +56,19 @@ def create_main_window(
     ctx._cleanups.append(install_excepthook(ctx.errors))
     paths = [Path(f) for f in files]
     # Connecting, the library scan and the imports they need come after the first frame.
-    after_first_frame(window, lambda: ctx.tasks.start(_begin(ctx, paths), what="Starting"))
+    after_first_frame(window, lambda: _start(ctx, paths))
     return window
+
+
+def _start(ctx: AppContext, paths: list[Path]) -> None:
+    """The deferred start, unless the window closed first or no loop runs any more (it was closed and its
+    loop stopped before the first frame came: nothing to start)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    if not ctx.closing:
+        ctx.tasks.start(_begin(ctx, paths), what="Starting")
 
 
 async def _begin(ctx: AppContext, paths: list[Path]) -> None:

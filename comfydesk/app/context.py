@@ -163,6 +163,11 @@ class AppContext:
     _closed_future: asyncio.Future[None] | None = field(default=None, init=False)
 
     @property
+    def closing(self) -> bool:
+        """The window closed (or is closing): nothing new should start."""
+        return self._closing or self._close_requested
+
+    @property
     def closed(self) -> bool:
         """True once shutdown has finished (connection closed, demo engine stopped, settings written)."""
         return self._closed
