@@ -144,7 +144,9 @@ async def _run_and_close(window: Any, report: _Report) -> None:
         await _steps(window, report)
     finally:
         window.close()  # as the user closing it: settings written, then the app state shuts down
-        await window.ctx.aclose()
+        # Waited for, not called a second time: a second aclose() from here would run the shutdown itself and
+        # wait 2 s for the window's own "Closing" task, which waits for it.
+        await _until("the app to shut down", lambda: bool(window.ctx.closed))
     report.step("window closed, demo engine stopped")
 
 
