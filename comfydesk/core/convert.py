@@ -29,7 +29,7 @@ from typing import Any
 
 from comfydesk.core.errors import ConversionError, UnknownNodeTypeError, WorkflowFormatError
 from comfydesk.core.graph import ApiGraph, ApiNode
-from comfydesk.core.nodes import InputSpec, NodeCatalog, NodeDef
+from comfydesk.core.nodes import NodeCatalog, NodeDef
 from comfydesk.core.uigraph import (
     SUBGRAPH_INPUT_NODE,
     SUBGRAPH_OUTPUT_NODE,
@@ -38,8 +38,18 @@ from comfydesk.core.uigraph import (
     UiGraphParser,
     UiLink,
     UiNode,
+    bypass_slot,
     execution_order,
     js_key_order,
+)
+from comfydesk.core.widget_values import (
+    has_control_widget,
+    primitive_control,
+    primitive_value,
+    short_repr,
+    unknown_widget_values,
+    widget_values,
+    wrap_value,
 )
 
 __all__ = ["ConversionReport", "ConversionResult", "convert_ui_workflow", "is_ui_workflow"]
@@ -55,7 +65,6 @@ MAX_EXPANDED_NODES = 20_000
 #: Nodes a single link may pass through (Reroutes, bypassed nodes, subgraph borders) before its source.
 MAX_LINK_HOPS = 256
 #: Before `control_after_generate` existed the editor gave these INT inputs a seed control widget.
-_LEGACY_SEED_NAMES = frozenset({"seed", "noise_seed"})
 
 
 @dataclass
@@ -247,10 +256,10 @@ class _Converter:
             label = f"node {dto.exec_id} ({node.type})"
             controls: dict[str, str] = {}
             if node_def is None:  # lenient: the editor's placeholder for a missing node type
-                inputs = _unknown_widget_values(node)
+                inputs = unknown_widget_values(node)
                 node_def = NodeDef(id="")
             else:
-                inputs = self.widget_values(node, node_def, label, controls)
+                inputs = widget_values(node, node_def, label, self.report.guessed, controls)
             for index, slot in enumerate(node.inputs):
                 self._via_bypass.clear()
                 self._via_reroute.clear()
@@ -266,11 +275,11 @@ class _Converter:
                             )
                             continue
                         self.primitive_uses[resolved.primitive].append(f"node {dto.exec_id} '{slot.name}'")
-                    inputs[slot.name] = _wrap(copy.deepcopy(resolved.value))
+                    inputs[slot.name] = wrap_value(copy.deepcopy(resolved.value))
                     # The mode saved where the value comes from (the primitive, the promoted widget) rules.
                     controls.pop(slot.name, None)
                     spec = node_def.input(slot.name)
-                    if resolved.control is not None and spec is not None and _has_control_widget(spec):
+                    if resolved.control is not None and spec is not None and has_control_widget(spec):
                         controls[slot.name] = resolved.control
                     continue
                 inputs[slot.name] = [resolved.origin, resolved.slot]
@@ -312,77 +321,16 @@ class _Converter:
         for exec_id, uses in self.primitive_uses.items():
             node = self.dtos[exec_id].node
             title = f" '{node.title}'" if node.title else ""
-            value = _primitive_value(node)
+            value = primitive_value(node)
             if uses:
                 self.report.expanded.append(
-                    f"node {exec_id} (PrimitiveNode{title}) inlined: value {_short(value)} written into "
+                    f"node {exec_id} (PrimitiveNode{title}) inlined: value {short_repr(value)} written into "
                     + ", ".join(uses)
                 )
             else:
                 self.report.dropped.append(f"node {exec_id} (PrimitiveNode{title}) dropped: it feeds nothing")
 
     # ---- widgets
-
-    def widget_values(
-        self, node: UiNode, node_def: NodeDef, label: str, controls: dict[str, str] | None = None
-    ) -> dict[str, Any]:
-        """Widget inputs in definition order, valued from `widgets_values` (a list, or an object by name).
-
-        The control mode saved after a seed-like widget goes into `controls` (widget name -> mode), when
-        the values carry one.
-        """
-        stored = node.widgets_values
-        slots = _widget_slots(node_def.inputs, "", stored, [])
-        found: dict[str, str] = {} if controls is None else controls
-        if any(spec.is_dynamic and not spec.is_dynamic_combo for spec in node_def.inputs):
-            self.report.guessed.append(
-                f"{label} has growing or type-matching inputs; its links are used as saved"
-            )
-        out: dict[str, Any] = {}
-        if isinstance(stored, dict):
-            mode = stored.get("control_after_generate")
-            owner = next((n for n, _ in _controlled(slots)), None)
-            if isinstance(mode, str) and owner is not None:
-                found[owner] = mode
-            for name, dict_spec in slots:
-                if dict_spec is None:
-                    continue
-                if name in stored:
-                    out[name] = _wrap(copy.deepcopy(stored[name]))
-                else:
-                    out[name] = _wrap(_default(dict_spec))
-                    self.report.guessed.append(
-                        f"{label} '{name}' not saved; the default {out[name]!r} is used"
-                    )
-            return out
-        values = stored or []
-        if len(values) != len(slots):
-            no_upload = [s for s in slots if s[0] != "upload" or s[1] is not None]
-            plain = [s for s in slots if s[1] is not None]
-            if len(values) == len(no_upload):
-                slots = no_upload
-            elif len(values) == len(plain):
-                slots = plain
-                self.report.guessed.append(
-                    f"{label} saved its widget values without the seed-control values; matched without them"
-                )
-            elif slots or values:
-                self.report.guessed.append(
-                    f"{label} has {len(values)} widget values where its definition has {len(slots)} widgets; "
-                    "matched in order"
-                )
-        for owner, i in _controlled(slots):
-            if i < len(values) and isinstance(values[i], str):
-                found[owner] = values[i]
-        for i, (name, maybe_spec) in enumerate(slots):
-            if maybe_spec is None:
-                continue
-            if i < len(values):
-                out[name] = _wrap(copy.deepcopy(values[i]))
-            else:
-                out[name] = _wrap(_default(maybe_spec))
-                self.report.guessed.append(f"{label} '{name}' not saved; the default {out[name]!r} is used")
-        return out
 
     def promoted_value(self, graph: UiGraph, port: SubgraphPort) -> _Resolved:
         """The value of a subgraph input nothing outside feeds: the inner widget it is promoted from."""
@@ -395,13 +343,8 @@ class _Converter:
             node_def = self.catalog.get(target.type)
             if node_def is None:
                 continue
-            quiet = ConversionReport()
-            saved, self.report = self.report, quiet
             controls: dict[str, str] = {}
-            try:
-                values = self.widget_values(target, node_def, "", controls)
-            finally:
-                self.report = saved
+            values = widget_values(target, node_def, "", [], controls)  # its guesses are not reported twice
             name = slot.widget or slot.name
             if name in values:
                 return _Value(values[name], control=controls.get(name))
@@ -479,7 +422,7 @@ class _Converter:
         self._hop(dto, visited)
         visited.add(key)
         if node.mode == MODE_BYPASS:
-            match = _bypass_slot(node, index, want)
+            match = bypass_slot(node, index, want)
             if match < 0:
                 self.report.guessed.append(
                     f"node {dto.exec_id} ({node.type}) is bypassed but has no {want} input to pass "
@@ -498,7 +441,7 @@ class _Converter:
             self._via_reroute.append(dto.exec_id)
             return self.resolve_input(dto, 0, visited, want)
         if node.type == "PrimitiveNode":
-            return _Value(_primitive_value(node), primitive=dto.exec_id, control=_primitive_control(node))
+            return _Value(primitive_value(node), primitive=dto.exec_id, control=primitive_control(node))
         if node.type in NOTE_TYPES:
             return None
         return _Ref(dto.exec_id, index)
@@ -535,140 +478,6 @@ class _Converter:
             )
         inner_dto = self.dtos[f"{dto.exec_id}:{inner.id}"]
         return self.resolve_output(inner_dto, inner_link.origin_slot, want, visited)
-
-
-# --------------------------------------------------------------------------------------------- helpers
-
-
-def _has_control_widget(spec: InputSpec) -> bool:
-    """Whether the editor puts a "control after generate" widget (and value) after this one."""
-    flag = spec.options.get("control_after_generate")
-    if flag is not None:
-        return bool(flag)
-    return spec.type == "INT" and spec.name in _LEGACY_SEED_NAMES
-
-
-def _widget_slots(
-    specs: tuple[InputSpec, ...], prefix: str, stored: Any, slots: list[tuple[str, InputSpec | None]]
-) -> list[tuple[str, InputSpec | None]]:
-    """The editor's widgets of `specs` in order, as (name, spec); spec None for a value the prompt skips.
-
-    A dynamic combo (V3) is a combo widget followed by the sub-widgets of the option it holds, named
-    `<combo>.<sub>`; which option it holds is read from the saved values (by position or by name).
-    """
-    for spec in specs:
-        name = prefix + spec.name
-        if spec.is_dynamic_combo:
-            options = spec.dynamic_options()
-            index = len(slots)
-            slots.append((name, _combo_spec(spec, name, options)))
-            if isinstance(stored, list):
-                chosen = stored[index] if index < len(stored) else None
-            else:
-                chosen = stored.get(name) if isinstance(stored, Mapping) else None
-            if not isinstance(chosen, str) or chosen not in options:
-                chosen = spec.default if spec.default in options else next(iter(options), None)
-            if chosen is not None:
-                _widget_slots(options[chosen], name + ".", stored, slots)
-            continue
-        if not spec.is_widget:
-            continue
-        slots.append((name, spec))
-        if _has_control_widget(spec):
-            slots.append(("control_after_generate", None))
-        if spec.upload:
-            slots.append(("upload", None))
-    return slots
-
-
-def _combo_spec(spec: InputSpec, name: str, options: Mapping[str, Any]) -> InputSpec:
-    """The dynamic combo's own widget, as a plain combo of its option keys."""
-    default = spec.default if spec.default in options else next(iter(options), None)
-    return InputSpec(name=name, type="COMBO", section=spec.section, default=default, choices=tuple(options))
-
-
-def _unknown_widget_values(node: UiNode) -> dict[str, Any]:
-    """What the editor writes for a node type it does not know: every widget is named "UNKNOWN"."""
-    stored = node.widgets_values
-    if isinstance(stored, dict):
-        return {str(k): _wrap(copy.deepcopy(v)) for k, v in stored.items()}
-    if isinstance(stored, list) and stored:
-        return {"UNKNOWN": _wrap(copy.deepcopy(stored[-1]))}
-    return {}
-
-
-def _controlled(slots: list[tuple[str, InputSpec | None]]) -> list[tuple[str, int]]:
-    """(widget name, index of its control value) for each control slot in `slots`."""
-    return [
-        (slots[i - 1][0], i)
-        for i, (name, spec) in enumerate(slots)
-        if i > 0 and spec is None and name == "control_after_generate"
-    ]
-
-
-def _default(spec: InputSpec) -> Any:
-    if spec.default is not None:
-        return copy.deepcopy(spec.default)
-    if spec.choices:
-        return spec.choices[0]
-    return {"INT": 0, "FLOAT": 0, "BOOLEAN": False, "STRING": ""}.get(spec.type)
-
-
-def _wrap(value: Any) -> Any:
-    """A list is a link in the API format; the editor boxes list values so the server unboxes them."""
-    return {"__value__": value} if isinstance(value, list) else value
-
-
-def _short(value: Any, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _primitive_value(node: UiNode) -> Any:
-    stored = node.widgets_values
-    if isinstance(stored, list) and stored:
-        return stored[0]
-    if isinstance(stored, dict) and stored:
-        return next(iter(stored.values()))
-    return None
-
-
-def _primitive_control(node: UiNode) -> str | None:
-    """The control mode a PrimitiveNode saved after its value (number widgets get one), if any."""
-    stored = node.widgets_values
-    if isinstance(stored, list) and len(stored) >= 2 and isinstance(stored[1], str):
-        return stored[1]
-    if isinstance(stored, dict) and isinstance(mode := stored.get("control_after_generate"), str):
-        return mode
-    return None
-
-
-def _type_ok(a: str, b: str) -> bool:
-    """LiteGraph's isValidConnection: `*`/empty match anything, comma lists match any member."""
-    if a in ("", "*") or b in ("", "*") or a == b:
-        return True
-    la, lb = a.lower(), b.lower()
-    if "," not in la and "," not in lb:
-        return la == lb
-    return any(_type_ok(x, y) for x in la.split(",") for y in lb.split(","))
-
-
-def _bypass_slot(node: UiNode, index: int, want: str) -> int:
-    """Which input a bypassed node passes through to output `index` (the editor's _getBypassSlotIndex)."""
-    inputs = node.inputs
-    if not inputs:
-        return -1
-    if want in ("*", ""):
-        return index if index < len(inputs) else 0
-    out_type = node.outputs[index].type if index < len(node.outputs) else "*"
-    if index < len(inputs) and _type_ok(inputs[index].type, out_type) and _type_ok(inputs[index].type, want):
-        return index
-    exact = next((i for i, s in enumerate(inputs) if s.type == want), -1)
-    if exact >= 0:
-        return exact
-    return next(
-        (i for i, s in enumerate(inputs) if _type_ok(s.type, out_type) and _type_ok(s.type, want)), -1
-    )
 
 
 def convert_ui_workflow(

@@ -23,8 +23,10 @@ __all__ = [
     "UiLink",
     "UiNode",
     "UiSlot",
+    "bypass_slot",
     "execution_order",
     "js_key_order",
+    "types_match",
 ]
 
 #: Link ends inside a subgraph definition that stand for the instance's inputs and outputs.
@@ -270,3 +272,35 @@ def execution_order(graph: UiGraph) -> list[UiNode]:
                     ready.append(graph.nodes[target_key])
     order.extend(pending[k] for k in js_key_order(pending))
     return order
+
+
+def types_match(a: str, b: str) -> bool:
+    """LiteGraph's isValidConnection: `*`/empty match anything, comma lists match any member."""
+    if a in ("", "*") or b in ("", "*") or a == b:
+        return True
+    la, lb = a.lower(), b.lower()
+    if "," not in la and "," not in lb:
+        return la == lb
+    return any(types_match(x, y) for x in la.split(",") for y in lb.split(","))
+
+
+def bypass_slot(node: UiNode, index: int, want: str) -> int:
+    """Which input a bypassed node passes through to output `index` (the editor's _getBypassSlotIndex)."""
+    inputs = node.inputs
+    if not inputs:
+        return -1
+    if want in ("*", ""):
+        return index if index < len(inputs) else 0
+    out_type = node.outputs[index].type if index < len(node.outputs) else "*"
+    if (
+        index < len(inputs)
+        and types_match(inputs[index].type, out_type)
+        and types_match(inputs[index].type, want)
+    ):
+        return index
+    exact = next((i for i, s in enumerate(inputs) if s.type == want), -1)
+    if exact >= 0:
+        return exact
+    return next(
+        (i for i, s in enumerate(inputs) if types_match(s.type, out_type) and types_match(s.type, want)), -1
+    )
