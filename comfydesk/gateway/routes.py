@@ -359,8 +359,13 @@ async def _with_images(gw: Gateway, row: dict[str, Any]) -> dict[str, Any]:
 )
 async def get_execution(request: Request, execution_id: int) -> JSONResponse:
     gw, token = _gw(request), _token(request)
-    row = await _execution_row(gw, token, execution_id)
-    return _ok({"execution": await _with_images(gw, row)})
+    if not 1 <= execution_id <= _MAX_ID:
+        raise not_found("Execution", execution_id)
+    # One trip to a database thread, not two: this is the route clients poll.
+    row, images = await gw.store.read(gw.store.sync.execution_with_images, execution_id)
+    if row is None or not (token.admin or row.get("token_id") == token.id):
+        raise not_found("Execution", execution_id)
+    return _ok({"execution": execution_json(row, images)})
 
 
 @router.get("/executions", response_model=Success[ExecutionsData], response_model_exclude_none=True)

@@ -256,6 +256,23 @@ class GatewayStore:
             )
         return _plain(row) if row is not None else None
 
+    def execution_with_images(self, execution_id: int) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+        """An execution's row and its images, on one connection (`GET /executions/{id}` under load)."""
+        with self.engine.connect() as conn:
+            row = (
+                conn.execute(sa.select(executions).where(executions.c.id == execution_id)).mappings().first()
+            )
+            if row is None:
+                return None, []
+            rows = (
+                conn.execute(
+                    sa.select(images).where(images.c.execution_id == execution_id).order_by(images.c.id)
+                )
+                .mappings()
+                .all()
+            )
+        return _plain(row), [_plain(r) for r in rows]
+
     def update_execution(self, execution_id: int, **values: Any) -> dict[str, Any] | None:
         """Change columns of an execution; a finished one keeps its status (first end wins)."""
         values.setdefault("updated_at", now())

@@ -15,7 +15,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from comfydesk.gateway.app import Gateway, bearer_of, rate_limited, unauthorized
 from comfydesk.gateway.errors import error_response, not_found
-from comfydesk.gateway.hub import Outgoing
+from comfydesk.gateway.hub import Subscription
 from comfydesk.gateway.store import TokenInfo
 from comfydesk.gateway.views import execution_json
 
@@ -57,18 +57,18 @@ async def execution_events(websocket: WebSocket, execution_id: int) -> None:
         return
     gw, token = admitted
     with gw.hub.subscribe(execution_id=execution_id, token_id=token.id, admin=token.admin) as sub:
-        row = await gw.store.read(gw.store.sync.get_execution, execution_id)
+        row, images = await gw.store.read(gw.store.sync.execution_with_images, execution_id)
         if row is None or not (token.admin or row.get("token_id") == token.id):
             await _deny(websocket, not_found("Execution", execution_id))
             return
         await websocket.accept()
-        current = await _current(gw, row)
+        current = execution_json(row, images)
         await websocket.send_json({"type": "status", "execution": current})
         if current["status"] in _TERMINAL:
             await websocket.send_json({"type": current["status"], "execution": current})
             await websocket.close()
             return
-        await _forward(websocket, sub.queue, stop_at_terminal=True)
+        await _forward(websocket, sub, stop_at_terminal=True)
 
 
 @ws_router.websocket("/events")
@@ -87,7 +87,7 @@ async def all_events(websocket: WebSocket) -> None:
         )
         for row in reversed([r for r in rows if r["status"] in ("queued", "running")]):
             await websocket.send_json({"type": "status", "execution": await _current(gw, row)})
-        await _forward(websocket, sub.queue, stop_at_terminal=False)
+        await _forward(websocket, sub, stop_at_terminal=False)
 
 
 async def _current(gw: Gateway, row: dict[str, Any]) -> dict[str, Any]:
@@ -95,17 +95,13 @@ async def _current(gw: Gateway, row: dict[str, Any]) -> dict[str, Any]:
     return execution_json(row, images)
 
 
-async def _forward(websocket: WebSocket, queue: asyncio.Queue[Outgoing], *, stop_at_terminal: bool) -> None:
-    """Send hub messages until the client leaves (or, for one execution, its run ends)."""
+async def _forward(websocket: WebSocket, sub: Subscription, *, stop_at_terminal: bool) -> None:
+    """Send the subscription's messages, in order, until the client leaves (or, for one execution, its run
+    ends). This is the socket's own writer: a client that reads slowly holds up only its own messages."""
     reader = asyncio.create_task(_drain_client(websocket))
+    reader.add_done_callback(lambda _task: sub.close())  # the client has gone: stop at once
     try:
-        while True:
-            getter = asyncio.create_task(queue.get())
-            done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
-            if getter not in done:  # the client has gone
-                getter.cancel()
-                return
-            message = getter.result()
+        while (message := await sub.next()) is not None:
             await websocket.send_text(message.text)
             if stop_at_terminal and message.type in _TERMINAL:
                 await websocket.close()
