@@ -276,6 +276,9 @@ class ComfyUIBackend(EventStream):
             try:
                 await self._reconcile()
             except BaseException:
+                # Dropped, not closed: while we reconciled, a busy run's messages filled the socket's
+                # buffer and reading paused, so a closing handshake would wait out its 10 s timeout.
+                ws.transport.abort()
                 await ws.close()
                 raise
             return ws

@@ -21,14 +21,15 @@ from comfydesk.backends.comfyui_protocol import (
     history_shows_finished,
     missing_outputs_from_history,
 )
-from comfydesk.core.errors import BackendError
+from comfydesk.core.errors import BackendError, ServerResponseError
 from comfydesk.core.events import Completed, ExecutionEvent, Failed, FailureInfo
 
-__all__ = ["HISTORY_POLLS", "HistoryReconciler"]
+__all__ = ["HISTORY_ERRORS", "HISTORY_POLLS", "HistoryReconciler"]
 
 log = logging.getLogger(__name__)
 
 HISTORY_POLLS = 25  # after a gap, how often to ask /history for a run the socket says has ended
+HISTORY_ERRORS = 5  # of those, how many bad answers (HTTP 5xx, not JSON) are asked again before giving up
 
 
 class HistoryReconciler:
@@ -75,12 +76,18 @@ class HistoryReconciler:
         """The socket says `run` ended, but messages may have been lost: outputs missing from what we saw
         are taken from its history record first, then `terminal` goes out (Completed with every output)."""
         entry: Mapping[str, Any] | None = None
+        errors = 0
         for attempt in range(HISTORY_POLLS):
             try:
                 found = await self.history_entry(run.prompt_id)
             except BackendError as exc:
-                log.info("cannot top up run %s from history: %s", run.prompt_id, exc)
-                break
+                # A passing bad answer (a 502 from a proxy, a truncated body) must not cost the outputs we
+                # missed: ask again, a few times. No answer at all (refused, timed out) ends it at once.
+                errors += 1
+                log.info("cannot top up run %s from history (%d): %s", run.prompt_id, errors, exc)
+                if not isinstance(exc, ServerResponseError) or errors >= HISTORY_ERRORS:
+                    break
+                found = None
             if found is not None and history_shows_finished(found):
                 entry = found
                 break

@@ -199,9 +199,9 @@ class FaultMiddleware:
         delay = self.faults.delay_for(path)
         if delay > 0:
             await asyncio.sleep(delay)
-        status = self.faults.take_failure(path)
-        if status is not None:
-            await _respond(send, status, b"injected fault", b"text/plain; charset=utf-8")
+        canned = self.faults.take_failure(path)
+        if canned is not None:
+            await _respond(send, canned.status, canned.body, canned.content_type.encode("latin-1"))
             return
         if self.faults.take_malformed(path):
             await _respond(send, 200, b'{"truncated": [1, 2', b"application/json; charset=utf-8")

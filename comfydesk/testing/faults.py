@@ -5,21 +5,46 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-__all__ = ["Faults", "normalise_path"]
+__all__ = ["HTML_ERROR_PAGE", "CannedAnswer", "Faults", "normalise_path"]
 
 
 def normalise_path(path: str) -> str:
-    """`/api/prompt` and `/prompt` are the same route for faults (ComfyUI mirrors routes under /api)."""
+    """`/api/prompt` and `/prompt` are the same route for faults (ComfyUI mirrors routes under /api).
+
+    A fault set on `/history/*` applies to every path under `/history/` (`/history/<prompt id>`)."""
     path = "/" + path.lstrip("/")
     if path.startswith("/api/"):
         path = path[4:]
     return path.rstrip("/") or "/"
 
 
+def _key_for(path: str, keys: object) -> str:
+    """The fault key matching `path`: the path itself, else the nearest `<parent>/*` pattern."""
+    key = normalise_path(path)
+    if key in keys:  # type: ignore[operator]
+        return key
+    parent = key
+    while "/" in parent.rstrip("/") and parent != "/":
+        parent = parent.rsplit("/", 1)[0]
+        if f"{parent}/*" in keys:  # type: ignore[operator]
+            return f"{parent}/*"
+    return key
+
+
 @dataclass
-class _Counted:
-    value: float | int
-    times: int
+class CannedAnswer:
+    """An answer a faulted route gives instead of its own: a status, a body (may be empty) and its type."""
+
+    status: int
+    body: bytes
+    content_type: str
+
+
+#: What a reverse proxy in front of a dead ComfyUI answers (nginx's error page, trimmed).
+HTML_ERROR_PAGE = (
+    b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+    b"<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
+)
 
 
 class Faults:
@@ -27,16 +52,22 @@ class Faults:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._drop_after: int | None = None
+        self._drops: list[int] = []  # one per socket still to connect, in order
         self._refuse = 0
         self._delays: dict[str, float] = {}
-        self._failures: dict[str, _Counted] = {}
+        self._failures: dict[str, tuple[CannedAnswer, int]] = {}
         self._malformed: dict[str, int] = {}
 
     def drop_websocket_after(self, n_messages: int) -> None:
         """The next connected socket is closed abruptly (no close frame) after sending `n_messages` more."""
         with self._lock:
-            self._drop_after = max(0, n_messages)
+            self._drops = [max(0, n_messages)]
+
+    def drop_websockets_after(self, counts: list[int]) -> None:
+        """The next `len(counts)` sockets to connect are each closed abruptly (no close frame), the i-th
+        after sending `counts[i]` messages: a connection that keeps dropping as soon as it is back."""
+        with self._lock:
+            self._drops = [max(0, n) for n in counts]
 
     def refuse_websockets(self, count: int) -> None:
         """The next `count` WebSocket handshakes are rejected (HTTP 403)."""
@@ -48,10 +79,23 @@ class Faults:
         with self._lock:
             self._delays[normalise_path(path)] = seconds
 
-    def fail_route(self, path: str, status: int = 500, times: int = 1) -> None:
-        """The next `times` requests to `path` answer `status` with a text body."""
+    def fail_route(
+        self,
+        path: str,
+        status: int = 500,
+        times: int = 1,
+        *,
+        body: bytes = b"injected fault",
+        content_type: str = "text/plain; charset=utf-8",
+    ) -> None:
+        """The next `times` requests to `path` answer `status` with `body` (empty: no body at all)."""
         with self._lock:
-            self._failures[normalise_path(path)] = _Counted(status, times)
+            self._failures[normalise_path(path)] = (CannedAnswer(status, body, content_type), times)
+
+    def answer_html(self, path: str, status: int = 200, times: int = 1) -> None:
+        """The next `times` requests to `path` answer an HTML page (a proxy's or a login page's) with
+        `status`, instead of ComfyUI's JSON."""
+        self.fail_route(path, status, times, body=HTML_ERROR_PAGE, content_type="text/html")
 
     def malformed_json(self, path: str, times: int = 1) -> None:
         """The next `times` requests to `path` answer 200 with a truncated JSON body."""
@@ -60,7 +104,7 @@ class Faults:
 
     def clear(self) -> None:
         with self._lock:
-            self._drop_after = None
+            self._drops = []
             self._refuse = 0
             self._delays.clear()
             self._failures.clear()
@@ -71,8 +115,7 @@ class Faults:
     def take_websocket_drop(self) -> int | None:
         """Claim the pending drop for a newly connected socket (None when there is none)."""
         with self._lock:
-            n, self._drop_after = self._drop_after, None
-            return n
+            return self._drops.pop(0) if self._drops else None
 
     def take_websocket_refusal(self) -> bool:
         with self._lock:
@@ -83,22 +126,24 @@ class Faults:
 
     def delay_for(self, path: str) -> float:
         with self._lock:
-            return self._delays.get(normalise_path(path), 0.0)
+            return self._delays.get(_key_for(path, self._delays), 0.0)
 
-    def take_failure(self, path: str) -> int | None:
-        key = normalise_path(path)
+    def take_failure(self, path: str) -> CannedAnswer | None:
         with self._lock:
+            key = _key_for(path, self._failures)
             fault = self._failures.get(key)
             if fault is None:
                 return None
-            fault.times -= 1
-            if fault.times <= 0:
+            answer, times = fault
+            if times <= 1:
                 del self._failures[key]
-            return int(fault.value)
+            else:
+                self._failures[key] = (answer, times - 1)
+            return answer
 
     def take_malformed(self, path: str) -> bool:
-        key = normalise_path(path)
         with self._lock:
+            key = _key_for(path, self._malformed)
             left = self._malformed.get(key, 0)
             if left <= 0:
                 return False

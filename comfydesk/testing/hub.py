@@ -47,6 +47,12 @@ class Hub:
         self._conns: dict[str, _Conn] = {}
         #: (client_id, node_id) of the node executing now, re-announced to a client that reconnects.
         self.current: tuple[str | None, str | None] = (None, None)
+        #: WebSocket handshakes accepted so far (tests check how often a client connected).
+        self.connections = 0
+        #: Messages sent on every socket so far (frames, text or binary), and that count when the last
+        #: socket connected.
+        self.sent = 0
+        self.sent_at_connect = 0
 
     # -- thread-safe API --------------------------------------------------------------------------------
 
@@ -83,6 +89,11 @@ class Hub:
         """Drop every socket without a close frame (what a server restart looks like to clients)."""
         self._call(self._abort_all)
 
+    def drop_connected_after(self, n_messages: int) -> None:
+        """Fault injection: every socket connected now is dropped (no close frame) once it has sent
+        `n_messages` more messages; sockets that connect later are not affected."""
+        self._call(self._drop_connected_after, max(1, n_messages))
+
     # -- loop thread ------------------------------------------------------------------------------------
 
     def _dispatch(self, message: Any, sid: str | None) -> None:
@@ -108,9 +119,17 @@ class Hub:
             conn.queue.put_nowait(text)
             conn.queue.put_nowait(struct.pack(">II", PREVIEW_IMAGE, 1) + jpeg)
 
+    def _drop_connected_after(self, n_messages: int) -> None:
+        for conn in self._conns.values():
+            conn.drop_after = n_messages
+
     def _abort_all(self) -> None:
         for conn in list(self._conns.values()):
             conn.queue.put_nowait(_ABORT)
+
+    def sent_since_connect(self) -> int:
+        """Messages sent since the last socket connected (all of them on it, when it is the only one)."""
+        return self.sent - self.sent_at_connect
 
     @property
     def connected(self) -> list[str]:
@@ -122,6 +141,8 @@ class Hub:
         if self.faults.take_websocket_refusal():
             await websocket.close(code=1008)  # before accept: the handshake is refused with 403
             return
+        self.connections += 1  # before the handshake completes: a client cannot see it before the count
+        self.sent_at_connect = self.sent
         await websocket.accept()
         sid = websocket.query_params.get("clientId") or uuid.uuid4().hex
         conn = _Conn(sid=sid, drop_after=self.faults.take_websocket_drop())
@@ -157,6 +178,7 @@ class Hub:
                     await websocket.send_text(message)
             except (WebSocketDisconnect, RuntimeError, OSError):
                 return
+            self.sent += 1
             if conn.drop_after is not None:
                 conn.drop_after -= 1
 

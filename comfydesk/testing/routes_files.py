@@ -70,6 +70,8 @@ async def view(request: Request) -> Response:
         buf = io.BytesIO()
         out.save(buf, format=fmt, quality=quality)
         return Response(buf.getvalue(), media_type=f"image/{fmt}", headers=headers)
+    with fake.state.lock:
+        fake.state.views += 1
     return FileResponse(path, headers=headers)
 
 

@@ -50,6 +50,8 @@ class FakeState:
     prompts_executed: int = 0
     websocket_connections: int = 0
     uploads: int = 0
+    #: Files served by `/view` (whole files, not `preview=` re-encodings): what a client downloaded.
+    views: int = 0
 
     def __post_init__(self) -> None:
         self.changed = threading.Condition(self.lock)
