@@ -196,7 +196,11 @@ class SecretStore:
         if enabled:  # move this session's secrets into the file
             for key, value in list(self._session._values.items()):
                 self._backend.set(key, value)
+            self._session._values.clear()  # the file holds them now: no stale copy to fall back to
         elif isinstance(old, FileSecretStore):
+            # Back to this session only: keep what the file holds (the current values), then remove it.
+            for key, value in old._read().items():
+                self._session.set(key, value)
             with contextlib.suppress(OSError):
                 self.file_path.unlink()
 
