@@ -3,9 +3,9 @@
 `run(batch)` takes the bound form's values, fills the FormSpec, uploads image fields (a file or a pasted
 image), and submits; for a batch it applies the form's seed controls after each submission, as ComfyUI's
 "control after generate" does. Events of this window's executions (from `ConnectionModel.event_received`)
-drive the `RunState` the progress panel shows; a completed run's outputs are downloaded, written under
-`results/<date>/` in a worker thread, and published on `results_added`. Validation errors, from the form
-or from the server, come out on `issues_changed` with each issue placed on its field.
+drive the `RunState` the progress panel shows; `app.collect.OutputCollector` takes the outputs to the
+journal, `results/<date>/` and `results_added`. Validation errors, from the form or from the server, come out
+on `issues_changed` with each issue placed on its field.
 """
 
 from __future__ import annotations
@@ -17,22 +17,20 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from itertools import count
 from pathlib import Path
 from typing import Any, Protocol
 
 from PySide6.QtCore import QObject, Signal
 
+from comfydesk.app.collect import OutputCollector, RunOutputs, write_unique
 from comfydesk.app.connection import ConnectionModel
 from comfydesk.app.form_memory import FormMemory
-from comfydesk.app.images import make_thumbnail_async
-from comfydesk.app.journal_runs import RunRecorder, missing_outputs, output_source
+from comfydesk.app.journal_runs import RunRecorder
 from comfydesk.app.library import CurrentWorkflow
 from comfydesk.app.run_state import PastedImage, ResultItem, RunState
 from comfydesk.app.tasks import ErrorModel, TaskRunner
 from comfydesk.backends.base import Backend, Execution
-from comfydesk.backends.comfyui_protocol import safe_output_name
-from comfydesk.core.errors import ComfyDeskError, UnsafeInputError, ValidationError, ValidationIssue
+from comfydesk.core.errors import ComfyDeskError, ValidationError, ValidationIssue
 from comfydesk.core.events import (
     TERMINAL_EVENTS,
     Completed,
@@ -40,13 +38,10 @@ from comfydesk.core.events import (
     Failed,
     Interrupted,
     NodeOutput,
-    OutputRef,
     Queued,
 )
 from comfydesk.core.graph import ApiGraph
 from comfydesk.core.templates import FieldKind, FormSpec, build_form
-from comfydesk.store.atomic import write_new_file
-from comfydesk.store.journal import OutputRecord
 
 __all__ = ["FormMemory", "FormPort", "QueueEntry", "RunController", "map_issues", "write_unique"]
 
@@ -92,9 +87,7 @@ class _Run:
     running: bool = False
     position: int | None = None
     ended: bool = False
-    journal_id: int | None = None
-    saved: dict[str, OutputRecord | None] = field(default_factory=dict)  # by output_source
-    save_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    outputs: RunOutputs = field(default_factory=RunOutputs)
 
 
 def map_issues(
@@ -114,22 +107,6 @@ def map_issues(
     return [
         i if i.field_key else replace(i, field_key=owner.get((i.node_id, i.input_name or ""))) for i in issues
     ]
-
-
-def write_unique(folder: Path, name: str, data: bytes) -> Path:
-    """Write `data` as `folder/name`, or `name-2`, `name-3`... never overwriting; blocking."""
-    folder.mkdir(parents=True, exist_ok=True)
-    stem, dot, suffix = name.rpartition(".")
-    if not dot:
-        stem, suffix = name, ""
-    for n in count(1):
-        candidate = folder / (name if n == 1 else f"{stem}-{n}{dot}{suffix}")
-        try:
-            write_new_file(candidate, data)  # via a temporary file: never a partial file under this name
-        except FileExistsError:
-            continue
-        return candidate
-    raise AssertionError("unreachable")
 
 
 class RunController(QObject):
@@ -159,6 +136,7 @@ class RunController(QObject):
         super().__init__(parent)
         self.recorder = recorder
         self._tasks = tasks
+        self._collector = OutputCollector(tasks, recorder, clock=clock)
         self._connection = connection
         self.run_state = run_state
         self._errors = errors
@@ -275,7 +253,7 @@ class RunController(QObject):
             # Our own prompt id, written to the journal before the POST: if comfydesk dies between the POST
             # and its answer, the next start still finds the run on the server (a gateway picks its own).
             prompt_id = None if current.runs_on_server else str(uuid.uuid4())
-            journal_id = await self._record(current, spec, graph, graph_values, prompt_id)
+            journal_id = await self._collector.record(current, spec, graph, graph_values, prompt_id)
             try:
                 execution = await self._submit(backend, current, spec, graph, graph_values, prompt_id)
             except ValidationError as exc:
@@ -296,25 +274,8 @@ class RunController(QObject):
             values = form.apply_seed_controls()  # control after generate: the next run's values
         self.message_changed.emit(f"Queued {batch} run{'s' if batch != 1 else ''} of {current.entry.name}")
 
-    async def _record(
-        self,
-        current: CurrentWorkflow,
-        spec: FormSpec,
-        graph: ApiGraph,
-        values: Mapping[str, Any],
-        prompt_id: str | None,
-    ) -> int | None:
-        """Write the run to the journal before it is submitted (None without a journal)."""
-        if self.recorder is None:
-            return None
-        return await self.recorder.record(current, spec, graph, values, execution_id=prompt_id)
-
     async def _journal_status(self, journal_id: int | None, status: str, error: str | None = None) -> None:
-        if self.recorder is not None and journal_id is not None:
-            try:
-                await self.recorder.set_status(journal_id, status, error)
-            except Exception as exc:
-                log.error("could not write the run's status to the journal: %s", exc)
+        await self._collector.journal_status(journal_id, status, error)
 
     @staticmethod
     async def _submit(
@@ -414,7 +375,7 @@ class RunController(QObject):
             total,
             workflow_key=current.key,
             batch_id=batch_id,
-            journal_id=journal_id,
+            outputs=RunOutputs(journal_id=journal_id),
         )
         self._runs[execution.id] = run
         self.submitted.emit(execution)
@@ -453,20 +414,24 @@ class RunController(QObject):
             run.position = event.position
         elif not run.running and not isinstance(event, TERMINAL_EVENTS):
             run.running, run.position, changed = True, None, True
-            self._tasks.start(self._journal_status(run.journal_id, "running"), what="Recording the run")
-        if isinstance(event, NodeOutput) and run.journal_id is not None:
-            # Saved now, not at the end: a temporary output the server forgets later is safe already.
-            self._tasks.start(self._save_outputs(run, event.outputs), what="Saving the results")
+            self._tasks.start(
+                self._journal_status(run.outputs.journal_id, "running"), what="Recording the run"
+            )
+        if isinstance(event, NodeOutput) and self._connection.backend is not None:
+            # Downloaded and saved now, not at the end: a temporary output the server forgets later is safe
+            # already, and the result's thumbnail is under way before the run ends.
+            self._collector.announced(self._connection.backend, run.outputs, event.outputs)
         if isinstance(event, TERMINAL_EVENTS):
             run.ended, changed = True, True
             if isinstance(event, Completed):
-                self._tasks.start(self._collect(run, event.outputs), what="Saving the results")
+                self._tasks.start(self._collect(run, event), what="Saving the results")
             elif isinstance(event, Failed):
                 log.info("run %s failed: %s", eid, event.error.message)
-                self._tasks.start(self._end_run(run, "failed", event.error.message), what="Recording the run")
+                ending = self._collector.end(run.outputs, "failed", event.error.message)
+                self._tasks.start(ending, what="Recording the run")
             elif isinstance(event, Interrupted):
                 self.message_changed.emit(f"{run.workflow_name}: cancelled")
-                self._tasks.start(self._end_run(run, "cancelled"), what="Recording the run")
+                self._tasks.start(self._collector.end(run.outputs, "cancelled"), what="Recording the run")
             self._start_next_following()
         if changed:
             self._publish_queue()
@@ -477,60 +442,28 @@ class RunController(QObject):
             running = [r for r in waiting if r.running]
             self._follow((running or waiting)[0])
 
-    async def _save_outputs(self, run: _Run, outputs: tuple[OutputRef, ...]) -> None:
-        """Store the outputs not stored yet in the journal (one saver per run at a time)."""
-        if self.recorder is None or run.journal_id is None:
-            return
-        async with run.save_lock:
-            await self.recorder.save_outputs(self._require_backend(), run.journal_id, outputs, run.saved)
-
-    async def _end_run(self, run: _Run, status: str, error: str | None = None) -> None:
-        async with run.save_lock:  # after the outputs announced before the end are stored
-            await self._journal_status(run.journal_id, status, error)
-
-    async def _collect(self, run: _Run, outputs: tuple[OutputRef, ...]) -> None:
-        """The run completed: fill any gap in its stored outputs, end it in the journal, and put its images
-        in the results folder and strip."""
-        backend = self._require_backend()
-        if self.recorder is not None and run.journal_id is not None:
-            async with run.save_lock:
-                # The outputs an earlier announcement could not fetch are tried once more here.
-                failed = await self.recorder.save_outputs(backend, run.journal_id, outputs, run.saved)
-                await self._journal_status(run.journal_id, "completed", missing_outputs(failed))
+    async def _collect(self, run: _Run, completed: Completed) -> None:
+        """The run completed: its images to the results folder and strip, the rest of it to the journal."""
         day = self.results_dir / self._clock().strftime("%Y-%m-%d")
-        items: list[ResultItem] = []
-        for ref in outputs:
-            if not ref.is_file or ref.kind not in ("images", "gifs"):
-                continue
-            stored = run.saved.get(output_source(ref, 0))
-            if stored is not None and stored.path is not None:
-                data = await asyncio.to_thread(stored.path.read_bytes)
-            else:
-                data = await backend.fetch_output(ref)
-            path = await asyncio.to_thread(write_unique, day, safe_output_name(ref), data)
-            try:
-                thumb = await make_thumbnail_async(path, 160)
-            except UnsafeInputError as exc:
-                log.warning("no thumbnail for %s: %s", path.name, exc)
-                thumb = None
-            items.append(
-                ResultItem(
-                    path,
-                    run.execution.id,
-                    run.workflow_name,
-                    ref.node_id,
-                    self._clock(),
-                    thumb,
-                    workflow_key=run.workflow_key,
-                    batch_id=run.batch_id,
-                    batch_index=run.batch_index,
-                )
-            )
-        if items:
+        template = ResultItem(
+            day,
+            run.execution.id,
+            run.workflow_name,
+            "",
+            self._clock(),
+            workflow_key=run.workflow_key,
+            batch_id=run.batch_id,
+            batch_index=run.batch_index,
+        )
+
+        def publish(items: list[ResultItem]) -> None:
             self.results_added.emit(items)
             self.message_changed.emit(
                 f"{run.workflow_name}: {len(items)} image{'s' if len(items) != 1 else ''} saved to {day}"
             )
+
+        backend = self._require_backend()
+        await self._collector.collect(backend, run.outputs, completed.outputs, day, template, publish)
 
     async def _cancel(self, ids: list[str]) -> None:
         backend = self._require_backend()

@@ -1,9 +1,11 @@
-"""Image decoding for the UI: Pillow in, QImage out, always off the UI thread.
+"""Image decoding for the UI: Pillow (or, for PNG thumbnails, Qt's reader) in, QImage out, off the UI thread.
 
-`decode_image` and `make_thumbnail` are blocking and meant to run in a worker thread; the `*_async` twins do
-that with `asyncio.to_thread`. A QImage (unlike a QPixmap) may be built in any thread. Every decode goes
-through Pillow's decompression-bomb guard and a pixel budget of our own, so a hostile file turns into an
-`UnsafeInputError` instead of eating the machine's memory.
+`decode_image`, `make_thumbnail` and `read_thumbnail` are blocking and meant to run in a worker thread; the
+`*_async` twins do that with `asyncio.to_thread`. A QImage (unlike a QPixmap) may be built in any thread.
+Every decode goes through a pixel budget of our own, checked on the header before decoding, and Pillow's
+decompression-bomb guard (Qt's reader: its allocation limit), so a hostile file turns into an
+`UnsafeInputError` instead of eating the machine's memory. `read_thumbnail` lets Qt's reader decode and scale
+a PNG: in C++, without holding Python's lock, so quicker than Pillow, the more so beside other decodes.
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ import io
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QSize
-from PySide6.QtGui import QImage
+from PySide6.QtCore import QBuffer, QIODevice, QSize, Qt
+from PySide6.QtGui import QImage, QImageReader
 
 from comfydesk.core.errors import UnsafeInputError
 
@@ -27,6 +29,8 @@ __all__ = [
     "decode_image_async",
     "make_thumbnail",
     "make_thumbnail_async",
+    "read_thumbnail",
+    "read_thumbnail_async",
 ]
 
 DEFAULT_MAX_PIXELS = 64_000_000
@@ -43,6 +47,14 @@ def _box(size: SizeLike) -> tuple[int, int]:
     return max(1, int(size[0])), max(1, int(size[1]))
 
 
+def _refuse_size(width: int, height: int, max_pixels: int) -> None:
+    if width * height > max_pixels:
+        raise UnsafeInputError(
+            f"image refused: {width}x{height} is {width * height:,} pixels, more than the allowed "
+            f"{max_pixels:,} (possible decompression bomb)"
+        )
+
+
 def _open(data: bytes, *, max_pixels: int) -> Image.Image:
     from PIL import Image, UnidentifiedImageError  # Pillow: imported when first needed, not at start-up
 
@@ -54,13 +66,11 @@ def _open(data: bytes, *, max_pixels: int) -> Image.Image:
         raise UnsafeInputError(f"image refused as a decompression bomb: {exc}") from exc
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise UnsafeInputError("not a readable image", details=str(exc)) from exc
-    width, height = image.size
-    if width * height > max_pixels:
+    try:
+        _refuse_size(*image.size, max_pixels)
+    except UnsafeInputError:
         image.close()
-        raise UnsafeInputError(
-            f"image refused: {width}x{height} is {width * height:,} pixels, more than the allowed "
-            f"{max_pixels:,} (possible decompression bomb)"
-        )
+        raise
     return image
 
 
@@ -146,3 +156,38 @@ async def make_thumbnail_async(
 ) -> QImage:
     """`make_thumbnail` in a worker thread."""
     return await asyncio.to_thread(make_thumbnail, source, size, max_pixels=max_pixels)
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def read_thumbnail(data: bytes, size: SizeLike = 256, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> QImage:
+    """A thumbnail fitting `size` of encoded image bytes; blocking. A PNG is decoded and scaled by Qt's
+    reader; anything else, a PNG with an EXIF orientation, or one Qt cannot read goes to `make_thumbnail`
+    (which raises UnsafeInputError for what is not a readable image). The pixel budget is checked on the
+    header before any decoding, as there."""
+    idat = data.find(b"IDAT") if data.startswith(_PNG_SIGNATURE) else -1
+    if idat < 0 or data.find(b"eXIf", 0, idat) >= 0:
+        return make_thumbnail(data, size, max_pixels=max_pixels)
+    buffer = QBuffer()
+    buffer.setData(data)
+    buffer.open(QIODevice.OpenModeFlag.ReadOnly)
+    reader = QImageReader(buffer, b"png")
+    full = reader.size()
+    if full.isValid():
+        _refuse_size(full.width(), full.height(), max_pixels)
+        box = QSize(*_box(size))
+        if full.width() > box.width() or full.height() > box.height():
+            scaled = full.scaled(box, Qt.AspectRatioMode.KeepAspectRatio)
+            reader.setScaledSize(scaled.expandedTo(QSize(1, 1)))  # never up, never below one pixel
+        image = reader.read()
+        if not image.isNull():
+            return image
+    return make_thumbnail(data, size, max_pixels=max_pixels)
+
+
+async def read_thumbnail_async(
+    data: bytes, size: SizeLike = 256, *, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> QImage:
+    """`read_thumbnail` in a worker thread."""
+    return await asyncio.to_thread(read_thumbnail, data, size, max_pixels=max_pixels)

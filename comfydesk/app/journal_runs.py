@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -179,27 +179,34 @@ class RunRecorder(QObject):
         await self.journal.set_status(run_id, status, error=error)
 
     async def save_outputs(
-        self, backend: Backend, run_id: int, refs: Sequence[OutputRef], saved: dict[str, OutputRecord | None]
+        self,
+        backend: Backend,
+        run_id: int,
+        refs: Sequence[OutputRef],
+        saved: dict[str, OutputRecord | None],
+        *,
+        fetch: Callable[[OutputRef], Awaitable[bytes]] | None = None,
     ) -> list[str]:
         """Download and store each output not in `saved` yet (by `output_source`); returns what failed.
-        A failed one stays out of `saved`, so a later call tries it again."""
+        A failed one stays out of `saved`, so a later call tries it again. `fetch` replaces
+        `backend.fetch_output` (a download shared with the results strip)."""
         failed: list[str] = []
         for source, ref in _keyed(refs):
             if source in saved:
                 continue
             try:
-                saved[source] = await self._save_one(backend, run_id, source, ref)
+                saved[source] = await self._save_one(fetch or backend.fetch_output, run_id, source, ref)
             except (BackendError, UnsafeInputError) as exc:
                 log.warning("output %s of run %d not saved: %s", source, run_id, exc)
                 failed.append(f"{ref.filename or source}: {exc}")
         return failed
 
     async def _save_one(
-        self, backend: Backend, run_id: int, source: str, ref: OutputRef
+        self, fetch: Callable[[OutputRef], Awaitable[bytes]], run_id: int, source: str, ref: OutputRef
     ) -> OutputRecord | None:
         if ref.is_file:
             filename = safe_output_name(ref) if ref.filename else ref.url.rsplit("/", 1)[-1]
-            data = await backend.fetch_output(ref)
+            data = await fetch(ref)
             return await self.journal.add_output(
                 run_id,
                 node_id=ref.node_id,

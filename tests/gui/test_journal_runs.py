@@ -124,7 +124,15 @@ def test_a_run_lands_in_the_journal_with_its_graph_values_and_seed(
     sent: list[Any] = []
     window.ctx.controller.submitted.connect(sent.append)
     qtbot.mouseClick(window.run_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: window.results.count() == 1, timeout=TIMEOUT)
+    # The strip shows the result once its thumbnail exists; the journal's last writes may still be under way.
+    qtbot.waitUntil(
+        lambda: (
+            window.results.count() == 1
+            and len(added) == 1
+            and status_of(window, added[0].run_id) == "completed"
+        ),
+        timeout=TIMEOUT,
+    )
 
     [output] = added
     run = run_of(window, output.run_id)
