@@ -35,8 +35,8 @@ class FormExtras:
     _hidden: set[str]
     _previews: dict[str, QImage | None]
     _option_values: dict[str, dict[Any, dict[str, Any]]]
-    rows: dict[str, FieldRow]
-    size_tools: dict[str, SizeTools]
+    _rows: dict[str, FieldRow]
+    _size_tools: dict[str, SizeTools]
 
     if TYPE_CHECKING:
         image_preview_wanted: SignalInstance
@@ -50,6 +50,8 @@ class FormExtras:
 
         def receivers(self, signal: str) -> int: ...
 
+        def _flush(self) -> None: ...
+
     def set_image_thumbnail(self, key: str, image: QImage | None, name: str | None = None) -> None:
         """Show a preview (made by the caller, off the UI thread) of server image `name` (default: the
         field's value); one for a name the field no longer holds is kept for later, not shown."""
@@ -57,14 +59,15 @@ class FormExtras:
         if not isinstance(name, str):
             return
         self._previews[name] = image
-        row = self.rows.get(key)
+        row = self._rows.get(key)
         if row is not None and isinstance(row.editor, ImageEditor) and self._values.get(key) == name:
             row.editor.set_thumbnail(image)
 
     def set_image_choices(self, choices: Sequence[str]) -> None:
         """A fresh list of the server's input images for every image field (values are kept)."""
         self._previews.clear()  # an upload may have replaced a file of the same name
-        for key, row in self.rows.items():
+        self._flush()  # every image field gets the list, not only those built so far
+        for key, row in self._rows.items():
             if isinstance(row.editor, ImageEditor) and row.field.choices is not None:
                 row.editor.set_choices(list(choices))
                 self._want_preview(key)
@@ -73,7 +76,7 @@ class FormExtras:
         self, spec: FormSpec | None, pinned: Iterable[str], hidden: Iterable[str], server_graph: bool
     ) -> bool:
         old = self._spec
-        if old is None or spec is None or spec is old or not self.rows:
+        if old is None or spec is None or spec is old or not self._rows:
             return False
         return (
             spec.workflow_name == old.workflow_name
@@ -88,9 +91,10 @@ class FormExtras:
         """The same form with fresh option lists (the server's models or images changed): every combo gets
         its new list in place, keeping the value chosen. A value that went missing (or came back) is checked
         again, so its field says so; one missing before and still missing keeps the mark it has."""
+        self._flush()  # rows still to come would be built from the old spec's choices
         self._spec = spec
         for f in spec.fields():
-            row = self.rows.get(f.key)
+            row = self._rows.get(f.key)
             if row is None or f.choices == row.field.choices:
                 continue
             before = row.field.choices
@@ -110,7 +114,7 @@ class FormExtras:
         """Ask for a server image's preview (a local file or pasted image previews itself); none for a name
         the server's list lacks (its box says "Not on the server")."""
         value = self._values.get(key)
-        row = self.rows.get(key)
+        row = self._rows.get(key)
         if not isinstance(value, str) or not value or row is None or not isinstance(row.editor, ImageEditor):
             return
         if row.editor.missing_on_server():
@@ -149,7 +153,7 @@ class FormExtras:
             lambda a=width.key, b=height.key: self._set_pair(a, self._values.get(b), b, self._values.get(a))
         )
         box.add_widget(tools)
-        self.size_tools[box.key] = tools
+        self._size_tools[box.key] = tools
 
     def _set_pair(self, first: str, first_value: Any, second: str, second_value: Any) -> None:
         for key, value in ((first, first_value), (second, second_value)):
@@ -159,7 +163,7 @@ class FormExtras:
         self.values_changed.emit(self.values())
 
     def _mark_changed(self, key: str) -> None:
-        row = self.rows.get(key)
+        row = self._rows.get(key)
         if row is not None:
             row.set_changed(self._values.get(key) != self._defaults.get(key))
 

@@ -16,7 +16,7 @@ from comfydesk.app.run_state import PastedImage
 from comfydesk.core.errors import ValidationIssue
 from comfydesk.core.messages import for_issue
 from comfydesk.core.templates import FormSpec
-from comfydesk.ui.form.parts import FieldRow, FormGroupBox
+from comfydesk.ui.form.parts import FieldRow
 from comfydesk.ui.theme import accent_palette, error_styles, set_style
 
 __all__ = ["FormIssues"]
@@ -31,8 +31,7 @@ class FormIssues:
     _show_hidden: bool
     _issues: dict[str, list[str]]
     _loose_issues: list[str]
-    rows: dict[str, FieldRow]
-    groups: dict[str, FormGroupBox]
+    _rows: dict[str, FieldRow]
     error_box: QLabel
 
     if TYPE_CHECKING:
@@ -43,7 +42,7 @@ class FormIssues:
 
         def _as_widget(self) -> QWidget: ...
 
-        def _group_of(self, row: FieldRow) -> FormGroupBox | None: ...
+        def _planned_closed(self, key: str) -> bool: ...
 
     def show_issues(self, issues: Sequence[ValidationIssue]) -> None:
         """Mark each issue on its field (red frame, its message below, as given: the caller words it for
@@ -88,7 +87,7 @@ class FormIssues:
         self._refresh_issues()
 
     def _refresh_issues(self) -> None:
-        for key, row in self.rows.items():
+        for key, row in self._rows.items():
             row.set_messages(self._issues.get(key, []))
         lines = [html.escape(text, quote=False) for text in self._loose_issues]
         keys = list(self._issues)
@@ -102,12 +101,9 @@ class FormIssues:
         self.error_box.setVisible(bool(lines))
 
     def _out_of_sight(self, key: str) -> bool:
-        """The field is not on screen as the form stands: not built, or in a closed group."""
-        row = self.rows.get(key)
-        if row is None:
-            return True
-        group = self._group_of(row)
-        return group is not None and group.collapsed
+        """The field is not on screen as the form stands: left out (hidden), or in a closed group. A row
+        still to be built (below the fold) counts as shown: it will be there in a moment."""
+        return self._planned_closed(key)
 
     def _describe_field(self, key: str) -> str:
         if self._spec is None:

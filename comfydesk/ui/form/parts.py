@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QEvent, QObject, Qt, Signal
-from PySide6.QtGui import QFont
+from PySide6.QtCore import QEvent, QPoint, Qt, Signal
+from PySide6.QtGui import QContextMenuEvent, QEnterEvent, QFont
 from PySide6.QtWidgets import (
     QFrame,
     QGridLayout,
@@ -23,9 +24,20 @@ from comfydesk.ui.form.editors import KIND_EDITORS, Editor, StringEditor
 from comfydesk.ui.form.image_field import ImageEditor
 from comfydesk.ui.theme import accent_palette, error_color, set_style
 
-__all__ = ["FieldRow", "FormGroupBox", "make_editor"]
+__all__ = ["GROUPS_SHEET", "FieldRow", "FormGroupBox", "make_editor"]
 
 SHOW_AGAIN = "⊕"  # the hide button of a hidden field (shown with "Show hidden fields") brings it back
+BUTTON_WIDTH, BUTTON_HEIGHT = 20, 22  # each row icon; the three always take their room, shown or not
+_BUTTONS = ("reset", "pin", "hide")  # left to right
+
+#: One style sheet for every group of a form, set on the widget holding them (one sheet to parse, not two
+#: per group): the accent bar beside the group of the node running now, and the groups' header buttons.
+GROUPS_SHEET = (
+    "QFrame#formGroup { border: none; border-left: 3px solid transparent; }"
+    ' QFrame#formGroup[active="true"] { border-left-color: palette(highlight); }'
+    " QToolButton#groupHeader { border: none; border-bottom: 1px solid palette(mid);"
+    " padding: 4px 2px; text-align: left; }"
+)
 
 _FRAME_OK = "QFrame#fieldFrame { border: 1px solid transparent; border-radius: 4px; }"
 
@@ -51,8 +63,48 @@ def _short(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+class _RowPart:
+    """What a row's label, editor frame and icon strip share: they tell the row when the pointer comes and
+    goes, and ask for its menu on a right-click (Python sees these events only, not every event)."""
+
+    hovered: Callable[[bool], None] | None = None
+    menu: Callable[[QPoint], None] | None = None  # the row's context menu, at a global position
+
+    def enterEvent(self, event: QEnterEvent) -> None:
+        if self.hovered is not None:
+            self.hovered(True)
+        super().enterEvent(event)  # type: ignore[misc]
+
+    def leaveEvent(self, event: QEvent) -> None:
+        if self.hovered is not None:
+            self.hovered(False)
+        super().leaveEvent(event)  # type: ignore[misc]
+
+    def contextMenuEvent(self, event: QContextMenuEvent) -> None:
+        if self.menu is not None:
+            self.menu(event.globalPos())
+            event.accept()
+        else:
+            super().contextMenuEvent(event)  # type: ignore[misc]
+
+
+class _HoverLabel(_RowPart, QLabel):
+    """A row's label; see _RowPart."""
+
+
+class _HoverFrame(_RowPart, QFrame):
+    """A row's editor frame; see _RowPart."""
+
+
+class _HoverBox(_RowPart, QWidget):
+    """A row's icon strip; see _RowPart."""
+
+
 class FieldRow:
-    """The widgets of one field inside a group's grid; not a widget itself so labels align across rows."""
+    """The widgets of one field inside a group's grid; not a widget itself so labels align across rows.
+
+    The row icons (reset, pin, hide) are made when first shown or asked for (`reset`, `pin`, `hide`): most
+    rows never show them, and a form builds faster without them; their strip keeps its size throughout."""
 
     def __init__(
         self,
@@ -63,23 +115,30 @@ class FieldRow:
         context: str,
         hidden: bool,
         parent: QWidget,
+        pinned: bool = False,
     ) -> None:
         self.field = field
         self.key = field.key
         self.messages: list[str] = []
-        self.label = QLabel(label_text, parent)
+        self._default = default
+        self._hidden_field = hidden
+        self._pinned = pinned
+        self._buttons: dict[str, QToolButton] = {}
+        self._on_button: Callable[[str, QToolButton], None] | None = None
+        self.label = _HoverLabel(label_text, parent)
         self.label.setObjectName("fieldLabel")
         self.label.setWordWrap(False)
-        self.label.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         if hidden:
             self.label.setEnabled(False)
             self.label.setText(f"{label_text} (hidden)")
-        self.frame = QFrame(parent)
+        self.frame = _HoverFrame(parent)
         self.frame.setObjectName("fieldFrame")
-        self.frame.setStyleSheet(_FRAME_OK)
-        self.frame.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         frame_layout = QHBoxLayout(self.frame)
-        frame_layout.setContentsMargins(1, 1, 1, 1)
+        # Room for the 1 px border a problem draws: a margin until the frame first gets its style sheet
+        # (most never do, and setting one is slow), then the sheet's transparent border; nothing moves.
+        frame_layout.setContentsMargins(2, 2, 2, 2)
+        self._frame_layout = frame_layout
+        self._styled = False
         self.editor = make_editor(field, self.frame)
         frame_layout.addWidget(self.editor)
         self.linked: QLabel | None = None
@@ -92,38 +151,18 @@ class FieldRow:
         self.label.setBuddy(self.editor.focus_widget())
 
         # Row actions: reset (only while the value differs from the default), pin and hide (on hover).
-        self.actions = QWidget(parent)
+        self.actions = _HoverBox(parent)
         self.actions.setObjectName("fieldActions")
-        actions = QHBoxLayout(self.actions)
-        actions.setContentsMargins(0, 0, 0, 0)
-        actions.setSpacing(0)
-        self.reset = self._action_button(
-            "resetButton", "↺", f"Back to the workflow's value ({_short(default, 40)})"
-        )
-        self.reset.setAccessibleName(f"Reset {field.label.lower()} to default")
-        self.pin = self._action_button("pinButton", "↑", "Pin to the top of the form")
-        self.pin.setAccessibleName(f"Pin {field.label.lower()}")
-        self.hide = self._action_button(
-            "hideButton", "⊘", "Hide this field (Show hidden fields brings it back)"
-        )
-        self.hide.setAccessibleName(f"Hide {field.label.lower()}")
-        if hidden:
-            self.hide.setText(SHOW_AGAIN)
-            self.hide.setToolTip("Show this field again")
-        for button in (self.reset, self.pin, self.hide):
-            actions.addWidget(button)
-        self.reset.setVisible(False)
+        self.actions.setFixedSize(BUTTON_WIDTH * len(_BUTTONS), BUTTON_HEIGHT)
         self._hovered = False
-        self._hover = _HoverWatch(self)
-        for widget in (self.label, self.frame, self.actions):
-            widget.installEventFilter(self._hover)
-        self.set_hovered(False)
+        self.label.hovered = self.frame.hovered = self.actions.hovered = self.set_hovered
+        if hidden:
+            self.set_hovered(False)  # a hidden field's hide button shows all the time (it brings it back)
 
         self.error = QLabel(parent)
         self.error.setObjectName("fieldError")
         self.error.setWordWrap(True)
         self._red = ""
-        self.update_accents()
         self.error.setVisible(False)
 
         tip = field.tooltip.strip()
@@ -137,30 +176,75 @@ class FieldRow:
         main.setAccessibleDescription(context)
         self.context = context
 
-    def _action_button(self, name: str, text: str, tip: str) -> QToolButton:
+    @property
+    def reset(self) -> QToolButton:
+        return self._button("reset")
+
+    @property
+    def pin(self) -> QToolButton:
+        return self._button("pin")
+
+    @property
+    def hide(self) -> QToolButton:
+        return self._button("hide")
+
+    def set_menu(self, menu: Callable[[QPoint], None]) -> None:
+        """`menu(global position)` on a right-click on the label or beside the editor."""
+        self.label.menu = self.frame.menu = menu
+
+    def connect_buttons(self, handler: Callable[[str, QToolButton], None]) -> None:
+        """`handler(name, button)` for each row icon ("reset", "pin", "hide"), now or once it is made."""
+        self._on_button = handler
+        for name, button in self._buttons.items():
+            handler(name, button)
+
+    def _button(self, name: str) -> QToolButton:
+        button = self._buttons.get(name)
+        if button is not None:
+            return button
+        label = self.field.label.lower()
+        if name == "reset":
+            text, tip = "↺", f"Back to the workflow's value ({_short(self._default, 40)})"
+            accessible = f"Reset {label} to default"
+        elif name == "pin" and self._pinned:
+            text, tip, accessible = "↓", "Unpin", f"Unpin {label}"
+        elif name == "pin":
+            text, tip, accessible = "↑", "Pin to the top of the form", f"Pin {label}"
+        elif self._hidden_field:
+            text, tip, accessible = SHOW_AGAIN, "Show this field again", f"Hide {label}"
+        else:
+            text, tip = "⊘", "Hide this field (Show hidden fields brings it back)"
+            accessible = f"Hide {label}"
         button = QToolButton(self.actions)
-        button.setObjectName(name)
+        button.setObjectName(f"{name}Button")
         button.setAutoRaise(True)
         button.setText(text)
         button.setToolTip(tip)
-        button.setFixedSize(20, 22)
+        button.setAccessibleName(accessible)
         button.setFocusPolicy(
             Qt.FocusPolicy.NoFocus
         )  # one Tab stop per field; the context menu has these too
-        policy = button.sizePolicy()
-        policy.setRetainSizeWhenHidden(True)  # nothing moves when the icons come and go
-        button.setSizePolicy(policy)
+        # Its own place in the strip, shown or not: nothing moves when the icons come and go.
+        button.setGeometry(BUTTON_WIDTH * _BUTTONS.index(name), 0, BUTTON_WIDTH, BUTTON_HEIGHT)
+        button.setFixedSize(BUTTON_WIDTH, BUTTON_HEIGHT)
+        button.setVisible(False)
+        self._buttons[name] = button
+        if self._on_button is not None:
+            self._on_button(name, button)
         return button
 
     def set_changed(self, changed: bool) -> None:
         """Show the reset button only while the value differs from the workflow's."""
-        self.reset.setVisible(changed)
+        if changed or "reset" in self._buttons:
+            self.reset.setVisible(changed)
 
     def set_hovered(self, hovered: bool) -> None:
         """Pin and Hide show while the pointer is over the row (always for a hidden field: it needs Show)."""
         self._hovered = hovered
-        self.pin.setVisible(hovered)
-        self.hide.setVisible(hovered or self.hide.text() == SHOW_AGAIN)
+        if hovered or "pin" in self._buttons:
+            self.pin.setVisible(hovered)
+        if hovered or self._hidden_field or "hide" in self._buttons:
+            self.hide.setVisible(hovered or self._hidden_field)
 
     def place(self, grid: QGridLayout, row: int) -> int:
         """Put the row's widgets on `grid` from `row`; returns the next free row."""
@@ -178,7 +262,10 @@ class FieldRow:
         return row + 2
 
     def update_accents(self) -> None:
-        """Pick the error red for the current palette (by its lightness: readable on light and dark)."""
+        """Pick the error red for the current palette (by its lightness: readable on light and dark).
+        A row that never showed a problem has no style sheets yet: it gets them with its first one."""
+        if not self._styled:
+            return
         self._red = error_color(accent_palette(self.error)).name()
         set_style(self.error, f"color: {self._red};")
         set_style(self.frame, _frame_bad(self._red) if self.messages else _FRAME_OK)
@@ -187,26 +274,13 @@ class FieldRow:
         if messages == self.messages:
             return
         self.messages = list(messages)
+        if messages and not self._styled:
+            self._styled = True
+            self._frame_layout.setContentsMargins(1, 1, 1, 1)  # the style sheet's border takes the other px
+        self.update_accents()
         self.error.setText("\n".join(messages))
         self.error.setVisible(bool(messages))
-        self.frame.setStyleSheet(_frame_bad(self._red) if messages else _FRAME_OK)
         self.editor.focus_widget().setAccessibleDescription(" ".join(messages) or self.context)
-
-
-class _HoverWatch(QObject):
-    """Shows a row's Pin and Hide icons while the pointer is over any of its widgets."""
-
-    def __init__(self, row: FieldRow) -> None:
-        super().__init__(row.actions)
-        self._row = row
-
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        kind = event.type()
-        if kind == QEvent.Type.Enter:
-            self._row.set_hovered(True)
-        elif kind == QEvent.Type.Leave:
-            self._row.set_hovered(False)
-        return False
 
 
 class FormGroupBox(QFrame):
@@ -227,11 +301,7 @@ class FormGroupBox(QFrame):
         self.header: QToolButton | None = None
         self.title: QLabel | None = None
         if collapsible:
-            self.header = QToolButton(self)
-            self.header.setStyleSheet(
-                "QToolButton#groupHeader { border: none; border-bottom: 1px solid palette(mid);"
-                " padding: 4px 2px; text-align: left; }"
-            )
+            self.header = QToolButton(self)  # styled by GROUPS_SHEET
             self.header.setObjectName("groupHeader")
             self.header.setText(title)
             self.header.setCheckable(True)
@@ -276,6 +346,7 @@ class FormGroupBox(QFrame):
     def add_row(self, row: FieldRow) -> None:
         self.rows.append(row)
         self._next_row = row.place(self.grid, self._next_row)
+        self._show_now(row.label, row.frame, row.actions, row.error)
 
     def add_note(self, text: str) -> QLabel:
         """A read-only line across the grid (an autogrow input's connected slots, a matched type)."""
@@ -285,25 +356,43 @@ class FormGroupBox(QFrame):
         note.setEnabled(False)  # muted text: it informs, it cannot be edited
         self.grid.addWidget(note, self._next_row, 0, 1, 3)
         self._next_row += 1
+        self._show_now(note)
         return note
 
     def add_widget(self, widget: QWidget) -> None:
         """A widget in the editor column, under the last row (e.g. a size pair's presets)."""
         self.grid.addWidget(widget, self._next_row, 1, Qt.AlignmentFlag.AlignLeft)
         self._next_row += 1
+        self._show_now(widget)
+
+    def _show_now(self, *widgets: QWidget) -> None:
+        """Show what was just put in an open group already on screen (a row built after the first paint) at
+        once: a layout would show it only after the events waiting, too late for a click right away."""
+        if self.body.isVisible():
+            for widget in widgets:
+                if not widget.testAttribute(Qt.WidgetAttribute.WA_WState_ExplicitShowHide):
+                    widget.show()
 
     def repolish(self) -> None:
         """Polish again for a new palette: a widget with a style sheet (and what is inside it) keeps the
-        palette it was polished with, so after a light -> dark switch its labels would stay black."""
-        sheet = self.styleSheet()
-        self.setStyleSheet("")
-        self.setStyleSheet(sheet)
+        palette it was polished with, so after a light -> dark switch its labels would stay black. The
+        sheet is its holder's (GROUPS_SHEET, set once on the widget holding every group)."""
+        holder = self.parentWidget()
+        if holder is not None and holder.styleSheet():
+            sheet = holder.styleSheet()
+            holder.setStyleSheet("")
+            holder.setStyleSheet(sheet)
 
     def set_active(self, active: bool) -> None:
         """Mark the group whose node is executing: an accent bar in the palette's highlight colour."""
-        colour = "palette(highlight)" if active else "transparent"
-        self.setStyleSheet(f"QFrame#formGroup {{ border: none; border-left: 3px solid {colour}; }}")
+        if self.property("active") == active:
+            return
         self.setProperty("active", active)
+        if self.isVisible() or self.testAttribute(Qt.WidgetAttribute.WA_WState_Polished):
+            style = self.style()  # the sheet's [active="true"] rule: applied by polishing again
+            style.unpolish(self)
+            style.polish(self)
+            self.update()
 
     def _toggled(self, expanded: bool) -> None:
         self.body.setVisible(expanded)
