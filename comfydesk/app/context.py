@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from PySide6.QtCore import QObject, Signal
@@ -29,7 +32,6 @@ from comfydesk.app.local_server import LocalServer, LocalServerConfig, ServerSta
 from comfydesk.app.publish import PublishModel
 from comfydesk.app.run_state import RunState
 from comfydesk.app.tasks import ErrorModel, TaskRunner
-from comfydesk.app.templates import TemplateCatalogModel
 from comfydesk.app.thumbnails import ThumbnailCache
 from comfydesk.backends.base import Backend
 from comfydesk.core.errors import AuthenticationError, ComfyDeskError
@@ -39,6 +41,9 @@ from comfydesk.store.profiles import MANAGED_KIND, Profile, ProfileStore
 from comfydesk.store.secrets import SecretStore
 from comfydesk.store.settings import Settings
 
+if TYPE_CHECKING:  # made when first used (the template browser), not at start-up
+    from comfydesk.app.templates import TemplateCatalogModel
+
 __all__ = ["SHUTDOWN_TIMEOUT", "AppContext", "build_context", "default_backend_factory", "profile_for_url"]
 
 log = logging.getLogger(__name__)
@@ -47,8 +52,29 @@ SHUTDOWN_TIMEOUT = 3.0
 """Seconds closing may take (network close, demo engine stop); the app quits after them regardless."""
 
 
+@contextmanager
+def _httpx_without_cli() -> Iterator[None]:
+    """httpx's first import also imports its command-line client (click, rich, pygments: tens of ms before
+    the first request), which the app never runs: kept out of that import. `httpx.main` then says the
+    client's dependencies are missing; a later `import httpx._main` loads it as usual."""
+    if "httpx" in sys.modules or "httpx._main" in sys.modules:
+        yield
+        return
+    sys.modules["httpx._main"] = None  # type: ignore[assignment]  # `from ._main import main` raises ImportError
+    try:
+        yield
+    finally:
+        if "httpx._main" in sys.modules and sys.modules["httpx._main"] is None:
+            del sys.modules["httpx._main"]
+
+
 def default_backend_factory(profile: Profile, secret: str | None) -> Backend:
     """The backend for a profile: native ComfyUI for local/remote, the /api/v1 backend for a gateway."""
+    with _httpx_without_cli():
+        return _make_backend(profile, secret)
+
+
+def _make_backend(profile: Profile, secret: str | None) -> Backend:
     if profile.kind == GATEWAY_KIND:
         if not secret:
             raise AuthenticationError(profile.url, 401)  # a gateway always wants a token: say so now
@@ -153,10 +179,11 @@ class AppContext:
     journal: JournalModel
     recorder: RunRecorder
     gallery: GalleryModel
-    templates: TemplateCatalogModel
     server: str | None = None
     local_server: LocalServer | None = None  # a ComfyUI on this computer that comfydesk starts (managed)
+    parent: QObject | None = None  # of the models made later (`templates`)
     _cleanups: list[Callable[[], None]] = field(default_factory=list)
+    _templates: TemplateCatalogModel | None = field(default=None, init=False)
     _closing: bool = field(default=False, init=False)
     _close_requested: bool = field(default=False, init=False)  # close() ran; aclose may not have yet
     _closed: bool = field(default=False, init=False)
@@ -171,6 +198,25 @@ class AppContext:
     def closed(self) -> bool:
         """True once shutdown has finished (connection closed, demo engine stopped, settings written)."""
         return self._closed
+
+    @property
+    def templates(self) -> TemplateCatalogModel:
+        """The server's template catalogue, made when first asked for (the template browser): it follows
+        the connection's backend and the node catalog from then on, as if it had been there from the start
+        (it only remembers them until asked)."""
+        if self._templates is None:
+            from comfydesk.app.templates import TemplateCatalogModel
+
+            connection, catalog = self.connection, self.catalog
+            templates = TemplateCatalogModel(
+                self.tasks, self.paths.data_dir / "cache" / "templates", self.parent
+            )
+            templates.set_backend(connection.backend, connection.url)
+            templates.set_catalog(catalog.catalog)
+            connection.backend_changed.connect(lambda b: templates.set_backend(b, connection.url))
+            catalog.catalog_changed.connect(templates.set_catalog)
+            self._templates = templates
+        return self._templates
 
     # -- start-up ----------------------------------------------------------------------------------
     def start(self) -> None:
@@ -379,7 +425,6 @@ def build_context(
     demo = DemoEngine(tasks, paths.demo_dir, parent)
     gateway = GatewayState(connection, errors, parent=parent)
     publisher = PublishModel(tasks, connection, library, errors, parent)
-    templates = TemplateCatalogModel(tasks, paths.data_dir / "cache" / "templates", parent)
     local_server = LocalServer(tasks, parent)
     # The process ended on its own: say so with its exit code and last lines (not a network blip).
     local_server.exited.connect(lambda exc: errors.report_exception(exc, what="ComfyUI on this computer"))
@@ -402,16 +447,14 @@ def build_context(
         journal=journal,
         recorder=recorder,
         gallery=gallery,
-        templates=templates,
         server=server,
         local_server=local_server,
+        parent=parent,
     )
     connection.profile_changed.connect(catalog.server_changed)  # the cached catalog at once
     connection.backend_changed.connect(catalog.load_from)
     connection.backend_changed.connect(library.set_backend)
     catalog.catalog_changed.connect(library.set_catalog)
-    connection.backend_changed.connect(lambda b: templates.set_backend(b, connection.url))
-    catalog.catalog_changed.connect(templates.set_catalog)
     library.current_changed.connect(ctx._on_current)
     library.renamed.connect(ctx._on_renamed)
     demo.url_changed.connect(ctx._on_demo_url)

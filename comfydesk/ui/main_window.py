@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import html
 import itertools
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QEvent, Qt
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
-    QFileDialog,
     QMainWindow,
-    QMessageBox,
+    QMenu,
     QSplitter,
     QStackedWidget,
     QTabWidget,
@@ -29,9 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from comfydesk import __version__
 from comfydesk.app.context import AppContext
-from comfydesk.app.demo import DEMO_LABEL
 from comfydesk.app.library import CurrentWorkflow
 from comfydesk.app.missing import MissingPiecesModel
 from comfydesk.backends.base import ConnectionState, ConnectionStatus
@@ -45,31 +41,53 @@ from comfydesk.ui.form_panel import FormPanel
 from comfydesk.ui.gallery import GalleryPane, GalleryView, add_gallery_dock
 from comfydesk.ui.gateway_ui import GatewayUi
 from comfydesk.ui.node_pane import NodePane
-from comfydesk.ui.profiles_dialog import ProfilesDialog
 from comfydesk.ui.queue_view import QueueView
 from comfydesk.ui.results import ResultsStrip
 from comfydesk.ui.run_view import RunView
 from comfydesk.ui.server_log import ServerLogPanel, add_server_log_dock
 from comfydesk.ui.settings_dialog import install_settings
 from comfydesk.ui.status_line import StatusLine
-from comfydesk.ui.template_browser import TemplateBrowser
 from comfydesk.ui.viewer_actions import install_gallery_actions
 from comfydesk.ui.window_layout import SPLITTER_KEY, restore_layout, save_layout
+from comfydesk.ui.window_menus import (
+    build_actions,
+    build_menus,
+    make_action,
+    open_workflow_dialog,
+    show_about,
+    show_tab,
+    show_templates,
+    with_shortcut,
+)
 from comfydesk.ui.workflow_pane import WorkflowPane
+
+if TYPE_CHECKING:  # opened from a menu: imported then, not at start-up
+    from comfydesk.ui.profiles_dialog import ProfilesDialog
+    from comfydesk.ui.template_browser import TemplateBrowser
 
 __all__ = ["SPLITTER_KEY", "MainWindow"]
 
-OPEN_FILTER = "Workflows (*.json *.png *.webp);;All files (*)"
 STRIP_THUMB = 64  # px: the strip of recent results under the canvas stays small
-
-
-def _with_shortcut(text: str, action: QAction) -> str:
-    keys = action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
-    return f"{text} ({keys})" if keys else text
 
 
 class MainWindow(QMainWindow):
     """See the module docstring. Object names are stable API for tests and style sheets."""
+
+    # Made by comfydesk.ui.window_menus (build_actions, build_menus).
+    open_action: QAction
+    reveal_action: QAction
+    quit_action: QAction
+    run_action: QAction
+    cancel_action: QAction
+    reset_action: QAction
+    focus_form_action: QAction
+    profiles_action: QAction
+    reconnect_action: QAction
+    demo_action: QAction
+    templates_action: QAction
+    about_action: QAction
+    file_menu: QMenu
+    view_menu: QMenu
 
     def __init__(self, ctx: AppContext, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -82,10 +100,10 @@ class MainWindow(QMainWindow):
         self._profiles_dialog: ProfilesDialog | None = None
         self._focus_on_load: str | None = None  # a workflow chosen with Enter: focus its form once built
 
-        self._build_actions()
+        build_actions(self)  # comfydesk.ui.window_menus: the actions and the menu bar
         self._build_centre()
         self._build_docks()
-        self._build_menus()
+        build_menus(self)
         self._build_status_bar()
         self._wire()
         self._restore_layout()
@@ -98,44 +116,6 @@ class MainWindow(QMainWindow):
         self.settings_ui = install_settings(self)  # File -> Settings…, View -> Theme; preferences applied
 
     # ------------------------------------------------------------------------------------------ building
-    def _action(
-        self, text: str, slot: Any, *shortcuts: str | QKeySequence.StandardKey, tip: str = ""
-    ) -> QAction:
-        action = QAction(text, self)
-        keys: list[QKeySequence] = []
-        for s in shortcuts:  # a standard key may be unbound on a platform: the next one stands in
-            key = QKeySequence(s)
-            if not key.isEmpty() and key not in keys:
-                keys.append(key)
-        if keys:
-            action.setShortcuts(keys)
-        action.setToolTip(_with_shortcut(tip or text.replace("&", "").rstrip("…"), action))
-        action.setStatusTip(tip)
-        action.triggered.connect(slot)
-        self.addAction(action)
-        return action
-
-    def _build_actions(self) -> None:
-        ctx = self.ctx
-        self.open_action = self._action("&Open workflow…", self.open_workflow, QKeySequence.StandardKey.Open)
-        self.reveal_action = self._action("&Reveal library folder", lambda: ctx.library.reveal(None))
-        self.quit_action = self._action("&Quit", self.close, QKeySequence.StandardKey.Quit, "Ctrl+Q")
-        self.run_action = self._action("&Run", self.run_workflow, "Ctrl+Return", "Ctrl+Enter")
-        self.cancel_action = self._action(
-            "&Cancel", self.request_cancel, "Esc", tip="Cancel this window's runs"
-        )
-        self.reset_action = self._action("Reset form to &defaults", self._reset_form, "Ctrl+Shift+Backspace")
-        self.focus_form_action = self._action("Go to the &form", self._focus_form, "Ctrl+E")
-        self.profiles_action = self._action("&Profiles…", self.show_profiles, "Ctrl+Alt+P")
-        self.reconnect_action = self._action("Re&connect", ctx.retry, QKeySequence.StandardKey.Refresh, "F5")
-        self.demo_action = self._action("Start &demo engine", ctx.start_demo, tip=DEMO_LABEL)
-        self.templates_action = self._action(
-            "Browse &templates…", self.show_templates, "Ctrl+Shift+T", tip="The server's template catalogue"
-        )
-        self.about_action = self._action(
-            "&About comfydesk", self.show_about, QKeySequence.StandardKey.HelpContents, "F1"
-        )
-
     def _build_centre(self) -> None:
         self.first_run = FirstRunPanel()
         self.first_run.retry_requested.connect(self.ctx.retry)
@@ -149,13 +129,13 @@ class MainWindow(QMainWindow):
         self.reset_button, self.run_button, self.batch = panel.reset_button, panel.run_button, panel.batch
         self.cancel_button, self.run_reason = panel.cancel_button, panel.run_reason
         self.reset_button.setToolTip(
-            _with_shortcut("Reset every field to the workflow's value", self.reset_action)
+            with_shortcut("Reset every field to the workflow's value", self.reset_action)
         )
         self.reset_button.clicked.connect(self._reset_form)
-        self.run_button.setToolTip(_with_shortcut("Queue the workflow with these values", self.run_action))
+        self.run_button.setToolTip(with_shortcut("Queue the workflow with these values", self.run_action))
         self.run_button.clicked.connect(self.run_workflow)
         self.cancel_button.setToolTip(
-            _with_shortcut("Interrupt the running one and clear what this window queued", self.cancel_action)
+            with_shortcut("Interrupt the running one and clear what this window queued", self.cancel_action)
         )
         self.cancel_button.clicked.connect(self.request_cancel)
         # What the workflow needs that the server lacks: the panel above the form, why Run is off beside it.
@@ -242,8 +222,8 @@ class MainWindow(QMainWindow):
         self.form_toggle.setText("Show the &form")
         self.form_toggle.setShortcut(QKeySequence("Ctrl+Shift+F"))
 
-        self.show_workflows_action = self._action("&Workflows pane", lambda: self._show_tab(0), "Ctrl+1")
-        self.show_nodes_action = self._action("&Nodes pane", lambda: self._show_tab(1), "Ctrl+2")
+        self.show_workflows_action = make_action(self, "&Workflows pane", lambda: show_tab(self, 0), "Ctrl+1")
+        self.show_nodes_action = make_action(self, "&Nodes pane", lambda: show_tab(self, 1), "Ctrl+2")
         self.library_toggle = self.library_dock.toggleViewAction()
         self.library_toggle.setText("Show &library")
         self.library_toggle.setShortcut(QKeySequence("Ctrl+Shift+L"))
@@ -262,38 +242,6 @@ class MainWindow(QMainWindow):
         self.server_log_dock = add_server_log_dock(self, self.ctx.local_server)
         self.server_log: ServerLogPanel = self.server_log_dock.widget()  # type: ignore[assignment]
         self.resizeDocks([self.gallery_dock], [240], Qt.Orientation.Horizontal)
-
-    def _build_menus(self) -> None:
-        bar = self.menuBar()
-        file_menu = bar.addMenu("&File")
-        self.file_menu = file_menu
-        file_menu.addActions([self.open_action, self.reveal_action])
-        file_menu.addSeparator()
-        file_menu.addAction(self.quit_action)
-        run_menu = bar.addMenu("&Run")
-        run_menu.addActions([self.run_action, self.cancel_action])
-        run_menu.addSeparator()
-        run_menu.addActions([self.reset_action, self.focus_form_action])
-        view_menu = bar.addMenu("&View")
-        view_menu.addActions([self.show_workflows_action, self.show_nodes_action])
-        view_menu.addSeparator()
-        view_menu.addActions([self.library_toggle, self.form_toggle, self.queue_toggle, self.gallery_toggle])
-        view_menu.addSeparator()
-        self.view_menu = view_menu  # the Theme submenu goes here (install_settings)
-        server_menu = bar.addMenu("&Server")
-        server_menu.addActions([self.profiles_action, self.reconnect_action, self.templates_action])
-        server_menu.addSeparator()
-        server_menu.addAction(self.demo_action)
-        server_menu.addSeparator()
-        server_menu.addActions(
-            [
-                self.server_log.restart_action,
-                self.server_log.stop_action,
-                self.server_log_dock.toggleViewAction(),
-            ]
-        )
-        help_menu = bar.addMenu("&Help")
-        help_menu.addAction(self.about_action)
 
     def _build_status_bar(self) -> None:
         self.status_line = StatusLine(self.statusBar(), self.ctx.connection, self)
@@ -336,20 +284,10 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------------------------------ slots
     def show_templates(self) -> TemplateBrowser:
         """The template browser (one per window, kept while the window lives)."""
-        browser = self.findChild(TemplateBrowser, "templateBrowser")
-        if browser is None:
-            browser = TemplateBrowser(self.ctx.templates, self.ctx.library, self)
-            browser.open_requested.connect(self._on_workflow_activated)
-        browser.show()
-        browser.raise_()
-        return browser
+        return show_templates(self)
 
     def open_workflow(self) -> None:
-        dialog = QFileDialog(self, "Open workflow", str(Path.home()), OPEN_FILTER)
-        dialog.setObjectName("openWorkflowDialog")
-        dialog.setFileMode(QFileDialog.FileMode.ExistingFiles)
-        dialog.filesSelected.connect(lambda files: self.ctx.library.add_files([Path(f) for f in files]))
-        dialog.open()
+        open_workflow_dialog(self)
 
     def run_workflow(self) -> None:
         if not self.run_button.isEnabled():
@@ -365,6 +303,8 @@ class MainWindow(QMainWindow):
 
     def show_profiles(self) -> None:
         if self._profiles_dialog is None:
+            from comfydesk.ui.profiles_dialog import ProfilesDialog
+
             self._profiles_dialog = ProfilesDialog(
                 self.ctx.profiles, self.ctx.connection, on_connect=self.ctx.connect_profile, parent=self
             )
@@ -378,24 +318,7 @@ class MainWindow(QMainWindow):
         self._profiles_dialog.select_profile(profile_id or (profile.id if profile is not None else None))
 
     def show_about(self) -> None:
-        box = QMessageBox(
-            QMessageBox.Icon.Information,
-            "About comfydesk",
-            f"comfydesk {__version__}\nRun ComfyUI workflows through generated forms.\n\n"
-            f"Data: {self.ctx.paths.data_dir}",
-            QMessageBox.StandardButton.Ok,
-            self,
-        )
-        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        box.open()
-
-    def _show_tab(self, index: int) -> None:
-        self.library_dock.show()
-        self.left_tabs.setCurrentIndex(index)
-        widget = self.left_tabs.currentWidget()
-        search = getattr(widget, "search", None)
-        if isinstance(search, QWidget):
-            search.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        show_about(self)
 
     def _focus_form(self) -> None:
         """Focus the form's first field (Ctrl+E, Enter on a workflow)."""

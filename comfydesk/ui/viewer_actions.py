@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, QStandardPaths, Qt
 from PySide6.QtGui import QAction, QKeySequence
@@ -19,8 +19,10 @@ from comfydesk.app.gallery_actions import GalleryActions, suggested_name
 from comfydesk.app.library import CurrentWorkflow
 from comfydesk.app.media import MediaLoader, media_class
 from comfydesk.store.journal import OutputRecord
-from comfydesk.ui.compare import CompareView
 from comfydesk.ui.viewer import ImageViewer
+
+if TYPE_CHECKING:
+    from comfydesk.ui.compare import CompareView
 
 __all__ = ["GalleryActionSet", "install_gallery_actions"]
 
@@ -247,6 +249,8 @@ class GalleryActionSet(QObject):
 
     def open_compare(self, a: OutputRecord, b: OutputRecord) -> CompareView:
         if self.compare is None:
+            from comfydesk.ui.compare import CompareView  # imported when first opened
+
             self.compare = CompareView(self.loader, self.parent_widget)
             self.compare.setWindowFlag(Qt.WindowType.Window)
         self.compare.set_records(a, b)
