@@ -48,6 +48,7 @@ __all__ = ["FormMemory", "FormPort", "QueueEntry", "RunController", "map_issues"
 log = logging.getLogger(__name__)
 MAX_BATCH = 100
 _EARLY_LIMIT = 2000  # events kept for an execution whose submit has not returned yet
+KEEP_ENDED_RUNS = 64  # ended runs still recognised when a late event comes; older ones are forgotten
 
 
 class FormPort(Protocol):
@@ -378,12 +379,20 @@ class RunController(QObject):
             outputs=RunOutputs(journal_id=journal_id),
         )
         self._runs[execution.id] = run
+        self._forget_ended_runs()
         self.submitted.emit(execution)
         if not self._following():
             self._follow(run)
         for event in self._early.pop(execution.id, []):
             self._apply(run, event)
         self._publish_queue()
+
+    def _forget_ended_runs(self) -> None:
+        """Keep the newest KEEP_ENDED_RUNS ended runs (a late event about one is then recognised and
+        ignored); older ones go, or an overnight batch would hold every run's graph and outputs."""
+        ended = [eid for eid, r in self._runs.items() if r.ended]
+        for eid in ended[: max(0, len(ended) - KEEP_ENDED_RUNS)]:
+            del self._runs[eid]
 
     # -- internals: events -------------------------------------------------------------------------
     def _following(self) -> bool:

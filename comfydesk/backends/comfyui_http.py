@@ -213,7 +213,10 @@ class TransportConfig:
             base_url=self.address.http_base,
             headers=self.headers,
             verify=self.ssl_context,
-            timeout=httpx.Timeout(self.timeout, connect=self.connect_timeout),
+            # Only connecting has its own timeout; the rest of a request is bounded by `fetch`'s one budget
+            # (httpx's per-read timeouts each left a timer in the Qt loop for `timeout` seconds: thousands
+            # of them during a fast batch).
+            timeout=httpx.Timeout(None, connect=self.connect_timeout),
             follow_redirects=False,
         )
 
@@ -269,25 +272,37 @@ class TransportConfig:
         t0 = loop.time()
         start_budget = self.timeout + _upload_size(kwargs) / MIN_RATE
         received = 0
+        answered = False
         try:
-            async with asyncio.timeout(t0 + start_budget) as budget:
+            async with asyncio.timeout_at(t0 + start_budget) as budget:
                 request = client.build_request(method, path.lstrip("/"), **kwargs)
                 resp = await client.send(request, stream=True)
+                answered = True
                 try:
                     declared = resp.headers.get("content-length", "")
                     if declared.isdigit() and int(declared) > limit.max_bytes:
                         raise self._too_big(what, limit, int(declared))
                     chunks: list[bytes] = []
+                    scheduled = t0 + start_budget
                     async for chunk in resp.aiter_bytes():
                         received += len(chunk)
                         if received > limit.max_bytes:
                             raise self._too_big(what, limit, None)
                         chunks.append(chunk)
                         allowed = min(limit.ceiling, self.timeout + received / MIN_RATE)
-                        budget.reschedule(t0 + max(start_budget, allowed))
+                        deadline = t0 + max(start_budget, allowed)
+                        if loop.time() > deadline:  # a trickle: each chunk is checked against the rule
+                            raise TimeoutError
+                        if deadline > scheduled:
+                            # The timer (for a body that stops) moves in steps, not per chunk: each move
+                            # leaves a timer handle in the Qt loop until its old time comes.
+                            scheduled = max(deadline, min(t0 + limit.ceiling, deadline + self.timeout))
+                            budget.reschedule(scheduled)
                 finally:
                     await resp.aclose()
         except TimeoutError:
+            if not answered:  # not a word within the budget: said as a read timeout always was
+                raise self.unreachable(httpx.ReadTimeout("timed out"), what) from None
             elapsed = loop.time() - t0
             got = f"; it had sent {_size(received)}" if received else ""
             raise ServerUnreachable(

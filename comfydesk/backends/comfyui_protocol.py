@@ -201,6 +201,10 @@ class RunState:
     gap: bool = False
 
 
+KEEP_ENDED_RUNS = 256
+"""Ended runs the mapper still recognises (newest first); older ones are forgotten."""
+
+
 class ProtocolMapper:
     """Maps ComfyUI WebSocket messages to core events for the prompts this client tracks."""
 
@@ -217,7 +221,16 @@ class ProtocolMapper:
         run = self.runs.get(prompt_id)
         if run is None:
             run = self.runs[prompt_id] = RunState(prompt_id)
+            if len(self.runs) > KEEP_ENDED_RUNS * 2:
+                self._forget_oldest_ended()
         return run
+
+    def _forget_oldest_ended(self) -> None:
+        """An overnight batch must not keep every run it ever saw: ended runs are kept (so that a late
+        message about one is recognised and ignored) only for the newest KEEP_ENDED_RUNS."""
+        ended = [pid for pid, r in self.runs.items() if r.terminal]
+        for pid in ended[: max(0, len(ended) - KEEP_ENDED_RUNS)]:
+            del self.runs[pid]
 
     def forget(self, prompt_id: str) -> None:
         self.runs.pop(prompt_id, None)

@@ -211,3 +211,37 @@ def test_with_the_kept_bytes_capped_the_copy_comes_from_the_journals_file(
     assert sorted(o.sha256 for o in stored) == sorted(sha(r.path) for r in results)
     assert all(r.thumbnail is not None and not r.thumbnail.isNull() for r in results)
     assert demo_fake.state.views - views_before == 3  # copied from the journal's files, not downloaded again
+
+
+def test_a_long_batch_forgets_ended_runs_but_records_every_one(
+    qtbot: QtBot,
+    open_window: OpenWindow,
+    demo_fake: RunningFake,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An overnight batch must not hold every run's graph and outputs in memory: the controller keeps the
+    newest few ended runs only (here 2), and every run is still in the journal with its output."""
+    from comfydesk.app import controller
+
+    monkeypatch.setattr(controller, "KEEP_ENDED_RUNS", 2)
+    data_dir = tmp_path / "app"
+    key = write_workflow(data_dir, "One", one_image())
+    window = open_window(server=demo_fake.url, data_dir=data_dir)
+    wait_connected(qtbot, window)
+    pick(qtbot, window, key)
+    sent: list[Execution] = []
+    window.ctx.controller.submitted.connect(sent.append)
+    window.ctx.controller.run(8)
+
+    def all_recorded() -> bool:
+        runs = [run_record(window, e.id) for e in sent]
+        return len(sent) == 8 and all(
+            r is not None and r.status == "completed" and len(outputs_of(window, r.id)) == 1 for r in runs
+        )
+
+    qtbot.waitUntil(all_recorded, timeout=60_000)
+    qtbot.waitUntil(lambda: not window.ctx.controller.busy, timeout=TIMEOUT)
+    kept = window.ctx.controller._runs
+    assert len(kept) <= 3  # the newest ended ones (2) and at most the last, ended after the newest was added
+    assert sent[-1].id in kept

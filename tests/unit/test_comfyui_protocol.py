@@ -687,3 +687,24 @@ def test_lost_connection_message_names_the_server() -> None:
 
     text = lost_connection_message("https://gpu.example:8443")
     assert "https://gpu.example:8443" in text and "lost" in text and "unknown" in text
+
+
+def test_an_overnight_batch_does_not_keep_every_ended_run() -> None:
+    """Ended runs are forgotten past the newest KEEP_ENDED_RUNS (a late message about a recent one is still
+    ignored); runs not ended are never forgotten."""
+    from comfydesk.backends.comfyui_protocol import KEEP_ENDED_RUNS
+
+    mapper = ProtocolMapper()
+    mapper.track("still-running")
+    mapper.feed({"type": "execution_start", "data": {"prompt_id": "still-running"}})
+    for i in range(KEEP_ENDED_RUNS * 4):
+        pid = f"p{i}"
+        mapper.track(pid)
+        mapper.feed({"type": "execution_start", "data": {"prompt_id": pid}})
+        mapper.feed({"type": "execution_success", "data": {"prompt_id": pid}})
+    assert len(mapper.runs) <= KEEP_ENDED_RUNS * 2 + 1
+    assert "still-running" in mapper.runs and not mapper.runs["still-running"].terminal
+    newest = f"p{KEEP_ENDED_RUNS * 4 - 1}"
+    assert mapper.runs[newest].terminal
+    assert mapper.feed({"type": "execution_success", "data": {"prompt_id": newest}}) == []  # said once
+    assert mapper.feed({"type": "executing", "data": {"node": "3", "prompt_id": "p0"}}) == []  # forgotten
