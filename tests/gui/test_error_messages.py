@@ -169,7 +169,7 @@ def test_a_problem_with_no_field_is_one_banner(
 
 
 def test_node_failing_at_run_time_shows_one_banner_with_details_and_copy(
-    qtbot: QtBot, open_window: OpenWindow, real_fake: RunningFake, tmp_path: Path, artifacts_dir: Path
+    qtbot: QtBot, open_window: OpenWindow, real_fake: RunningFake, tmp_path: Path, docs_shots: Path
 ) -> None:
     window = setup(qtbot, open_window, real_fake, tmp_path / "app", "Broken", load_image_workflow("bad.png"))
     window.resize(1280, 860)
@@ -211,7 +211,7 @@ def test_node_failing_at_run_time_shows_one_banner_with_details_and_copy(
     qtbot.mouseClick(view.copy_button, Qt.MouseButton.LeftButton)
     copied = QGuiApplication.clipboard().text()
     assert text in copied and "UnidentifiedImageError" in copied and "load_image" in copied
-    path = artifacts_dir / "error-details.png"
+    path = docs_shots / "error-details.png"
     assert window.grab().save(str(path))
     assert path.stat().st_size > 10_000
 

@@ -329,7 +329,7 @@ def test_tab_still_walks_the_fields_in_order(qtbot: QtBot, catalog: NodeCatalog)
 
 # ------------------------------------------------------------------------------------------- screenshot
 def test_calm_form_screenshot(
-    qtbot: QtBot, catalog: NodeCatalog, demo_catalog: NodeCatalog, artifacts_dir: Path
+    qtbot: QtBot, catalog: NodeCatalog, demo_catalog: NodeCatalog, docs_shots: Path
 ) -> None:
     """The demo sample and a real txt2img UI workflow side by side, Advanced collapsed."""
     holder = QWidget()
@@ -348,7 +348,7 @@ def test_calm_form_screenshot(
     qtbot.waitExposed(holder)
     for view in holder.findChildren(FormView):
         qtbot.waitUntil(lambda v=view: v.widget().width() <= v.viewport().width())
-    path = artifacts_dir / "form-calm.png"
+    path = docs_shots / "form-calm.png"
     assert holder.grab().save(str(path))
     assert path.stat().st_size > 10_000
     assert not holder.findChildren(QLineEdit, "nonexistent")
