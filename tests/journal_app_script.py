@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ os.environ.setdefault("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
 import qasync
 from PySide6.QtWidgets import QApplication
 
-from comfydesk.app.context import build_context
+from comfydesk.app.context import AppContext, build_context
 from comfydesk.app.library import CurrentWorkflow
 from comfydesk.core.templates import FormSpec
 
@@ -38,7 +39,12 @@ class DefaultsForm:
         return dict(self._values)
 
 
-async def main(data_dir: Path, url: str, key: str) -> None:
+async def open_workflow(
+    data_dir: Path, url: str, key: str, make_form: Callable[[FormSpec], Any]
+) -> AppContext:
+    """The app context on `data_dir`, connected to `url` with workflow `key` open and a form bound; each
+    submission is printed as `SUBMITTED <execution id>` once the journal has it. (Also used by
+    tests/reliability/app_batch_script.py.)"""
     ctx = build_context(server=url, data_dir=data_dir)
     ready = asyncio.Event()
 
@@ -55,13 +61,18 @@ async def main(data_dir: Path, url: str, key: str) -> None:
     await ready.wait()
     current = ctx.library.current
     assert isinstance(current, CurrentWorkflow) and current.spec is not None
-    ctx.controller.bind_form(DefaultsForm(current.spec))
+    ctx.controller.bind_form(make_form(current.spec))
 
     async def announce(execution_id: str) -> None:
         await ctx.journal.count()  # the journal's worker is in order: the submission is written by now
         print("SUBMITTED", execution_id, flush=True)
 
     ctx.controller.submitted.connect(lambda e: ctx.tasks.start(announce(e.id), what="announce"))
+    return ctx
+
+
+async def main(data_dir: Path, url: str, key: str) -> None:
+    ctx = await open_workflow(data_dir, url, key, DefaultsForm)
     ctx.controller.run(1)
     await asyncio.Event().wait()  # until killed
 

@@ -22,9 +22,8 @@ os.environ.setdefault("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
 import qasync
 from PySide6.QtWidgets import QApplication
 
-from comfydesk.app.context import build_context
-from comfydesk.app.library import CurrentWorkflow
 from comfydesk.core.templates import FormSpec
+from tests.journal_app_script import open_workflow  # PYTHONPATH is the repository (the test sets it)
 
 
 class VaryingForm:
@@ -46,29 +45,7 @@ class VaryingForm:
 
 
 async def main(data_dir: Path, url: str, key: str, count: int, finish: bool) -> None:
-    ctx = build_context(server=url, data_dir=data_dir)
-    ready = asyncio.Event()
-
-    def check(*_: object) -> None:
-        current = ctx.library.current
-        if ctx.connection.backend is not None and isinstance(current, CurrentWorkflow) and current.spec:
-            ready.set()
-
-    ctx.library.current_changed.connect(check)
-    ctx.connection.backend_changed.connect(check)
-    ctx.errors.error_changed.connect(lambda e: print("ERROR", e, file=sys.stderr, flush=True))
-    ctx.start()
-    ctx.library.select(key)
-    await ready.wait()
-    current = ctx.library.current
-    assert isinstance(current, CurrentWorkflow) and current.spec is not None
-    ctx.controller.bind_form(VaryingForm(current.spec))
-
-    async def announce(execution_id: str) -> None:
-        await ctx.journal.count()  # the journal's worker is in order: the submission is written by now
-        print("SUBMITTED", execution_id, flush=True)
-
-    ctx.controller.submitted.connect(lambda e: ctx.tasks.start(announce(e.id), what="announce"))
+    ctx = await open_workflow(data_dir, url, key, VaryingForm)
     if not finish:
         ctx.controller.run(count)
         await asyncio.Event().wait()  # until killed
