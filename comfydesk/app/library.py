@@ -11,14 +11,21 @@ import asyncio
 import logging
 import re
 import shutil
-from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
 
+from comfydesk.app.library_open import (
+    CurrentWorkflow,
+    LibraryEntry,
+    OpenedCache,
+    failed,
+    open_document,
+    open_local,
+)
 from comfydesk.app.tasks import TaskRunner
 from comfydesk.backends.base import Backend, WorkflowSummary
 from comfydesk.core.errors import (
@@ -29,18 +36,7 @@ from comfydesk.core.errors import (
     WorkflowFormatError,
 )
 from comfydesk.core.graph import ApiGraph, is_link
-from comfydesk.core.messages import for_exception
-from comfydesk.core.missing import (
-    WorkflowNeeds,
-    build_partial_form,
-    open_workflow,
-    open_workflow_file,
-    ui_document,
-    workflow_needs,
-)
 from comfydesk.core.nodes import NodeCatalog
-from comfydesk.core.savemeta import read_comfydesk
-from comfydesk.core.templates import FormSpec
 from comfydesk.core.workflow import PLACEHOLDER_RE, Workflow, load_workflow, load_workflow_file
 
 if TYPE_CHECKING:
@@ -53,59 +49,6 @@ log = logging.getLogger(__name__)
 WORKFLOW_SUFFIXES = (".json", ".png", ".webp")
 SOURCES = ("local", "server", "template", "sample")
 _BAD_CHARS = re.compile(r'[\x00-\x1f/\\:*?"<>|]+')
-
-
-@dataclass(frozen=True, slots=True)
-class LibraryEntry:
-    """One workflow in the library. `key` is stable: "local:<file>", "server:<id>", "template:<id>"..."""
-
-    key: str
-    name: str
-    source: str  # "local" | "server" | "template" | "sample"
-    description: str = ""
-    path: Path | None = None
-    workflow_id: str | None = None
-    problems: tuple[str, ...] = ()
-    error: str = ""  # set when the workflow cannot be read at all
-    origin: str = ""  # the server's word for a server entry: "userdata", "template" or "v1" (a gateway's)
-
-    @property
-    def editable(self) -> bool:
-        return self.source == "local"
-
-    @property
-    def runs_on_server(self) -> bool:
-        """A gateway's workflow: the server runs its stored graph, only its {placeholder}s are inputs."""
-        return self.origin == "v1"
-
-    @property
-    def has_problems(self) -> bool:
-        return bool(self.problems or self.error)
-
-
-@dataclass(frozen=True, slots=True)
-class CurrentWorkflow:
-    """The selected workflow, loaded; `spec` is None (with `error`) when no form can be built yet."""
-
-    entry: LibraryEntry
-    workflow: Workflow | None
-    spec: FormSpec | None
-    #: Why there is no form, in plain words (no file path, no exception name); "" when there is one.
-    error: str = ""
-    #: The technical side of `error` (the file, the reader's own message), for a "Details" box or a report.
-    error_details: str = ""
-    #: Form values embedded by comfydesk in an opened image (its `comfydesk` metadata), None for the rest.
-    embedded_values: Mapping[str, Any] | None = None
-    #: What the workflow needs that the server lacks (node types, models...); None without a form.
-    needs: WorkflowNeeds | None = None
-
-    @property
-    def key(self) -> str:
-        return self.entry.key
-
-    @property
-    def runs_on_server(self) -> bool:
-        return self.entry.runs_on_server
 
 
 def workflow_problems(graph: ApiGraph, catalog: NodeCatalog) -> tuple[str, ...]:
@@ -179,19 +122,6 @@ def _scan_local(folder: Path, source: str, catalog: NodeCatalog | None) -> list[
     return entries
 
 
-def _embedded_values(path: Path) -> Mapping[str, Any] | None:
-    """The form values comfydesk wrote into an image it saved (None for other files); blocking."""
-    if path.suffix.lower() not in (".png", ".webp"):
-        return None
-    try:
-        meta = read_comfydesk(path.read_bytes(), source=str(path))
-    except (OSError, WorkflowFormatError) as exc:
-        log.info("no comfydesk values in %s: %s", path.name, exc)
-        return None
-    values = meta.get("values") if meta else None
-    return values if isinstance(values, dict) else None
-
-
 def _import_files(
     paths: list[Path], folder: Path, catalog: NodeCatalog | None
 ) -> tuple[list[Path], list[str]]:
@@ -243,6 +173,7 @@ class LibraryModel(QObject):
         self._entries: list[LibraryEntry] = []
         self._wanted: str | None = None
         self._current: CurrentWorkflow | None = None
+        self._opened = OpenedCache()  # the local workflows opened last, for going back to them
         self._scan_generation = 0
         self._load_generation = 0
         self._list_generation = 0
@@ -268,6 +199,7 @@ class LibraryModel(QObject):
     # -- inputs from the rest of the app -----------------------------------------------------------
     def set_catalog(self, catalog: NodeCatalog | None) -> None:
         self._catalog = catalog
+        self._opened.clear()  # forms of the catalog replaced: never shown again
         self.refresh(recheck_server=True)
         if self._wanted is not None:
             self._load_current()
@@ -438,43 +370,33 @@ class LibraryModel(QObject):
         entry = self.entry(key)
         if entry is None:
             return  # not listed yet: loaded when the scan or the server list brings it
+        known = self._opened.get(key)
+        if known is not None and known.entry == entry and known.catalog is self._catalog:
+            # Opened a moment ago: shown at once; _load then checks that the file is unchanged (and shows
+            # it again, read anew, if it is not).
+            self._set_current(known.result)
         self._tasks.start(self._load(entry, self._load_generation), what=f"Opening {entry.name}")
 
     async def _load(self, entry: LibraryEntry, generation: int) -> None:
         catalog = self._catalog
         result: CurrentWorkflow
-        embedded: Mapping[str, Any] | None = None
-        ui_doc: dict[str, Any] | None = None
         try:
             if entry.path is not None:
-                if catalog is not None:  # missing node types too: the form shows them read-only
-                    wf, ui_doc = await asyncio.to_thread(open_workflow_file, entry.path, catalog)
-                else:
-                    wf = await asyncio.to_thread(load_workflow_file, entry.path, catalog=catalog)
-                embedded = await asyncio.to_thread(_embedded_values, entry.path)
-                if entry.source == "local":
-                    wf.name = entry.name
+                # Read, convert, check against the server and build the form in one trip to a worker:
+                # nothing of it needs the UI thread, and each trip waits for a turn of the event loop.
+                # A file opened a moment ago and unchanged since comes from the cache.
+                known = self._opened.get(entry.key)
+                result, opened = await asyncio.to_thread(open_local, entry, catalog, known)
+                if opened is not None and opened is not known:
+                    self._opened.put(opened)
             elif self._backend is not None:
                 assert entry.workflow_id is not None
                 doc = await self._backend.get_workflow(entry.workflow_id)
-                if catalog is not None:
-                    wf = open_workflow(doc, catalog=catalog, name=entry.name, source=entry.name)
-                    ui_doc = ui_document(doc)
-                else:
-                    wf = load_workflow(doc, name=entry.name, catalog=catalog, source=entry.name)
+                result = await asyncio.to_thread(open_document, entry, doc, catalog)
             else:
                 raise WorkflowError("connect to the server to open its workflows", source=entry.name)
-            if catalog is None:
-                result = CurrentWorkflow(entry, wf, None, "Connect to a server to see this workflow's form.")
-            else:
-                needs = workflow_needs(wf, catalog, ui_doc)
-                spec = build_partial_form(wf, catalog, needs, ui_doc)
-                result = CurrentWorkflow(entry, wf, spec, embedded_values=embedded, needs=needs)
         except ComfyDeskError as exc:
-            wait = catalog is None and not isinstance(exc, WorkflowFormatError)
-            message = for_exception(exc, what=f"Opening {entry.name}")
-            text = "Connect to a server to see this workflow's form." if wait else message.text
-            result = CurrentWorkflow(entry, None, None, text, error_details=message.details)
+            result = failed(entry, catalog, exc)
         if generation == self._load_generation:
             self._set_current(result)
 

@@ -98,9 +98,10 @@ class MissingPiecesModel(QObject):
         return found.key if found is not None else None
 
     # -- inputs ------------------------------------------------------------------------------------
-    def set_current(self, current: object) -> None:
+    def set_current(self, current: object, values: Mapping[str, Any] | None = None) -> None:
+        """Another workflow, with the values its form holds (checked once, for both)."""
         self._current = current if isinstance(current, CurrentWorkflow) else None
-        self._values = {}
+        self._values = dict(values) if values is not None else {}
         self._recheck()
 
     def set_values(self, values: Mapping[str, Any]) -> None:

@@ -49,22 +49,23 @@ def _too_many(limit: int) -> JsonTooComplex:
 def check_shape(doc: Any, *, max_depth: int = MAX_JSON_DEPTH, max_containers: int = MAX_CONTAINERS) -> None:
     """Raise JsonTooComplex when `doc` nests deeper than `max_depth` or holds more than `max_containers`
     dicts and lists (iterative: safe on any depth)."""
-    todo: list[tuple[Any, int]] = [(doc, 1)]
-    seen = 0
-    while todo:
-        value, depth = todo.pop()
-        if isinstance(value, dict):
-            children: Any = value.values()
-        elif isinstance(value, list | tuple):
-            children = value
-        else:
-            continue
-        seen += 1
+    # Level by level: one list of the containers at each depth, so a document's millions of scalars cost
+    # one isinstance each in a comprehension, not a tuple and a stack push each.
+    containers = (dict, list, tuple)
+    level = [doc] if isinstance(doc, containers) else []
+    depth, seen = 1, 0
+    while level:
         if depth > max_depth:
             raise _too_deep(max_depth)
+        seen += len(level)
         if seen > max_containers:
             raise _too_many(max_containers)
-        todo.extend((child, depth + 1) for child in children if isinstance(child, dict | list | tuple))
+        below: list[Any] = []
+        for value in level:
+            children = value.values() if isinstance(value, dict) else value
+            below += [child for child in children if isinstance(child, containers)]
+        level = below
+        depth += 1
 
 
 def loads_bounded(

@@ -22,11 +22,18 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from comfydesk.core.errors import UnknownNodeTypeError, WorkflowError
+from comfydesk.core.errors import WorkflowError
 from comfydesk.core.graph import ApiGraph, is_link
 from comfydesk.core.nodes import InputSpec, NodeCatalog
 from comfydesk.core.templates import FieldKind, FormField, FormGroup, FormSpec, build_form, humanize
-from comfydesk.core.workflow import PLACEHOLDER_RE, Workflow, load_workflow
+from comfydesk.core.workflow import (
+    PLACEHOLDER_RE,
+    Workflow,
+    is_image_bytes,
+    load_parsed_workflow,
+    load_workflow,
+    parse_workflow_json,
+)
 
 __all__ = [
     "MODEL_INPUT_FOLDERS",
@@ -228,10 +235,8 @@ def open_workflow(
 ) -> Workflow:
     """`load_workflow`, but a UI workflow with node types the catalog lacks still loads: those nodes come
     out as the editor writes them (no `class_type`), for the form to show them read-only."""
-    try:
-        return load_workflow(data, name=name, catalog=catalog, source=source)
-    except UnknownNodeTypeError:
-        return load_workflow(data, name=name, catalog=catalog, source=source, lenient=True)
+    # Lenient at once: without unknown node types a lenient conversion is the strict one.
+    return load_workflow(data, name=name, catalog=catalog, source=source, lenient=True)
 
 
 def _props(node: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -557,4 +562,8 @@ def open_workflow_file(path: Path, catalog: NodeCatalog) -> tuple[Workflow, dict
         data = path.read_bytes()
     except OSError as exc:
         raise WorkflowError(f"cannot read the file: {exc.strerror or exc}", source=str(path)) from exc
-    return open_workflow(data, catalog=catalog, source=str(path)), ui_document(data)
+    source = str(path)
+    if is_image_bytes(data):
+        return open_workflow(data, catalog=catalog, source=source), ui_document(data)
+    doc = parse_workflow_json(data, source)  # once, for the workflow and for its UI document
+    return load_parsed_workflow(doc, catalog=catalog, source=source, lenient=True), ui_document(doc)

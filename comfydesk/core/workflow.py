@@ -260,15 +260,8 @@ def load_workflow(
         raw = bytes(data)
         if _is_image(raw):
             return _from_image(raw, name=name, catalog=catalog, source=source, lenient=lenient)
-        try:
-            text = raw.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            raise WorkflowFormatError(
-                f"not a workflow: the data is neither UTF-8 JSON nor a PNG/WebP image (byte {exc.start})",
-                source=source,
-            ) from exc
-        return _from_document(
-            _parse_json_text(text, source), name=name, catalog=catalog, source=source, lenient=lenient
+        return load_parsed_workflow(
+            parse_workflow_json(raw, source), name=name, catalog=catalog, source=source, lenient=lenient
         )
     if isinstance(data, str):
         return _from_document(
@@ -285,6 +278,39 @@ def load_workflow(
     if isinstance(data, Mapping):
         return _from_document(dict(data), name=name, catalog=catalog, source=source, lenient=lenient)
     return _from_document(data, name=name, catalog=catalog, source=source, lenient=lenient)
+
+
+def parse_workflow_json(raw: bytes, source: str | None = None) -> Any:
+    """The JSON document in a workflow file's bytes (not an image), parsed within the limits of
+    `core.limits`; raises WorkflowFormatError. Give it to `load_parsed_workflow`."""
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise WorkflowFormatError(
+            f"not a workflow: the data is neither UTF-8 JSON nor a PNG/WebP image (byte {exc.start})",
+            source=source,
+        ) from exc
+    return _parse_json_text(text, source)
+
+
+def load_parsed_workflow(
+    doc: Any,
+    *,
+    name: str | None = None,
+    catalog: NodeCatalog | None = None,
+    source: str | None = None,
+    lenient: bool = False,
+) -> Workflow:
+    """`load_workflow` of a document `parse_workflow_json` gave (its size and nesting already checked, so
+    a caller that also needs the document parses the file once)."""
+    if isinstance(doc, Mapping):
+        return _from_document(dict(doc), name=name, catalog=catalog, source=source, lenient=lenient)
+    return _from_document(doc, name=name, catalog=catalog, source=source, lenient=lenient)
+
+
+def is_image_bytes(data: bytes) -> bool:
+    """PNG or WebP bytes (a workflow embedded in an image's metadata)."""
+    return _is_image(data)
 
 
 def load_workflow_file(path: str | Path, *, catalog: NodeCatalog | None = None) -> Workflow:

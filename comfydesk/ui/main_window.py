@@ -142,6 +142,7 @@ class MainWindow(QMainWindow):
         self.missing = MissingPiecesModel(self.ctx.connection, self.ctx.catalog, self)
         self.missing_panel.field_requested.connect(lambda key: self.form.focus_field(key))
         self._missing_notes: dict[str, str] = {}
+        self._switching = False
 
         # The centre: the canvas (progress bar at its foot, banners over its top), this workflow's recent
         # results under it. The canvas stretches; the strip keeps its height. The sizes are remembered.
@@ -273,7 +274,7 @@ class MainWindow(QMainWindow):
         self.form.values_changed.connect(self._on_values)
         self.form.values_changed.connect(self.missing.set_values)
         self.form.widgets_changed.connect(lambda: self.form.set_unavailable(self.missing.unavailable()))
-        self.missing.pieces_changed.connect(lambda _p: self._show_missing())
+        self.missing.pieces_changed.connect(lambda _p: None if self._switching else self._show_missing())
         self.form.prefs_changed.connect(self._on_prefs)
         self.form.reuse_seed_requested.connect(self._on_reuse_seed)
         self.input_images = bind_input_images(self.form, ctx, self)  # image previews, fresh image lists
@@ -420,8 +421,11 @@ class MainWindow(QMainWindow):
                             self._last_seeds[f.key] = prefs.last_seed
             else:
                 self.form.set_spec(None)
-        self.missing.set_current(cur)
-        self.missing.set_values(self.form.values())
+        self._switching = True  # one panel update for the new workflow, not one per change of the model
+        try:
+            self.missing.set_current(cur, self.form.values())
+        finally:
+            self._switching = False
         self._show_missing()
         if self._focus_on_load is not None:
             self._focus_loaded()

@@ -61,6 +61,7 @@ class MissingPanel(QFrame):
         self._layout.setContentsMargins(10, 8, 10, 8)
         self._layout.setSpacing(4)
         self._body: QWidget | None = None
+        self._signature: object = (None, ())  # what is shown (see _rebuild): nothing
         #: The "Copy link" button of each model, by file name (for tests and keyboard users).
         self.copy_buttons: dict[str, QPushButton] = {}
         self.choose_buttons: dict[str, QPushButton] = {}
@@ -80,13 +81,21 @@ class MissingPanel(QFrame):
 
     # ------------------------------------------------------------------------------------------ building
     def _rebuild(self) -> None:
+        shown = self._without_fields(self._pieces) if self._pieces is not None else None
+        if shown is not None and shown.empty:
+            shown = None
+        # What the panel would show, with the field each "Choose another" leads to: when that is what it
+        # shows already (most workflow switches, most edits of the form), its widgets stay.
+        signature = (shown, tuple(self._model_key(m) for m in shown.models) if shown is not None else ())
+        if signature == self._signature:
+            return
+        self._signature = signature
         if self._body is not None:
             self._layout.removeWidget(self._body)
             self._body.deleteLater()
             self._body = None
         self.copy_buttons, self.choose_buttons = {}, {}
-        shown = self._without_fields(self._pieces) if self._pieces is not None else None
-        if shown is None or shown.empty:
+        if shown is None:
             self.hide()
             return
         body = QWidget(self)
@@ -175,7 +184,7 @@ class MissingPanel(QFrame):
                 copy.setToolTip("The workflow file does not say where to download this model")
             grid.addWidget(copy, row, 1, 2, 1, Qt.AlignmentFlag.AlignVCenter)
             self.copy_buttons[model.name] = copy
-            key = next((k for spot in model.inputs if (k := self._field_key(*spot)) is not None), None)
+            key = self._model_key(model)
             if key is not None:
                 choose = QPushButton("Choose another", box)
                 choose.setObjectName("chooseOtherModel")
@@ -194,6 +203,10 @@ class MissingPanel(QFrame):
         hint.setEnabled(False)
         outer.addWidget(hint)
         return box
+
+    def _model_key(self, model: MissingModel) -> str | None:
+        """The form field that picks `model` (for "Choose another"), if the form shows one."""
+        return next((k for spot in model.inputs if (k := self._field_key(*spot)) is not None), None)
 
     def _values_section(self, values: tuple[MissingValue, ...], parent: QWidget, name: str) -> QWidget:
         box = QWidget(parent)
