@@ -1,6 +1,8 @@
 """One fresh process for `bench_startup.py`: prints the wall-clock time (time.time()) of a moment, then exits.
 
 Modes:
+  inventory DIR OUT the Qt classes of comfydesk's window when first exposed (offline, data dir DIR), to OUT.
+  replica FILE      those Qt widgets (FILE from inventory) in a QMainWindow, pure PySide6: prints when shown.
   bare              a bare QMainWindow (same size as comfydesk's), shown: prints when its window is exposed.
   window URL DIR    `comfydesk` on DIR with server URL (as `gui.run`): prints when the main window is exposed.
   catalog URL DIR N the same, printing when the nodes pane lists N node types (the server's whole catalog).
@@ -65,6 +67,71 @@ if MODE == "bare":
     app.installEventFilter(watch)
     win = QMainWindow()
     win.resize(1280, 800)
+    win.show()
+    app.exec()
+elif MODE == "inventory":
+    # comfydesk's window as it is when first exposed: the Qt class of every widget on screen, written to OUT
+    # for the replica below. Not timed.
+    import json
+    from collections import Counter
+
+    from PySide6.QtWidgets import QWidget
+
+    data_dir, out_file = sys.argv[2], sys.argv[3]
+
+    def take() -> None:
+        from comfydesk.ui.main_window import MainWindow
+
+        window = next(w for w in app.topLevelWidgets() if isinstance(w, MainWindow))
+        found: Counter[str] = Counter()
+        for w in [window, *window.findChildren(QWidget)]:
+            if w.isVisible():
+                qt = next(c for c in type(w).__mro__ if c.__module__.startswith("PySide6."))
+                found[f"{qt.__module__}.{qt.__name__}"] += 1
+        Path(out_file).write_text(json.dumps(sorted(found.items())), encoding="utf-8")
+        os._exit(0)
+
+    watch = ExposeWatch(lambda: QTimer.singleShot(0, take))
+    app.installEventFilter(watch)
+    from comfydesk.gui import run
+
+    run(None, Path(data_dir))
+elif MODE == "replica":
+    # The floor of comfydesk's first frame in PySide6: the same Qt widgets (class and number, from
+    # `inventory`), made and shown with nothing of comfydesk (no app state, no style sheets, no data), plus
+    # the asyncio loop the app needs. What comfydesk adds beyond this is its own code and data.
+    import asyncio  # noqa: F401 - the app runs on it (qasync)
+    import importlib
+    import json
+
+    import qasync  # noqa: F401
+    from PySide6.QtWidgets import QVBoxLayout, QWidget
+
+    inventory = json.loads(Path(sys.argv[2]).read_text(encoding="utf-8"))
+    watch = ExposeWatch(done)
+    app.installEventFilter(watch)
+    win = QMainWindow()
+    win.resize(1280, 800)
+    holder = QWidget()
+    layout = QVBoxLayout(holder)
+    # The window itself, and parts Qt makes inside other widgets (a tree's header and scroll bars, a
+    # splitter's handles, a tab widget's bar, the status bar's grip): made again by those here.
+    skip = {
+        f"PySide6.QtWidgets.{n}"
+        for n in ("QMainWindow", "QHeaderView", "QScrollBar", "QSplitterHandle", "QTabBar", "QSizeGrip")
+    }
+    for name, count in inventory:
+        if name in skip:
+            continue
+        module, cls_name = name.rsplit(".", 1)
+        cls = getattr(importlib.import_module(module), cls_name)
+        for _ in range(count):
+            try:
+                w = cls()
+            except (TypeError, NotImplementedError):  # abstract, or no default constructor: a plain widget
+                w = QWidget()
+            layout.addWidget(w)
+    win.setCentralWidget(holder)
     win.show()
     app.exec()
 else:

@@ -5,6 +5,8 @@ Usage: .venv/bin/python benchmarks/bench_startup.py [--repeat N] [--object-info 
 The fake ComfyUI runs in a child process on 127.0.0.1, serving FILE (default: the captured
 object_info_with_api_nodes.json, 567 node classes). Cases, interleaved round by round:
   bare            python -> QMainWindow exposed
+  replica         python -> a QMainWindow holding the same Qt widgets (class and number) as comfydesk's
+                  window when first exposed, pure PySide6 (plus asyncio and qasync): the floor of that frame
   window          python -> comfydesk's main window exposed (a fresh data dir each time)
   catalog cold    python -> the whole catalog in the nodes pane, no catalog cached (a fresh data dir)
   catalog cached  the same with the catalog this server gave the last session cached in the data dir
@@ -65,7 +67,13 @@ def run(repeat: int, object_info: Path, before: Path | None = None) -> dict[str,
     classes = count_classes(object_info)
     tmp = Path(tempfile.mkdtemp(prefix="comfydesk-startup-"))
     proc, url = start_fake(object_info, tmp / "fake")
-    times: dict[str, list[float]] = {"bare": [], "window": [], "catalog_cold": [], "catalog_cached": []}
+    times: dict[str, list[float]] = {
+        "bare": [],
+        "replica": [],
+        "window": [],
+        "catalog_cold": [],
+        "catalog_cached": [],
+    }
     if before is not None:
         times.update({"window_before": [], "catalog_before": []})
     try:
@@ -73,8 +81,11 @@ def run(repeat: int, object_info: Path, before: Path | None = None) -> dict[str,
         once("session", url, str(cached), str(classes))  # the last session: leaves its catalog cached
         once("bare")  # warm the OS file cache for every case alike
         once("window", url, str(tmp / "warm"))
+        inventory = tmp / "inventory.json"  # the Qt widgets of comfydesk's first frame, for the replica
+        once("inventory", str(tmp / "inv"), str(inventory))
         for i in range(repeat):
             times["bare"].append(once("bare"))
+            times["replica"].append(once("replica", str(inventory)))
             times["window"].append(once("window", url, str(tmp / f"w{i}")))
             times["catalog_cold"].append(once("catalog", url, str(tmp / f"c{i}"), str(classes)))
             times["catalog_cached"].append(once("catalog", url, str(cached), str(classes)))
@@ -92,6 +103,8 @@ def run(repeat: int, object_info: Path, before: Path | None = None) -> dict[str,
         "repeat": repeat,
         "classes": classes,
         "bare_ms": round(bare, 1),
+        "replica_ms": round(med["replica"], 1),
+        "replica_vs_bare": round(med["replica"] / bare, 2),
         "window_ms": round(med["window"], 1),
         "catalog_cold_ms": round(med["catalog_cold"], 1),
         "catalog_cached_ms": round(med["catalog_cached"], 1),
@@ -113,6 +126,8 @@ def run(repeat: int, object_info: Path, before: Path | None = None) -> dict[str,
         )
     print(
         f"start-up ({classes} node classes, medians of {repeat}): bare QMainWindow {bare:.0f} ms | "
+        f"the same Qt widgets as comfydesk's first frame, pure PySide6 {med['replica']:.0f} ms "
+        f"({res['replica_vs_bare']:.2f}x) | "
         f"comfydesk window {med['window']:.0f} ms ({res['window_vs_bare']:.2f}x) | whole catalog in the "
         f"nodes pane: nothing cached {med['catalog_cold']:.0f} ms ({res['catalog_cold_vs_bare']:.2f}x), "
         f"cached from the last session {med['catalog_cached']:.0f} ms ({res['catalog_cached_vs_bare']:.2f}x)"
