@@ -215,7 +215,7 @@ def test_accents_follow_a_live_switch_to_dark(
             "app error title": window.error_view.title.styleSheet(),
             "app error frame": window.error_view.styleSheet(),
             "field error": row.error.styleSheet(),
-            "field frame": row.frame.styleSheet(),
+            "field frame": row.frame.border.name() if row.frame.border is not None else "",
             "form error summary": window.form.error_box.styleSheet(),
         }
         for what, sheet in sheets.items():

@@ -23,7 +23,7 @@ from PySide6.QtWidgets import QCheckBox, QLabel, QScrollArea, QVBoxLayout, QWidg
 
 from comfydesk.core.templates import FormField, FormSpec, SeedControl
 from comfydesk.ui.form.editors import WheelGuard
-from comfydesk.ui.form.parts import GROUPS_SHEET, FieldRow, FormGroupBox
+from comfydesk.ui.form.parts import FieldRow, FormGroupBox
 from comfydesk.ui.form.size_tools import SizeTools
 
 if TYPE_CHECKING:
@@ -227,9 +227,8 @@ class FormBuild:
         self.show_hidden_box.setText(f"Show hidden fields ({len(self._hidden)})")
         self.show_hidden_box.setVisible(bool(self._hidden))
 
-        holder = QWidget(content)  # the groups, under one style sheet
+        holder = QWidget(content)  # the groups (no style sheet: see GroupHeader)
         holder.setObjectName("formGroups")
-        holder.setStyleSheet(GROUPS_SHEET)
         groups_layout = QVBoxLayout(holder)
         groups_layout.setContentsMargins(0, 0, 0, 0)
         groups_layout.setSpacing(layout.spacing())
@@ -459,12 +458,6 @@ class FormBuild:
         for first, second in itertools.pairwise(chain):
             QWidget.setTabOrder(first, second)
         self._tab_chain = chain
-
-    def _repolish_groups(self) -> None:
-        """The groups' style sheet set again (a new palette): see FormGroupBox.repolish."""
-        first = next(iter(self._groups.values()), None)
-        if first is not None:
-            first.repolish()
 
     def _area(self) -> QScrollArea:
         area = self._as_widget()

@@ -5,14 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QEvent, QPoint, Qt, Signal
-from PySide6.QtGui import QContextMenuEvent, QEnterEvent, QFont
+from PySide6.QtCore import QEvent, QPoint, QRect, QRectF, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QContextMenuEvent, QEnterEvent, QFont, QPainter, QPaintEvent, QPalette
 from PySide6.QtWidgets import (
     QFrame,
     QGridLayout,
     QHBoxLayout,
     QLabel,
     QSizePolicy,
+    QStyle,
+    QStyleOptionToolButton,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -24,26 +26,14 @@ from comfydesk.ui.form.editors import KIND_EDITORS, Editor, StringEditor
 from comfydesk.ui.form.image_field import ImageEditor
 from comfydesk.ui.theme import accent_palette, error_color, set_style
 
-__all__ = ["GROUPS_SHEET", "FieldRow", "FormGroupBox", "make_editor"]
+__all__ = ["ACCENT_WIDTH", "FieldRow", "FormGroupBox", "GroupHeader", "make_editor"]
 
 SHOW_AGAIN = "⊕"  # the hide button of a hidden field (shown with "Show hidden fields") brings it back
 BUTTON_WIDTH, BUTTON_HEIGHT = 20, 22  # each row icon; the three always take their room, shown or not
 _BUTTONS = ("reset", "pin", "hide")  # left to right
 
-#: One style sheet for every group of a form, set on the widget holding them (one sheet to parse, not two
-#: per group): the accent bar beside the group of the node running now, and the groups' header buttons.
-GROUPS_SHEET = (
-    "QFrame#formGroup { border: none; border-left: 3px solid transparent; }"
-    ' QFrame#formGroup[active="true"] { border-left-color: palette(highlight); }'
-    " QToolButton#groupHeader { border: none; border-bottom: 1px solid palette(mid);"
-    " padding: 4px 2px; text-align: left; }"
-)
-
-_FRAME_OK = "QFrame#fieldFrame { border: 1px solid transparent; border-radius: 4px; }"
-
-
-def _frame_bad(red: str) -> str:
-    return f"QFrame#fieldFrame {{ border: 1px solid {red}; border-radius: 4px; }}"
+#: The accent bar beside the group of the node running now, and its room when there is none (px).
+ACCENT_WIDTH = 3
 
 
 def make_editor(field: FormField, parent: QWidget | None = None) -> Editor:
@@ -93,7 +83,24 @@ class _HoverLabel(_RowPart, QLabel):
 
 
 class _HoverFrame(_RowPart, QFrame):
-    """A row's editor frame; see _RowPart."""
+    """A row's editor frame; see _RowPart. A field with a problem gets a thin rounded border in the error
+    colour, painted in the frame's 2 px margin (a style sheet would put the editor under Qt's style-sheet
+    style, which draws spin boxes 4 px shorter: the row would shrink when the problem shows)."""
+
+    border: QColor | None = None
+
+    def set_border(self, color: QColor | None) -> None:
+        if color != self.border:
+            self.border = color
+            self.update()
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        super().paintEvent(event)
+        if self.border is not None:
+            painter = QPainter(self)
+            painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+            painter.setPen(self.border)
+            painter.drawRoundedRect(QRectF(self.rect()).adjusted(0.5, 0.5, -0.5, -0.5), 4, 4)
 
 
 class _HoverBox(_RowPart, QWidget):
@@ -134,10 +141,8 @@ class FieldRow:
         self.frame = _HoverFrame(parent)
         self.frame.setObjectName("fieldFrame")
         frame_layout = QHBoxLayout(self.frame)
-        # Room for the 1 px border a problem draws: a margin until the frame first gets its style sheet
-        # (most never do, and setting one is slow), then the sheet's transparent border; nothing moves.
+        # Room for the 1 px border a problem draws (_HoverFrame.set_border): nothing moves when it shows.
         frame_layout.setContentsMargins(2, 2, 2, 2)
-        self._frame_layout = frame_layout
         self._styled = False
         self.editor = make_editor(field, self.frame)
         frame_layout.addWidget(self.editor)
@@ -263,12 +268,13 @@ class FieldRow:
 
     def update_accents(self) -> None:
         """Pick the error red for the current palette (by its lightness: readable on light and dark).
-        A row that never showed a problem has no style sheets yet: it gets them with its first one."""
+        A row that never showed a problem has no style sheet yet: its error line gets one with the first."""
         if not self._styled:
             return
-        self._red = error_color(accent_palette(self.error)).name()
+        red = error_color(accent_palette(self.error))
+        self._red = red.name()
         set_style(self.error, f"color: {self._red};")
-        set_style(self.frame, _frame_bad(self._red) if self.messages else _FRAME_OK)
+        self.frame.set_border(red if self.messages else None)
 
     def set_messages(self, messages: list[str]) -> None:
         if messages == self.messages:
@@ -276,11 +282,72 @@ class FieldRow:
         self.messages = list(messages)
         if messages and not self._styled:
             self._styled = True
-            self._frame_layout.setContentsMargins(1, 1, 1, 1)  # the style sheet's border takes the other px
         self.update_accents()
         self.error.setText("\n".join(messages))
         self.error.setVisible(bool(messages))
         self.editor.focus_widget().setAccessibleDescription(" ".join(messages) or self.context)
+
+
+class GroupHeader(QToolButton):
+    """A group's header: its arrow and bold title from the left, a line under it, the tool button's hover
+    panel. Drawn here rather than by a style sheet: a sheet on the form would put every field of it under
+    Qt's style-sheet style, which makes building and painting a form about a third slower."""
+
+    PAD_V, PAD_H, ARROW = 4, 2, 10
+
+    def __init__(self, title: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("groupHeader")
+        self.setText(title)
+        self.setAutoRaise(True)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        font = QFont(self.font())
+        font.setBold(True)
+        self.setFont(font)
+
+    def sizeHint(self) -> QSize:
+        fm = self.fontMetrics()
+        width = 2 * self.PAD_H + self.ARROW + 6 + fm.horizontalAdvance(self.text())
+        return QSize(width, fm.height() + 2 * self.PAD_V + 1)
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(self.ARROW + 2 * self.PAD_H, self.sizeHint().height())
+
+    def paintEvent(self, _event: QPaintEvent) -> None:
+        painter = QPainter(self)
+        option = QStyleOptionToolButton()
+        self.initStyleOption(option)
+        style = self.style()
+        body = self.rect().adjusted(0, 0, 0, -1)
+        if option.state & (QStyle.StateFlag.State_MouseOver | QStyle.StateFlag.State_Sunken):
+            option.rect = body
+            style.drawPrimitive(QStyle.PrimitiveElement.PE_PanelButtonTool, option, painter, self)
+        arrow = QStyleOptionToolButton(option)
+        arrow.rect = QRect(self.PAD_H, (body.height() - self.ARROW) // 2, self.ARROW, self.ARROW)
+        down = self.arrowType() == Qt.ArrowType.DownArrow
+        element = (
+            QStyle.PrimitiveElement.PE_IndicatorArrowDown
+            if down
+            else QStyle.PrimitiveElement.PE_IndicatorArrowRight
+        )
+        style.drawPrimitive(element, arrow, painter, self)
+        text_rect = body.adjusted(self.PAD_H + self.ARROW + 6, 0, -self.PAD_H, 0)
+        role = QPalette.ColorRole.ButtonText
+        style.drawItemText(
+            painter,
+            text_rect,
+            int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter),
+            self.palette(),
+            self.isEnabled(),
+            self.fontMetrics().elidedText(self.text(), Qt.TextElideMode.ElideRight, text_rect.width()),
+            role,
+        )
+        painter.setPen(self.palette().color(QPalette.ColorRole.Mid))
+        painter.drawLine(0, self.height() - 1, self.width(), self.height() - 1)
+        if self.hasFocus():
+            focus = QStyleOptionToolButton(option)
+            focus.rect = body.adjusted(1, 1, -1, -1)
+            style.drawPrimitive(QStyle.PrimitiveElement.PE_FrameFocusRect, focus, painter, self)
 
 
 class FormGroupBox(QFrame):
@@ -295,24 +362,17 @@ class FormGroupBox(QFrame):
         self.key = key
         self.setObjectName("formGroup")
         self.setProperty("groupKey", key)
+        self._active = False
         layout = QVBoxLayout(self)
-        layout.setContentsMargins(6, 4, 4, 6)
+        layout.setContentsMargins(ACCENT_WIDTH + 6, 4, 4, 6)  # the accent bar's room, then the margin
         layout.setSpacing(2)
         self.header: QToolButton | None = None
         self.title: QLabel | None = None
         if collapsible:
-            self.header = QToolButton(self)  # styled by GROUPS_SHEET
-            self.header.setObjectName("groupHeader")
-            self.header.setText(title)
+            self.header = GroupHeader(title, self)
             self.header.setCheckable(True)
             self.header.setChecked(not collapsed)
-            self.header.setAutoRaise(True)
-            self.header.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-            self.header.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
             self.header.setAccessibleName(f"{title} group")
-            font = QFont(self.header.font())
-            font.setBold(True)
-            self.header.setFont(font)
             self.header.toggled.connect(self._toggled)
             layout.addWidget(self.header)
         elif title:
@@ -333,7 +393,7 @@ class FormGroupBox(QFrame):
         self._next_row = 0
         self._update_arrow()
         self.body.setVisible(not collapsed)
-        self.set_active(False)
+        self.setProperty("active", False)
 
     @property
     def collapsed(self) -> bool:
@@ -373,26 +433,21 @@ class FormGroupBox(QFrame):
                 if not widget.testAttribute(Qt.WidgetAttribute.WA_WState_ExplicitShowHide):
                     widget.show()
 
-    def repolish(self) -> None:
-        """Polish again for a new palette: a widget with a style sheet (and what is inside it) keeps the
-        palette it was polished with, so after a light -> dark switch its labels would stay black. The
-        sheet is its holder's (GROUPS_SHEET, set once on the widget holding every group)."""
-        holder = self.parentWidget()
-        if holder is not None and holder.styleSheet():
-            sheet = holder.styleSheet()
-            holder.setStyleSheet("")
-            holder.setStyleSheet(sheet)
-
     def set_active(self, active: bool) -> None:
         """Mark the group whose node is executing: an accent bar in the palette's highlight colour."""
-        if self.property("active") == active:
+        if self._active == active:
             return
+        self._active = active
         self.setProperty("active", active)
-        if self.isVisible() or self.testAttribute(Qt.WidgetAttribute.WA_WState_Polished):
-            style = self.style()  # the sheet's [active="true"] rule: applied by polishing again
-            style.unpolish(self)
-            style.polish(self)
-            self.update()
+        self.update(0, 0, ACCENT_WIDTH, self.height())
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        super().paintEvent(event)
+        if self._active:
+            painter = QPainter(self)
+            painter.fillRect(
+                0, 0, ACCENT_WIDTH, self.height(), self.palette().color(QPalette.ColorRole.Highlight)
+            )
 
     def _toggled(self, expanded: bool) -> None:
         self.body.setVisible(expanded)

@@ -279,7 +279,6 @@ class FormView(FormBuild, FormIssues, FormExtras, QScrollArea):
     def changeEvent(self, event: QEvent) -> None:
         if event.type() is QEvent.Type.PaletteChange:  # light <-> dark: the style-sheet reds follow
             self._style_error_box()
-            self._repolish_groups()
             for row in self._rows.values():
                 row.update_accents()
         super().changeEvent(event)
