@@ -105,7 +105,12 @@ elif MODE == "replica":
     import json
 
     import qasync  # noqa: F401
+    from PySide6.QtCore import Qt
     from PySide6.QtWidgets import QVBoxLayout, QWidget
+
+    # Any PySide6 widget code names a Qt flag (an alignment, a size policy...): the first use of the `Qt`
+    # namespace makes all its ~95 Python enums, so the floor has that cost too.
+    _ = Qt.AlignmentFlag.AlignLeft
 
     inventory = json.loads(Path(sys.argv[2]).read_text(encoding="utf-8"))
     watch = ExposeWatch(done)
