@@ -148,6 +148,13 @@ def test_unknown_node_form_greyed_and_run_disabled(
 
     window.form.ensureWidgetVisible(window.form.rows["30.value 1"].frame)
     qtbot.waitUntil(lambda: window.missing_panel.isVisible(), timeout=3_000)
+
+    def laid_out() -> bool:  # every row at its full height: the rebuilt form's layout has settled
+        rows = window.form.rows.values()
+        return all(r.frame.height() >= r.frame.minimumSizeHint().height() for r in rows)
+
+    qtbot.waitUntil(laid_out, timeout=3_000)
+    window.form.ensureWidgetVisible(window.form.rows["30.value 1"].frame)  # where it is now laid out
     path = docs_shots / "missing-pieces.png"
     assert window.grab().save(str(path))
     assert path.stat().st_size > 10_000
