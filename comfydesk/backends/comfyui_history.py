@@ -41,11 +41,13 @@ class HistoryReconciler:
         queued_ids: Callable[[], Awaitable[set[str]]],
         emit: Callable[[BackendEvent], None],
         submitting: Collection[str],
+        deleting: Collection[str] = (),
     ) -> None:
         self._get_json = get_json
         self._queued_ids = queued_ids
         self._emit = emit
         self._submitting = submitting  # runs whose POST is still in flight: their own path settles them
+        self._deleting = deleting  # pending runs this client is deleting: the delete settles them
 
     async def history_entry(self, prompt_id: str) -> Mapping[str, Any] | None:
         """The server's `/history` record of one run, or None when it has none."""
@@ -68,7 +70,7 @@ class HistoryReconciler:
             if entry is not None and history_shows_finished(entry):
                 for event in events_from_history(run, entry):
                     self._emit(event)
-            elif not run.terminal:
+            elif not run.terminal and run.prompt_id not in self._deleting:  # deleted by us: not lost
                 run.terminal = True
                 self._emit(Failed(run.prompt_id, FailureInfo(LOST_RUN_MESSAGE)))
 

@@ -8,8 +8,8 @@ that a reconnect can top up from `/history` without sending anything twice.
 
 from __future__ import annotations
 
-import json
 import logging
+import re
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -102,8 +102,8 @@ def parse_binary_frame(frame: bytes) -> BinaryPreview | None:
         if len(frame) < 8 + length:
             return None
         try:
-            meta = json.loads(frame[8 : 8 + length].decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
+            meta = loads_bounded(frame[8 : 8 + length].decode("utf-8"))
+        except ValueError:  # not UTF-8, not JSON, or nested past the limits (a RecursionError before)
             return None
         if not isinstance(meta, dict):
             return None
@@ -180,6 +180,31 @@ def safe_output_name(ref: OutputRef) -> str:
     sub = ref.subfolder.replace("\\", "/")
     if sub.startswith("/") or "\x00" in sub or ".." in sub.split("/") or (len(sub) >= 2 and sub[1] == ":"):
         raise UnsafeInputError(f"refusing the server's output subfolder {ref.subfolder!r}")
+    return _portable_name(name)
+
+
+_NOT_PORTABLE = re.compile(r'[<>:"|?*]')
+_RESERVED_NAMES = frozenset(
+    {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"}
+    | {f"{kind}{n}" for kind in ("COM", "LPT") for n in (*"0123456789", "\u00b9", "\u00b2", "\u00b3")}
+)
+MAX_OUTPUT_NAME_BYTES = 200
+"""Longest output file name, in UTF-8 bytes (file systems allow 255; room is left for a `-<n>` suffix)."""
+
+
+def _portable_name(name: str) -> str:
+    """`name` as a file name every system accepts: Windows' reserved characters replaced, no trailing dots or
+    spaces (Windows drops them), not a device name (`CON`, `nul.png`, `COM1.txt`: prefixed with `_`), and
+    at most `MAX_OUTPUT_NAME_BYTES` long, its extension kept."""
+    name = _NOT_PORTABLE.sub("_", name)
+    if len(name.encode("utf-8")) > MAX_OUTPUT_NAME_BYTES:
+        dot = name.rfind(".")
+        suffix = name[dot:] if dot > 0 and len(name[dot:].encode("utf-8")) <= 16 else ""
+        room = MAX_OUTPUT_NAME_BYTES - len(suffix.encode("utf-8"))
+        name = name[: len(name) - len(suffix)].encode("utf-8")[:room].decode("utf-8", "ignore") + suffix
+    name = name.rstrip(". ") or "output"
+    if name.split(".", 1)[0].rstrip(" ").upper() in _RESERVED_NAMES:
+        name = f"_{name}"
     return name
 
 

@@ -398,7 +398,8 @@ def live_inputs(specs: tuple[InputSpec, ...], values: Mapping[str, Any], prefix:
         name = prefix + spec.name
         if spec.type == DYNAMIC_COMBO:
             options = spec.dynamic_options()
-            default = spec.default if spec.default in options else next(iter(options), None)
+            known = isinstance(spec.default, str) and spec.default in options  # a server may send any JSON
+            default = spec.default if known else next(iter(options), None)
             out.append(replace(spec, name=name, type="COMBO", choices=tuple(options), default=default))
             chosen = values.get(name)
             if isinstance(chosen, str) and chosen in options:
@@ -414,6 +415,11 @@ def live_inputs(specs: tuple[InputSpec, ...], values: Mapping[str, Any], prefix:
         else:
             out.append(replace(spec, name=name) if prefix else spec)
     return out
+
+
+MAX_AUTOGROW_SLOTS = 1_000
+"""Slots one autogrow input expands to, at most (real nodes have up to 50; a server's `"max": 10**9` must
+not make a billion inputs)."""
 
 
 def _autogrow_slots(spec: InputSpec, name: str) -> list[InputSpec]:
@@ -435,11 +441,11 @@ def _autogrow_slots(spec: InputSpec, name: str) -> list[InputSpec]:
         return []
     names = template.get("names")
     if isinstance(names, list):
-        slot_names = [str(n) for n in names]
+        slot_names = [str(n) for n in names[:MAX_AUTOGROW_SLOTS]]
     else:
         top = template.get("max")
         count = top if isinstance(top, int) and not isinstance(top, bool) else 0
-        slot_names = [f"{_str(template.get('prefix'))}{i}" for i in range(count)]
+        slot_names = [f"{_str(template.get('prefix'))}{i}" for i in range(min(count, MAX_AUTOGROW_SLOTS))]
     low = template.get("min")
     minimum = low if isinstance(low, int) and not isinstance(low, bool) else 0
     return [

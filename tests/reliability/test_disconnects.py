@@ -26,7 +26,15 @@ from comfydesk.backends.base import ConnectionState
 from comfydesk.backends.comfyui import ComfyUIBackend
 from comfydesk.backends.reconnect import ReconnectPolicy
 from comfydesk.core.errors import ServerUnreachable
-from comfydesk.core.events import Completed, Failed, NodeOutput
+from comfydesk.core.events import (
+    TERMINAL_EVENTS,
+    Completed,
+    Failed,
+    Interrupted,
+    NodeOutput,
+    Progress,
+    Started,
+)
 from comfydesk.core.graph import ApiGraph
 from comfydesk.store.journal import Journal
 from comfydesk.testing import FakeConfig, RunningFake, start_fake_comfyui
@@ -228,3 +236,106 @@ async def test_long_runs_cut_at_random_points(
     views = shared_fake.state.views
     sink, run_id, pid = await cut_run(shared_fake, journal, run, k, again=again, graph=graph)
     await check_run(shared_fake, sink, run, run_id, pid, views, tmp_path / "blobs")
+
+
+# -- several runs, with a delete, a clear and an interrupt between them --------------------------------------
+
+#: The queue transcripts: three prompts posted at once, then (`queue_interrupt_delete`) the last pending one
+#: deleted and the running one interrupted, the middle one completing; or (`queue_clear`) the pending ones
+#: cleared and the running one interrupted. How each prompt ends, by its captured request.
+QUEUE_TRANSCRIPTS = {
+    "queue_interrupt_delete": {"queue_a_slow": "interrupted", "queue_b": "completed", "queue_c": "deleted"},
+    "queue_clear": {"queue_a_slow": "interrupted", "queue_b": "deleted", "queue_c": "deleted"},
+}
+QUEUE_CASES = [(run, k) for run in QUEUE_TRANSCRIPTS for k in range(1, transcript_length(run) + 1)]
+
+
+def queue_graph(run: str, fake: RunningFake, steps: int) -> ApiGraph:
+    prompt = captured_graph(run, fake).to_prompt()
+    for node in prompt.values():
+        if node["class_type"] == "TestSlowSteps":
+            node["inputs"]["steps"] = steps
+    return ApiGraph.from_prompt(prompt)
+
+
+async def progress_of(sink: JournalSink, pid: str, at_least: int) -> None:
+    """Wait until the run has reported step `at_least` (or is over), whatever the cut lost before it."""
+    await sink.wait(
+        lambda e: (
+            getattr(e, "execution_id", None) == pid
+            and ((isinstance(e, Progress) and e.value >= at_least) or isinstance(e, TERMINAL_EVENTS))
+        )
+    )
+
+
+@pytest.mark.parametrize(("transcript", "k"), QUEUE_CASES, ids=[f"{run}-k{k}" for run, k in QUEUE_CASES])
+async def test_queue_runs_end_once_in_their_recorded_state_whatever_the_cut(
+    shared_fake: RunningFake, journal: Journal, tmp_path: Path, transcript: str, k: int
+) -> None:
+    """The socket is dropped after its k-th message while three runs are queued and one is deleted (or the
+    queue cleared) and the running one interrupted, as in the capture. Each run ends exactly once, in the
+    state the capture recorded: the running one interrupted (journal: cancelled), the deleted ones
+    cancelled without running, the one left completed with its image, downloaded once."""
+    fake = shared_fake
+    outcomes = QUEUE_TRANSCRIPTS[transcript]
+    # The running run is long (it is interrupted long before its end); the one that completes is long
+    # enough that the socket carries more messages than the capture, so every k is a cut point.
+    graphs = {
+        "queue_a_slow": queue_graph("queue_a_slow", fake, 400),
+        "queue_b": queue_graph("queue_b", fake, 16),
+        "queue_c": queue_graph("queue_c", fake, 4),
+    }
+    views = fake.state.views
+    connections = fake.server.hub.connections
+    backend = ComfyUIBackend(fake.url, reconnect=FAST, timeout=5)
+    sink = JournalSink(backend, journal)
+    try:
+        fake.faults.drop_websocket_after(k)
+        try:
+            await backend.connect()
+        except ServerUnreachable as exc:  # cut during the handshake: connect again, as the window does
+            assert k == 1 and str(exc).endswith("the WebSocket closed during the handshake"), exc
+            await backend.connect()
+        runs = {name: await sink.submit(graph) for name, graph in graphs.items()}
+        pids = {name: execution.id for name, (_run_id, execution) in runs.items()}
+        await progress_of(sink, pids["queue_a_slow"], 1)
+        if transcript == "queue_clear":
+            await backend.clear_queue()
+        else:
+            await backend.cancel(pids["queue_c"])  # pending: deleted from the queue
+            await progress_of(sink, pids["queue_a_slow"], 5)
+        await backend.cancel(pids["queue_a_slow"])  # running: interrupted
+        for pid in pids.values():
+            await sink.end_of(pid)
+        await wait_for(lambda: fake.server.hub.connections >= connections + 2)  # the cut happened
+        await sink.wait(lambda _e: sink.states()[-1] is ConnectionState.CONNECTED)
+        assert fake.server.hub.connections == connections + 2
+        assert await asyncio.to_thread(fake.state.wait_idle, 20)
+
+        files = 0
+        for name, outcome in outcomes.items():
+            run_id, pid = runs[name][0], pids[name]
+            end = assert_ended_once(sink, pid)
+            if outcome == "completed":
+                assert isinstance(end, Completed), (name, kinds(sink.of(pid)))
+                assert sorted((r.node_id, r.kind, r.type) for r in end.outputs) == captured_outputs(name)
+                files += sum(1 for r in end.outputs if r.is_file)
+            else:
+                assert isinstance(end, Interrupted), (name, kinds(sink.of(pid)))
+                ran = any(isinstance(e, Started | Progress) for e in sink.of(pid))
+                if outcome == "deleted":
+                    assert end.reason == "cancelled" and not ran, (name, kinds(sink.of(pid)))
+                else:
+                    assert end.reason != "cancelled", (name, end)
+            assert_journal_matches(sink, run_id, end, tmp_path / "blobs")
+        assert fake.state.views - views == files  # the completed run's image, downloaded once
+    finally:
+        fake.faults.clear()
+        await backend.close()
+        await sink.stop()
+
+
+def test_every_queue_transcript_is_cut_at_every_message() -> None:
+    for run in QUEUE_TRANSCRIPTS:
+        ks = [k for r, k in QUEUE_CASES if r == run]
+        assert ks == list(range(1, transcript_length(run) + 1)) and len(ks) >= 10
