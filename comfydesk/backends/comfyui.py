@@ -9,6 +9,7 @@ socket ask `/queue` and `/history/{id}` what happened meanwhile, delivering ever
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import uuid
@@ -42,6 +43,7 @@ from comfydesk.backends.comfyui_documents import (
 from comfydesk.backends.comfyui_files import ServerFiles
 from comfydesk.backends.comfyui_history import HistoryReconciler
 from comfydesk.backends.comfyui_http import (
+    RequestUnanswered,
     ServerAddress,
     TransportConfig,
     auth_headers,
@@ -83,6 +85,8 @@ __all__ = ["ComfyUIBackend", "ReconnectPolicy", "safe_output_name"]
 log = logging.getLogger(__name__)
 
 _MAX_FRAME = 64 * 1024 * 1024  # previews of big images are large; ComfyUI itself has no cap
+#: After an unanswered `POST /prompt`, how often the server is asked whether it holds the prompt.
+_LATE_CHECK_INTERVAL = 0.2
 
 
 class ComfyUIBackend(EventStream):
@@ -111,11 +115,13 @@ class ComfyUIBackend(EventStream):
         self._transport = TransportConfig(
             address=address,
             headers=auth_headers(token, basic),
-            ssl_context=make_ssl_context(ca_file=ca_file, verify_tls=verify_tls),
+            ssl_context=make_ssl_context(ca_file=ca_file, verify_tls=verify_tls, secure=address.secure),
             timeout=timeout,
             secrets=secrets,
         )
         self._policy = reconnect or ReconnectPolicy()
+        # How long to look for a prompt whose POST went unanswered: twice the timeout, 2 s to 10 s.
+        self._late_check_budget = min(max(2 * timeout, 2.0), 10.0)
         # False keeps ComfyUI's legacy type-1 preview frames (attributed to the executing node).
         self._preview_metadata = preview_metadata
         self._http: httpx.AsyncClient | None = None
@@ -124,7 +130,10 @@ class ComfyUIBackend(EventStream):
         self._generation = 0
         self._held: dict[str, list[BackendEvent]] = {}  # events waiting for their run's Queued
         self._submitting: set[str] = set()
-        self._history = HistoryReconciler(self._get_json, self._queued_ids, self._emit, self._submitting)
+        self._deleting: set[str] = set()  # pending runs we are deleting: `_mark_cancelled` settles them
+        self._history = HistoryReconciler(
+            self._get_json, self._queued_ids, self._emit, self._submitting, self._deleting
+        )
         self._catalog: NodeCatalog | None = None
         self._files = ServerFiles(self._request)
 
@@ -404,10 +413,16 @@ class ComfyUIBackend(EventStream):
         if ui_workflow is not None:
             body["extra_data"] = {"extra_pnginfo": {"workflow": dict(ui_workflow)}}
         try:
-            resp = await self._request("POST", "/prompt", json=body, ok=())
-            if resp.status_code != 200:
-                raise prompt_error(resp.status_code, self._transport.scrub(resp.text), graph)
-            doc = json_body(resp, "POST /prompt")
+            try:
+                resp = await self._request("POST", "/prompt", json=body, ok=())
+            except RequestUnanswered as exc:
+                # The POST may have reached the server: ask before calling the run failed.
+                await self._confirm_submitted(pid, exc)
+                doc: Any = None  # it did take it (late); its events were held meanwhile
+            else:
+                if resp.status_code != 200:
+                    raise prompt_error(resp.status_code, self._transport.scrub(resp.text), graph)
+                doc = json_body(resp, "POST /prompt")
         except BaseException:
             self._mapper.forget(pid)
             self._held.pop(pid, None)
@@ -428,6 +443,36 @@ class ComfyUIBackend(EventStream):
             run.gap = True
             self._spawn(self._reconcile_quietly([run]))
         return Execution(pid, number if isinstance(number, int) else None, graph, workflow_id)
+
+    async def _confirm_submitted(self, pid: str, unanswered: RequestUnanswered) -> None:
+        """After `POST /prompt` went unanswered: return when the server holds `pid` (queued, running or in
+        its history), asking `/queue` and `/history/{pid}` for up to `_late_check_budget` seconds (a late
+        request may still be on its way in). Raises `unanswered` when the server answered and has no
+        such prompt, and a ServerUnreachable saying the outcome is unknown when it could not be asked."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._late_check_budget
+        answered = False
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout_at(deadline):
+                while True:
+                    try:
+                        if pid in await self._queued_ids():
+                            break
+                        if await self._history.history_entry(pid) is not None:
+                            break
+                        answered = True
+                    except BackendError as exc:
+                        log.info("asking %s whether it took prompt %s: %s", self.url, pid, exc)
+                    await asyncio.sleep(_LATE_CHECK_INTERVAL)
+                log.info("%s took prompt %s after its POST went unanswered; following it", self.url, pid)
+                return
+        if answered:
+            raise unanswered
+        raise ServerUnreachable(
+            self.url,
+            f"{unanswered.cause}; the server could not be asked whether it took the run, so the outcome "
+            "is unknown (it may still run there)",
+        ) from None
 
     async def follow(self, prompt_id: str) -> bool:
         """Take up a run submitted earlier with this client id (before a restart of ours): its events follow
@@ -465,12 +510,16 @@ class ComfyUIBackend(EventStream):
         if item.running:
             await self._request("POST", "/interrupt", json={"prompt_id": execution_id})
             return
-        await self._request("POST", "/queue", json={"delete": [execution_id]})
-        after = _find(await self.queue(), execution_id)
-        if after is not None and after.running:
-            await self._request("POST", "/interrupt", json={"prompt_id": execution_id})
-        elif after is None:
-            await self._mark_cancelled(execution_id)
+        self._deleting.add(execution_id)
+        try:
+            await self._request("POST", "/queue", json={"delete": [execution_id]})
+            after = _find(await self.queue(), execution_id)
+            if after is not None and after.running:
+                await self._request("POST", "/interrupt", json={"prompt_id": execution_id})
+            elif after is None:
+                await self._mark_cancelled(execution_id)
+        finally:
+            self._deleting.discard(execution_id)
 
     async def interrupt(self) -> None:
         """Interrupt whatever the server is running now (anyone's run)."""
@@ -479,11 +528,15 @@ class ComfyUIBackend(EventStream):
     async def clear_queue(self) -> None:
         """Remove every pending run (anyone's); the running one goes on."""
         before = await self.queue()
-        await self._request("POST", "/queue", json={"clear": True})
-        remaining = {q.execution_id for q in await self.queue()}
-        for item in before:
-            if not item.running and item.execution_id not in remaining:
-                await self._mark_cancelled(item.execution_id)
+        pending = {item.execution_id for item in before if not item.running}
+        self._deleting.update(pending)
+        try:
+            await self._request("POST", "/queue", json={"clear": True})
+            remaining = {q.execution_id for q in await self.queue()}
+            for pid in pending - remaining:
+                await self._mark_cancelled(pid)
+        finally:
+            self._deleting.difference_update(pending)
 
     async def _mark_cancelled(self, pid: str) -> None:
         """A run of ours left the queue without running: the socket will never say so, we do."""
@@ -495,6 +548,7 @@ class ComfyUIBackend(EventStream):
             return  # it ran after all; its own messages tell the story
         if not run.terminal:
             run.terminal = True
+            run.gap = False  # it never ran: no output to look for in /history (that would wait ~6 s)
             self._emit(Interrupted(pid, None, reason="cancelled"))
 
     async def queue(self) -> list[QueueItem]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from comfydesk.backends.base import DeviceInfo, QueueItem, ServerInfo, WorkflowSummary
+from comfydesk.backends.error_text import quote_body
 from comfydesk.core.errors import ComfyDeskError, ServerResponseError, ValidationError, ValidationIssue
 from comfydesk.core.graph import ApiGraph
 from comfydesk.core.limits import CATALOG_MAX_CONTAINERS, JsonTooComplex, loads_bounded, printable
@@ -135,7 +136,7 @@ def prompt_error(status: int, body: str, graph: ApiGraph | None = None) -> Comfy
         doc = None
     error = doc.get("error") if isinstance(doc, dict) else None
     if not isinstance(error, dict):
-        text = printable(" ".join(body.split()))[:200] or "no body"
+        text = quote_body(body)
         return ServerResponseError(
             f"the server failed to handle the workflow (POST /prompt answered HTTP {status}: {text})",
             status=status,

@@ -21,12 +21,14 @@ from typing import Any, TypeVar
 
 import httpx
 
+from comfydesk.backends.error_text import is_html, quote_body
 from comfydesk.core.errors import AuthenticationError, ServerResponseError, ServerUnreachable
 from comfydesk.core.limits import CATALOG_MAX_CONTAINERS, JsonTooComplex, loads_bounded, printable
 
 __all__ = [
     "BodyLimit",
     "InFlight",
+    "RequestUnanswered",
     "ServerAddress",
     "TransportConfig",
     "auth_headers",
@@ -44,6 +46,16 @@ CONNECT_TIMEOUT = 10.0
 T = TypeVar("T")
 
 
+class RequestUnanswered(ServerUnreachable):
+    """The request may have reached the server but no whole answer came back (a timeout, a connection
+    dropped after sending): what the server did with it is not known. A refused or failed connection,
+    where nothing was sent, is a plain ServerUnreachable."""
+
+
+def _unanswered(exc: ServerUnreachable) -> RequestUnanswered:
+    return RequestUnanswered(exc.url, exc.cause)
+
+
 @dataclass(frozen=True, slots=True)
 class ServerAddress:
     """A server URL split into what we show, what we call, and any credentials it carried."""
@@ -52,6 +64,11 @@ class ServerAddress:
     http_base: str  # with a trailing slash, for httpx base_url
     ws_base: str  # ws:// or wss:// twin of http_base
     userinfo: tuple[str, str] | None = None
+
+    @property
+    def secure(self) -> bool:
+        """https/wss: spoken over TLS."""
+        return self.http_base.startswith("https:")
 
     @classmethod
     def parse(cls, url: str) -> ServerAddress:
@@ -71,8 +88,14 @@ class ServerAddress:
         return cls(display=base, http_base=base + "/", ws_base=ws + "/", userinfo=userinfo)
 
 
-def make_ssl_context(*, ca_file: str | None, verify_tls: bool) -> ssl.SSLContext:
-    """The TLS context for both HTTP and WebSocket: system trust, plus `ca_file`, or no checks when asked."""
+def make_ssl_context(*, ca_file: str | None, verify_tls: bool, secure: bool = True) -> ssl.SSLContext:
+    """The TLS context for both HTTP and WebSocket: system trust, plus `ca_file`, or no checks when asked.
+
+    For a plain `http://` server (`secure` False) no TLS is spoken, and reading the system's trust store
+    (20-35 ms, on the way to the first connection) is skipped: the context trusts nothing, so any TLS it
+    were ever led to fails verification rather than passing unchecked."""
+    if not secure and not ca_file:
+        return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies certificates and host names, trusts none
     ctx = ssl.create_default_context(cafile=ca_file) if ca_file else ssl.create_default_context()
     if not verify_tls and not ca_file:
         ctx.check_hostname = False
@@ -302,16 +325,18 @@ class TransportConfig:
                     await resp.aclose()
         except TimeoutError:
             if not answered:  # not a word within the budget: said as a read timeout always was
-                raise self.unreachable(httpx.ReadTimeout("timed out"), what) from None
+                raise _unanswered(self.unreachable(httpx.ReadTimeout("timed out"), what)) from None
             elapsed = loop.time() - t0
             got = f"; it had sent {_size(received)}" if received else ""
-            raise ServerUnreachable(
+            raise RequestUnanswered(
                 self.address.display,
                 f"the answer to {what} took too long ({elapsed:.0f} s{got}); the server may be overloaded "
                 "or the connection too slow; try again later",
             ) from None
-        except httpx.TransportError as exc:
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:  # the request never left
             raise self.unreachable(exc, what) from None
+        except httpx.TransportError as exc:  # it may have been sent: read or protocol errors
+            raise _unanswered(self.unreachable(exc, what)) from None
         headers = [(k, v) for k, v in resp.headers.multi_items() if k.lower() not in _BODY_HEADERS]
         return httpx.Response(resp.status_code, headers=headers, content=b"".join(chunks), request=request)
 
@@ -342,8 +367,10 @@ class TransportConfig:
             raise AuthenticationError(self.address.display, resp.status_code)
         if ok and resp.status_code not in ok:
             body = printable(self.scrub(resp.text[:2000]), keep_newlines=True)
+            kind = resp.headers.get("content-type", "")
+            said = quote_body(body, kind) if is_html(body, kind) else body[:200]  # a page by its title
             raise ServerResponseError(
-                f"{what} answered HTTP {resp.status_code}" + (f": {body[:200]}" if body.strip() else ""),
+                f"{what} answered HTTP {resp.status_code}" + (f": {said}" if body.strip() else ""),
                 status=resp.status_code,
                 body=body,
             )

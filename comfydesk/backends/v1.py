@@ -215,11 +215,14 @@ class V1Backend(EventStream):
                 raise _TokenGone(exc) from None
             try:
                 await self._reconcile()
-            except AuthenticationError as exc:
+            except BaseException as exc:
+                # Dropped, not closed (as ComfyUIBackend._reconnect does, finding D2): messages that came
+                # while we reconciled may have paused reading, and a closing handshake would then wait
+                # out websockets' close timeout (10 s) before the next attempt.
+                ws.transport.abort()
                 await ws.close()
-                raise _TokenGone(exc) from None
-            except BaseException:
-                await ws.close()
+                if isinstance(exc, AuthenticationError):
+                    raise _TokenGone(exc) from None
                 raise
             return ws
 

@@ -24,6 +24,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from comfydesk.backends.error_text import quote_body
 from comfydesk.core.errors import (
     AuthenticationError,
     BackendError,
@@ -207,7 +208,7 @@ def error_from_response(status: int, body: str, *, url: str, what: str, token_gi
             hint="ComfyUI on the gateway refused the graph; the details name the node at fault.",
         )
     if doc is None or not is_gateway_envelope(doc):
-        text = " ".join(body.split())[:200] or "no body"
+        text = quote_body(body)
         return ServerResponseError(
             f"{what} failed: the gateway answered HTTP {status} ({text})", status=status, body=body
         )

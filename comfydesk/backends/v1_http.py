@@ -81,7 +81,7 @@ class GatewayTransport:
         self.config = TransportConfig(
             address=address,
             headers=auth_headers(token, None),
-            ssl_context=make_ssl_context(ca_file=ca_file, verify_tls=verify_tls),
+            ssl_context=make_ssl_context(ca_file=ca_file, verify_tls=verify_tls, secure=address.secure),
             timeout=timeout,
             secrets=(token,) if token else (),
         )
@@ -223,7 +223,7 @@ async def probe_gateway(
     config = TransportConfig(
         address=address,
         headers=auth_headers(token, None),
-        ssl_context=make_ssl_context(ca_file=ca_file, verify_tls=verify_tls),
+        ssl_context=make_ssl_context(ca_file=ca_file, verify_tls=verify_tls, secure=address.secure),
         timeout=timeout,
         secrets=(token,) if token else (),
     )

@@ -78,6 +78,14 @@ def register(subparsers: Any) -> None:
         "(it died) before another instance takes it over (default: 30)",
     )
     parser.add_argument(
+        "--reconnect-grace",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="a run posted while every ComfyUI machine is reconnecting is accepted and held this long "
+        "for one to come back, then fails (default: 30; 0 refuses it with 503 at once)",
+    )
+    parser.add_argument(
         "--image-ttl",
         type=float,
         default=3600.0,
@@ -226,6 +234,9 @@ def _serve(args: argparse.Namespace) -> int:
     if not args.lease > 0:
         error(f"--lease must be a positive number of seconds, not {args.lease:g}")
         return EXIT_UNAVAILABLE
+    if not 0 <= args.reconnect_grace <= 86400:
+        error(f"--reconnect-grace must be 0 to 86400 seconds, not {args.reconnect_grace:g}")
+        return EXIT_UNAVAILABLE
     data_dir = _data_dir(args)
     try:
         store = _open_store(args)
@@ -263,6 +274,7 @@ def _serve(args: argparse.Namespace) -> int:
         database_url=getattr(args, "database", None),
         image_dir=Path(args.image_dir) if args.image_dir else None,
         lease=args.lease,
+        reconnect_grace=args.reconnect_grace,
         image_ttl=args.image_ttl,
         rate_limit=args.rate_limit,
         burst=args.burst,

@@ -68,6 +68,9 @@ class GatewayConfig:
     #: None: a lasting id kept in the database for SQLite (one instance), a new one per process otherwise.
     instance_id: str | None = None
     resync_interval: float = 2.0
+    #: How long a run posted while every ComfyUI machine is reconnecting is held for one to come back
+    #: (0: refused with 503 at once, as when no machine was ever connected).
+    reconnect_grace: float = 30.0
 
     @property
     def database(self) -> str:
@@ -113,6 +116,7 @@ class Gateway:
             instance_id=instance_id,
             health_interval=config.health_interval,
             lease=config.lease,
+            reconnect_grace=config.reconnect_grace,
         )
         limiter: RateLimiter | SharedRateLimiter = (
             SharedRateLimiter(store, config.rate_limit, burst=config.burst)

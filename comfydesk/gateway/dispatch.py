@@ -38,10 +38,12 @@ from comfydesk.core.events import (
     Queued,
     Started,
 )
-from comfydesk.core.graph import ApiGraph, is_link
+from comfydesk.core.graph import ApiGraph
 from comfydesk.core.nodes import NodeCatalog
+from comfydesk.gateway.hold import DEFAULT_GRACE, Holding, unavailable_error
 from comfydesk.gateway.hub import EventHub
 from comfydesk.gateway.images import ImageStore
+from comfydesk.gateway.outcomes import failure_error, nodes_to_run, refused_error
 from comfydesk.gateway.store import AsyncStore
 from comfydesk.gateway.views import execution_json
 
@@ -78,6 +80,7 @@ class Machine:
     catalog: NodeCatalog | None = None
     submitting: int = 0
     pump: asyncio.Task[None] | None = None
+    lost_at: float | None = None  # loop time its link dropped (None: connected, or never was)
 
     @property
     def load(self) -> int:
@@ -115,28 +118,6 @@ class Run:
         return max(0, min(99, int(100 * done / total)))
 
 
-def nodes_to_run(graph: ApiGraph, catalog: NodeCatalog | None) -> frozenset[str]:
-    """The output nodes and everything they depend on: what ComfyUI will execute."""
-    outputs = [
-        nid
-        for nid, node in graph.items()
-        if catalog is not None
-        and catalog.get(node.class_type) is not None
-        and catalog[node.class_type].output_node
-    ]
-    if not outputs:
-        return frozenset(graph)
-    seen: set[str] = set()
-    stack = list(outputs)
-    while stack:
-        nid = stack.pop()
-        if nid in seen or nid not in graph:
-            continue
-        seen.add(nid)
-        stack.extend(str(v[0]) for v in graph[nid].inputs.values() if is_link(v))
-    return frozenset(seen)
-
-
 def _source(ref: OutputRef) -> str:
     return f"{ref.type}/{ref.subfolder}/{ref.filename}"
 
@@ -153,6 +134,7 @@ class Dispatcher:
         health_interval: float = 2.0,
         reconnect: ReconnectPolicy = MACHINE_RECONNECT,
         lease: float = 30.0,
+        reconnect_grace: float = DEFAULT_GRACE,
     ) -> None:
         self.store = store
         self.images = images
@@ -181,6 +163,7 @@ class Dispatcher:
         self._shared: NodeCatalog | None = None
         self._work = asyncio.Event()  # another instance gave up leases: claim now, not at the next tick
         self._watched: set[Run] = set()  # taken-over runs waiting in a ComfyUI queue
+        self.holding = Holding(self, reconnect_grace)  # runs accepted while every machine reconnects
 
     # -- lifecycle --------------------------------------------------------------------------------------
 
@@ -237,7 +220,9 @@ class Dispatcher:
         machine.queue = len(queue)
         machine.healthy = True
         machine.error = ""
+        machine.lost_at = None
         self._shared = None
+        self.holding.health_changed()
         log.info("ComfyUI at %s is up (version %s, %d node types)", machine.url, info.version, len(catalog))
 
     async def _health_loop(self) -> None:
@@ -250,6 +235,7 @@ class Dispatcher:
                         machine.queue = len(await machine.backend.queue())
                         if not machine.healthy and machine.catalog is not None:
                             machine.healthy, machine.error = True, ""
+                            self.holding.health_changed()
                     except BackendError as exc:
                         machine.healthy, machine.error = False, exc.user_text()
                 elif state is ConnectionState.DISCONNECTED:
@@ -306,11 +292,23 @@ class Dispatcher:
 
     # -- runs -------------------------------------------------------------------------------------------
 
-    async def submit(self, row: dict[str, Any], graph: ApiGraph) -> dict[str, Any]:
+    async def submit(self, row: dict[str, Any], graph: ApiGraph, *, hold: bool = False) -> dict[str, Any]:
         """Send a recorded execution to a machine; returns its row once the machine has queued it.
 
         Raises NoBackend when no machine takes it (the row is then failed as backend_unavailable), and
-        ExecutionRefused when ComfyUI rejects the graph (the row is failed as execution_error)."""
+        ExecutionRefused when ComfyUI rejects the graph (the row is failed as execution_error). With
+        `hold`, a run no machine takes while one is reconnecting is held instead (`Holding`): its row is
+        returned still queued, and it is dispatched when a machine is back."""
+        try:
+            return await self.offer(row, graph)
+        except NoBackend as exc:
+            if hold and self.holding.can_hold():
+                return self.holding.hold(row, graph, str(exc))
+            await self._write(row["id"], status="failed", error=unavailable_error(str(exc)))
+            raise
+
+    async def offer(self, row: dict[str, Any], graph: ApiGraph) -> dict[str, Any]:
+        """`submit` without its ending: NoBackend leaves the row queued (the caller fails or holds it)."""
         tried: list[str] = []
         for machine in await self._pick():
             pid = str(uuid.uuid4())
@@ -327,12 +325,14 @@ class Dispatcher:
                     continue
                 issues = exc.lines() if isinstance(exc, ValidationError) else [exc.message]
                 self._untrack(run)
-                failed = await self._write(run.id, status="failed", error=_refused_error(issues))
+                failed = await self._write(run.id, status="failed", error=refused_error(issues))
                 self._publish_row(failed, "failed")
                 raise ExecutionRefused(issues) from None
             except BackendError as exc:
                 self._untrack(run)
                 machine.healthy, machine.error = False, exc.user_text()
+                if machine.lost_at is None and machine.catalog is not None:  # it dropped just now
+                    machine.lost_at = asyncio.get_running_loop().time()
                 tried.append(f"{machine.url}: {exc.user_text()}")
                 continue
             except BaseException:
@@ -346,17 +346,9 @@ class Dispatcher:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(run.queued.wait(), _QUEUED_WAIT)
             return run.row
-        reason = "; ".join(tried) or "no ComfyUI machine is reachable"
-        await self._write(
-            row["id"],
-            status="failed",
-            error={
-                "code": "backend_unavailable",
-                "message": "No ComfyUI machine could take the run",
-                "details": reason,
-            },
-        )
-        raise NoBackend(reason)
+        if not tried:  # none healthy: say what became of each
+            tried = [f"{m.url}: {m.error}" for m in self.machines if m.error]
+        raise NoBackend("; ".join(tried) or "no ComfyUI machine is reachable")
 
     def _track(self, row: dict[str, Any], machine: Machine, pid: str, graph: ApiGraph) -> Run:
         run = Run(row=row, machine=machine, prompt_id=pid, needed=nodes_to_run(graph, machine.catalog))
@@ -371,6 +363,7 @@ class Dispatcher:
 
     async def cancel(self, execution_id: int) -> None:
         """Cancel a run: removed from its machine's queue, or interrupted while it runs."""
+        self.holding.drop(execution_id)  # held (no machine yet): it is simply never dispatched
         run = self.by_execution.get(execution_id)
         if run is None:
             # Followed by another instance (or by none): ask its machine to drop the prompt, then end the
@@ -420,11 +413,15 @@ class Dispatcher:
 
     async def renew(self) -> None:
         runs = list(self.by_execution.values())
-        if not runs:
+        waiting = self.holding.ids()
+        if not runs and not waiting:
             return
         held = await self.store.write(
-            self.store.sync.renew_leases, self.instance_id, [r.id for r in runs], lease=self.lease
+            self.store.sync.renew_leases, self.instance_id, [r.id for r in runs] + waiting, lease=self.lease
         )
+        for execution_id in waiting:
+            if execution_id not in held:  # cancelled through another instance
+                self.holding.drop(execution_id)
         for run in runs:
             if run.id not in held and not run.ending and self.by_execution.get(run.id) is run:
                 # Ended elsewhere (cancelled through another instance) or taken over after a stall.
@@ -484,7 +481,7 @@ class Dispatcher:
                 )
                 return
             log.info("execution %s: never reached ComfyUI; submitting it now", row["id"])
-            await self.submit(row, graph)
+            await self.submit(row, graph, hold=True)
         except (NoBackend, ExecutionRefused) as exc:
             log.warning("execution %s could not be resumed: %s", row["id"], exc)
         except BackendError as exc:
@@ -557,10 +554,18 @@ class Dispatcher:
             state = event.status.state
             if state is ConnectionState.CONNECTED:
                 machine.healthy, machine.error = machine.catalog is not None, ""
+                machine.lost_at = None
             else:
                 machine.healthy = False
-                machine.error = event.status.reason or state.value
+                machine.error = event.status.reason or (
+                    f"the link dropped, reconnecting (attempt {event.status.attempt})"
+                    if state is ConnectionState.RECONNECTING
+                    else state.value
+                )
+                if machine.lost_at is None and machine.catalog is not None:
+                    machine.lost_at = asyncio.get_running_loop().time()
             self._shared = None
+            self.holding.health_changed()
             return
         if isinstance(event, QueueChanged):
             machine.queue = event.remaining
@@ -608,7 +613,7 @@ class Dispatcher:
             self._spawn(self._end(run, "completed", None))
         elif isinstance(event, Failed):
             run.ending = True
-            self._spawn(self._end(run, "failed", _failure_error(event, machine)))
+            self._spawn(self._end(run, "failed", failure_error(event, machine)))
         elif isinstance(event, Interrupted):
             run.ending = True
             message = "Cancelled" if event.reason == "cancelled" else "Interrupted on the ComfyUI machine"
@@ -688,40 +693,3 @@ class Dispatcher:
         # This instance publishes this change itself: the notification of it must not publish it again.
         self.hub.note(execution_id, int(row.get("seq") or 0), str(row["status"]))
         return row
-
-
-def _refused_error(issues: list[str]) -> dict[str, Any]:
-    return {
-        "code": "execution_error",
-        "message": "Failed to generate image",
-        "details": "; ".join(f"Node error: {i}" for i in issues),
-    }
-
-
-def _failure_error(event: Failed, machine: Machine) -> dict[str, Any]:
-    info = event.error
-    lost = info.node_id is None and not info.exception_type
-    if lost and (
-        machine.backend.status.state is not ConnectionState.CONNECTED or info.message == LOST_RUN_MESSAGE
-    ):
-        return {
-            "code": "backend_unavailable",
-            "message": f"The ComfyUI machine {machine.url} went away during the run",
-            "details": info.message,
-        }
-    where = f"node {info.node_id} ({info.node_type})" if info.node_id else "the workflow"
-    kind = f"{info.exception_type}: " if info.exception_type else ""
-    error: dict[str, Any] = {
-        "code": "execution_error",
-        "message": info.message or "The run failed",
-        "details": f"Node error: {where}: {kind}{info.message}",
-    }
-    if info.node_id:
-        error["node_id"] = info.node_id
-    if info.node_type:
-        error["node_type"] = info.node_type
-    if info.exception_type:
-        error["exception_type"] = info.exception_type
-    if info.traceback:
-        error["traceback"] = list(info.traceback)
-    return error

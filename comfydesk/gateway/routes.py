@@ -298,7 +298,8 @@ async def execute_workflow(request: Request, workflow_id: int, body: ExecuteBody
     gw, token = _gw(request), _token(request)
     row = await _workflow_row(gw, workflow_id)
     graph = _typed_graph(row, body.inputs, _catalog(gw))
-    if not gw.dispatcher.healthy():
+    if not gw.dispatcher.healthy() and not gw.dispatcher.holding.can_hold():
+        # None reachable and none coming back (a machine reconnecting gets its runs held, see hold.py).
         raise ApiError.single(
             503, "backend_unavailable", "No ComfyUI machine available", "No ComfyUI machine is reachable now"
         )
@@ -312,7 +313,7 @@ async def execute_workflow(request: Request, workflow_id: int, body: ExecuteBody
         lease=gw.dispatcher.lease,
     )
     try:
-        execution = await gw.dispatcher.submit(execution, graph)
+        execution = await gw.dispatcher.submit(execution, graph, hold=True)
     except NoBackend as exc:
         raise ApiError.single(
             503,

@@ -28,6 +28,7 @@ def start_gateway(
     image_dir: Path | None = None,
     lease: float = 30.0,
     resync_interval: float = 0.5,
+    reconnect_grace: float = 30.0,
 ) -> RunningGateway:
     """A running gateway; without `comfyui_urls` it starts (and later stops) its own demo engine."""
     data = Path(data_dir) if data_dir is not None else Path(tempfile.mkdtemp(prefix="comfydesk-gateway-"))
@@ -48,6 +49,7 @@ def start_gateway(
         image_dir=image_dir,
         lease=lease,
         resync_interval=resync_interval,
+        reconnect_grace=reconnect_grace,
     )
     if max_body is not None:
         config.max_body = max_body

@@ -18,7 +18,7 @@ from typing import Any
 from PIL import Image
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Route, WebSocketRoute
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from comfydesk.testing.engine import Dirs
 from comfydesk.testing.executor import Executor
@@ -198,6 +198,7 @@ class FaultMiddleware:
         path = scope["path"]
         delay = self.faults.delay_for(path)
         if delay > 0:
+            receive = await _received(receive)  # the server has the request; it is slow to handle it
             await asyncio.sleep(delay)
         canned = self.faults.take_failure(path)
         if canned is not None:
@@ -207,6 +208,22 @@ class FaultMiddleware:
             await _respond(send, 200, b'{"truncated": [1, 2', b"application/json; charset=utf-8")
             return
         await self.app(scope, receive, send)
+
+
+async def _received(receive: Receive) -> Receive:
+    """Read the request's body now and give it to the app later, as a server that took the request and
+    handles it late does (ComfyUI's aiohttp goes on with a request whose client gave up waiting)."""
+    messages: list[Message] = []
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            break
+
+    async def replay() -> Message:
+        return messages.pop(0) if messages else await receive()
+
+    return replay
 
 
 async def _respond(send: Send, status: int, body: bytes, content_type: bytes) -> None:

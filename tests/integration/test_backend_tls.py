@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import ssl
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -216,3 +217,17 @@ async def test_http_address_for_a_tls_server_suggests_https(
     assert info.value.cause == (
         "the server hung up without answering (if it speaks https, use an https:// address)"
     )
+
+
+def test_a_plain_http_server_gets_a_context_that_trusts_nothing() -> None:
+    """http:// speaks no TLS: its context skips the system trust store (a cost on the way to the first
+    connection) and still verifies, so TLS it were ever led to fails rather than passes unchecked."""
+    from comfydesk.backends.comfyui_http import ServerAddress, make_ssl_context
+
+    plain = make_ssl_context(ca_file=None, verify_tls=True, secure=False)
+    assert plain.verify_mode is ssl.CERT_REQUIRED and plain.check_hostname
+    assert plain.cert_store_stats()["x509_ca"] == 0
+    secure = make_ssl_context(ca_file=None, verify_tls=True, secure=True)
+    assert secure.verify_mode is ssl.CERT_REQUIRED and secure.check_hostname
+    assert not ServerAddress.parse("http://h:8188").secure and ServerAddress.parse("https://h").secure
+    assert ServerAddress.parse("wss://h/comfy").secure and not ServerAddress.parse("h:8188").secure

@@ -21,6 +21,7 @@ import pytest
 
 from comfydesk.backends.base import ConnectionState
 from comfydesk.backends.comfyui import ComfyUIBackend
+from comfydesk.backends.comfyui_http import RequestUnanswered
 from comfydesk.backends.comfyui_protocol import LOST_RUN_MESSAGE
 from comfydesk.backends.reconnect import ReconnectPolicy
 from comfydesk.core.errors import ServerResponseError, ServerUnreachable
@@ -40,7 +41,7 @@ _colors = itertools.count(0x202020, 7919)
 BODIES = [
     ("text", b"upstream went away", "text/plain", "upstream went away"),
     ("empty", b"", "text/plain", "no body"),
-    ("html", HTML_ERROR_PAGE, "text/html", "<html>"),
+    ("html", HTML_ERROR_PAGE, "text/html", "502 Bad Gateway (an HTML page)"),  # by its title
 ]
 
 
@@ -185,7 +186,7 @@ async def test_an_http_error_on_submit_fails_that_run_in_words(
     assert message.startswith(
         f"the server failed to handle the workflow (POST /prompt answered HTTP {status}: "
     )
-    assert quoted in message and "\n" not in message and len(message) < 300
+    assert message.endswith(f": {quoted})") and "\n" not in message and "<" not in message
     [run] = journal_runs(sink.journal)
     assert (run.status, run.error) == ("failed", message)
     assert shared_fake.state.prompts_posted == posted  # nothing reached the queue
@@ -211,13 +212,55 @@ async def test_a_200_that_is_not_json_on_submit_is_a_server_error(
 async def test_a_submit_hung_past_the_timeout_is_unreachable_in_words(
     shared_fake: RunningFake, sink: JournalSink, tmp_path: Path
 ) -> None:
-    shared_fake.faults.malformed_json(
-        "/prompt"
-    )  # the hung request, when it is finally handled, queues nothing
+    """The POST is answered too late and the server never queues it: after asking `/queue` and
+    `/history` (which answer, without the prompt) the run fails as unreachable."""
+    posted = shared_fake.state.prompts_posted
+    shared_fake.faults.malformed_json("/prompt")  # the hung request, when finally handled, queues nothing
     shared_fake.faults.delay_route("/prompt", TIMEOUT * 4)
     with pytest.raises(ServerUnreachable) as info:
         await sink.submit(slow_graph())
+    assert type(info.value) is RequestUnanswered
     assert info.value.cause == f"no answer within {TIMEOUT:g} s (POST /api/prompt)"
+    [run] = journal_runs(sink.journal)
+    assert (run.status, run.error) == ("failed", str(info.value))
+    assert shared_fake.state.prompts_posted == posted
+    shared_fake.faults.clear()
+    await assert_recovers(sink, tmp_path / "blobs")
+
+
+async def test_a_submit_answered_too_late_but_taken_is_followed_to_its_end(
+    shared_fake: RunningFake, sink: JournalSink, tmp_path: Path
+) -> None:
+    """The POST's answer comes after the timeout, but the server did take the prompt (late): the backend
+    finds it in `/queue` or `/history` under the prompt id it chose and follows the run as usual, to one
+    terminal event with its output, journalled as completed."""
+    posted = shared_fake.state.prompts_posted
+    shared_fake.faults.delay_route("/prompt", TIMEOUT * 1.5)  # handled after the client gave up on it
+    run_id, execution = await sink.submit(slow_graph())
+    end = await sink.end_of(execution.id)
+    assert isinstance(end, Completed), kinds(sink.of(execution.id))
+    assert shared_fake.state.prompts_posted == posted + 1  # posted once: the late request itself
+    assert_ended_once(sink, execution.id)
+    assert_journal_matches(sink, run_id, end, tmp_path / "blobs")
+    assert len(sink.outputs(run_id)) == 1
+    shared_fake.faults.clear()
+    await assert_recovers(sink, tmp_path / "blobs")
+
+
+async def test_a_submit_hung_when_the_server_cannot_be_asked_is_an_unknown_outcome(
+    shared_fake: RunningFake, sink: JournalSink, tmp_path: Path
+) -> None:
+    """The POST goes unanswered and so do `/queue` and `/history`: the run fails, saying that its
+    outcome is unknown (it may still run on the server)."""
+    shared_fake.faults.malformed_json("/prompt")  # when finally handled, it queues nothing
+    for route in ("/prompt", "/queue", "/history/*"):
+        shared_fake.faults.delay_route(route, TIMEOUT * 8)
+    with pytest.raises(ServerUnreachable) as info:
+        await sink.submit(slow_graph())
+    assert info.value.cause == (
+        f"no answer within {TIMEOUT:g} s (POST /api/prompt); the server could not be asked whether it "
+        "took the run, so the outcome is unknown (it may still run there)"
+    )
     [run] = journal_runs(sink.journal)
     assert (run.status, run.error) == ("failed", str(info.value))
     shared_fake.faults.clear()
@@ -252,18 +295,20 @@ async def test_faults_while_reconnecting_are_retried_and_the_run_ends_once(
     faults.drop_websocket_after(8)  # mid-run: after the run's first progress
     async with following(shared_fake.url, journal) as sink:
         try:
+            # The fault stays until a second attempt has met it: other requests to the route (a queue
+            # refresh, the run's own check when the socket drops while its POST is answered) must not use
+            # it up before the reconnect asks, as a fixed number of faulty answers could be on a busy machine.
             if status == 0:
-                faults.malformed_json(route, times=2)
+                faults.malformed_json(route, times=1_000)
             elif status == -1:
                 faults.delay_route(route, TIMEOUT * 3)
             elif body is not None:
-                faults.fail_route(route, status, times=2, body=body[1], content_type=body[2])
+                faults.fail_route(route, status, times=1_000, body=body[1], content_type=body[2])
             run_id, execution = await sink.submit(slow_graph(steps=6))
             # The waits stay well inside the 10 s a closing handshake on the abandoned socket of a failed
             # attempt once took (its unread messages had paused reading): the attempt drops it instead.
-            if status == -1:
-                await sink.wait(lambda e: sink.statuses()[-1].status.attempt >= 2, timeout=8.0)
-                faults.clear()
+            await sink.wait(lambda e: sink.statuses()[-1].status.attempt >= 2, timeout=8.0)
+            faults.clear()
             end = await sink.end_of(execution.id, timeout=8.0)
         finally:
             faults.clear()

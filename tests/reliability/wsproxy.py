@@ -5,7 +5,9 @@ fault switch of their own (the gateway's `/events` socket).
 127.0.0.1:`port`. Plain HTTP passes through untouched. When the server answers a WebSocket handshake (101),
 the proxy reads the server's frames and counts its messages (text or binary frames that end a message);
 `proxy.cut_next_after(k)` makes the next WebSocket die right after its k-th message: both TCP connections
-are aborted, no close frame, as when a network drops.
+are aborted, no close frame, as when a network drops. `proxy.hang_next_request(prefix)` makes the next
+HTTP request to a path starting with `prefix` go unanswered: it is not forwarded, and the client waits
+until its own timeout.
 """
 
 from __future__ import annotations
@@ -29,6 +31,25 @@ class WsCutProxy:
         self.websockets = 0
         #: Messages each WebSocket carried from the server, in the order the sockets were opened.
         self.messages: list[int] = []
+        self._hangs: list[bytes] = []
+        self.hung = 0
+
+    def hang_next_request(self, path_prefix: str) -> None:
+        """The next HTTP request whose path starts with `path_prefix` is swallowed: never answered."""
+        with self._lock:
+            self._hangs.append(path_prefix.encode())
+
+    def _claim_hang(self, data: bytes) -> bool:
+        parts = data.split(b"\r\n", 1)[0].split(b" ")
+        if len(parts) != 3 or not parts[2].startswith(b"HTTP/"):
+            return False
+        with self._lock:
+            for prefix in self._hangs:
+                if parts[1].startswith(prefix):
+                    self._hangs.remove(prefix)
+                    self.hung += 1
+                    return True
+        return False
 
     def cut_next_after(self, k: int | None) -> None:
         """The next WebSocket through the proxy is dropped after the server has sent it `k` messages
@@ -55,6 +76,21 @@ class WsCutProxy:
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     with contextlib.suppress(ConnectionError, OSError, asyncio.IncompleteReadError):
         while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    with contextlib.suppress(Exception):
+        writer.close()
+
+
+async def _client_to_server(
+    state: WsCutProxy, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> None:
+    with contextlib.suppress(ConnectionError, OSError, asyncio.IncompleteReadError):
+        while data := await reader.read(65536):
+            if state._claim_hang(data):
+                while await reader.read(65536):  # swallowed until the client gives up and hangs up
+                    pass
+                break
             writer.write(data)
             await writer.drain()
     with contextlib.suppress(Exception):
@@ -130,7 +166,7 @@ def ws_cut_proxy(port: int) -> Iterator[WsCutProxy]:
             writer.transport.abort()
             return
         tasks = [
-            asyncio.create_task(_pipe(reader, up_writer)),
+            asyncio.create_task(_client_to_server(state, reader, up_writer)),
             asyncio.create_task(_server_to_client(state, up_reader, writer, up_writer)),
         ]
         try:

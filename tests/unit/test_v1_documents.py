@@ -342,7 +342,7 @@ def test_404_and_others_keep_the_server_sentence() -> None:
     assert exc.message == "reading workflow 1 failed: Workflow with id 1 not found"
     plain = error_from_response(502, "<html>Bad gateway</html>", url=BASE, what="x", token_given=True)
     assert isinstance(plain, ServerResponseError) and not isinstance(plain, GatewayError)
-    assert "HTTP 502" in plain.message
+    assert plain.message == "x failed: the gateway answered HTTP 502 (Bad gateway (an HTML page))"
 
 
 def test_envelopes() -> None:
