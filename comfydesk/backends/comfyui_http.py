@@ -316,13 +316,17 @@ class TransportConfig:
                         deadline = t0 + max(start_budget, allowed)
                         if loop.time() > deadline:  # a trickle: each chunk is checked against the rule
                             raise TimeoutError
-                        if deadline > scheduled:
-                            # The timer (for a body that stops) moves in steps, not per chunk: each move
-                            # leaves a timer handle in the Qt loop until its old time comes.
+                        if deadline > scheduled + self.timeout / 10:
+                            # The timer (for a body that stops) moves in steps, not per chunk, and not for a
+                            # small body (it may fire a tenth of the timeout early): each move leaves a timer
+                            # handle in the Qt loop until its old time comes.
                             scheduled = max(deadline, min(t0 + limit.ceiling, deadline + self.timeout))
                             budget.reschedule(scheduled)
                 finally:
                     await resp.aclose()
+                    # httpx's response and its stream refer to each other: a cycle that only the cycle
+                    # collector would free, with the request, its headers and the pool's objects in it.
+                    resp.stream = httpx.ByteStream(b"")
         except TimeoutError:
             if not answered:  # not a word within the budget: said as a read timeout always was
                 raise _unanswered(self.unreachable(httpx.ReadTimeout("timed out"), what)) from None
