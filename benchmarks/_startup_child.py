@@ -89,6 +89,8 @@ elif MODE == "inventory":
                 qt = next(c for c in type(w).__mro__ if c.__module__.startswith("PySide6."))
                 found[f"{qt.__module__}.{qt.__name__}"] += 1
         Path(out_file).write_text(json.dumps(sorted(found.items())), encoding="utf-8")
+        sys.stdout.write(f"{time.time():.6f} inventory\n")  # the parent reads a line from every child
+        sys.stdout.flush()
         os._exit(0)
 
     watch = ExposeWatch(lambda: QTimer.singleShot(0, take))

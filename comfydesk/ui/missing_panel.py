@@ -45,6 +45,10 @@ def _label(text: str, parent: QWidget, name: str = "", *, rich: bool = True) -> 
     return label
 
 
+#: How many panels (the last ones shown) are kept for going back to their workflows.
+KEEP_BODIES = 4
+
+
 class MissingPanel(QFrame):
     """See the module docstring. `set_pieces(None)` hides it."""
 
@@ -62,6 +66,9 @@ class MissingPanel(QFrame):
         self._layout.setSpacing(4)
         self._body: QWidget | None = None
         self._signature: object = (None, ())  # what is shown (see _rebuild): nothing
+        # The panels built last, by what they show, newest last: switching back to a workflow shows its
+        # panel again instead of building it anew (the body on screen is one of them).
+        self._kept: list[tuple[object, tuple[QWidget, dict[str, QPushButton], dict[str, QPushButton]]]] = []
         #: The "Copy link" button of each model, by file name (for tests and keyboard users).
         self.copy_buttons: dict[str, QPushButton] = {}
         self.choose_buttons: dict[str, QPushButton] = {}
@@ -90,14 +97,20 @@ class MissingPanel(QFrame):
         if signature == self._signature:
             return
         self._signature = signature
-        if self._body is not None:
-            self._layout.removeWidget(self._body)
-            self._body.deleteLater()
+        if self._body is not None:  # kept (hidden) for going back to it: see _kept
+            self._body.hide()
             self._body = None
         self.copy_buttons, self.choose_buttons = {}, {}
         if shown is None:
             self.hide()
             return
+        for i, (kept_signature, kept) in enumerate(self._kept):
+            if kept_signature == signature:  # shown a moment ago (the workflow switched back to)
+                self._kept.append(self._kept.pop(i))
+                self._body, self.copy_buttons, self.choose_buttons = kept
+                self._body.show()
+                self.show()
+                return
         body = QWidget(self)
         layout = QVBoxLayout(body)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -114,6 +127,11 @@ class MissingPanel(QFrame):
             layout.addWidget(self._values_section(shown.files, body, "missingFiles"))
         self._layout.addWidget(body)
         self._body = body
+        self._kept.append((signature, (body, self.copy_buttons, self.choose_buttons)))
+        while len(self._kept) > KEEP_BODIES:
+            _, (old_body, _c, _b) = self._kept.pop(0)
+            self._layout.removeWidget(old_body)
+            old_body.deleteLater()
         self.show()
 
     def _without_fields(self, pieces: MissingPieces) -> MissingPieces:

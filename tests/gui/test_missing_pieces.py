@@ -12,7 +12,7 @@ import pytest
 import qasync
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import QApplication, QComboBox
+from PySide6.QtWidgets import QApplication, QComboBox, QLabel
 from pytestqt.qtbot import QtBot
 
 from comfydesk.core.messages import CATALOGUE
@@ -245,3 +245,47 @@ def test_model_lists_follow_the_server_on_f5_and_reconnect(
     )
     assert not window.run_button.isEnabled()
     assert window.run_reason.text() == "Can't run: 1 model is missing."
+
+
+def test_the_panel_of_a_workflow_switched_back_to_is_shown_again_not_rebuilt(qtbot: QtBot) -> None:
+    """Going back and forth between workflows shows each one's panel again (the same widgets, its buttons
+    still working), for the last KEEP_BODIES panels; older ones are let go."""
+    from comfydesk.core.missing import MissingModel, MissingNodes, MissingPieces
+    from comfydesk.ui.missing_panel import KEEP_BODIES, MissingPanel
+
+    panel = MissingPanel()
+    qtbot.addWidget(panel)
+    panel.show()
+    fields = {("4", "ckpt_name"): "4.ckpt_name"}
+    panel.set_pieces(None, lambda node, name: fields.get((node, name)))
+
+    def pieces(n: int) -> MissingPieces:
+        model = MissingModel(
+            f"model-{n}.safetensors",
+            "checkpoints",
+            f"https://example.org/{n}",
+            inputs=(("4", "ckpt_name"),),
+            choices=("tiny.safetensors",),
+        )
+        return MissingPieces(nodes=(MissingNodes("some_pack", (f"Node{n}",), ("9",)),), models=(model,))
+
+    panel.set_pieces(pieces(1))
+    first, copy_first = panel._body, panel.copy_buttons["model-1.safetensors"]
+    panel.set_pieces(pieces(2))
+    assert panel._body is not first and not first.isVisible()
+    panel.set_pieces(pieces(1))
+    assert panel._body is first and first.isVisible() and panel.isVisible()
+    assert panel.copy_buttons["model-1.safetensors"] is copy_first
+    with qtbot.waitSignal(panel.link_copied) as copied:
+        copy_first.click()
+    assert copied.args == ["https://example.org/1"]
+    with qtbot.waitSignal(panel.field_requested) as wanted:
+        panel.choose_buttons["model-1.safetensors"].click()
+    assert wanted.args == ["4.ckpt_name"]
+    panel.set_pieces(None)
+    assert not panel.isVisible()
+    for n in range(2, 3 + KEEP_BODIES):  # more panels than are kept: the first one is let go
+        panel.set_pieces(pieces(n))
+    panel.set_pieces(pieces(1))
+    assert panel._body is not first
+    assert [t.text() for t in panel._body.findChildren(QLabel) if "model-1" in t.text()]
