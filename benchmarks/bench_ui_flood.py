@@ -27,16 +27,20 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 import argparse
 import asyncio
 import io
+import json
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import qasync
+import websockets
 from _common import ROOT, write_results
 from PIL import Image
 from PySide6.QtCore import Qt, QTimer, QtMsgType, qInstallMessageHandler
@@ -366,14 +370,22 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
         with tempfile.TemporaryDirectory(prefix="comfydesk-bench-") as tmp:
             proc, url = start_fake(args.object_info, Path(tmp))
             try:
-                e2e = [await run_e2e(url, args.progress, args.previews, i) for i in range(args.repeat)]
+                e2e, raw = [], []
+                for i in range(args.repeat):  # interleaved with the server's own rate (a bare client)
+                    e2e.append(await run_e2e(url, args.progress, args.previews, i))
+                    raw.append(await run_raw(url, args.progress, args.previews, args.repeat + i))
             finally:
                 stop_fake(proc)
         lat = lateness([s for r in e2e for s in r["samples"]])
         drain = statistics.median(r["drain_s"] for r in e2e) * 1000
+        raw_ms = statistics.median(r[0] for r in raw) * 1000
         results["e2e"] = {
             **lat,
             "drain_ms": round(drain, 1),
+            # The same run read by a bare WebSocket client (no parsing beyond finding the end): the rate
+            # the fake server sends at on this machine, which bounds what any client can receive.
+            "raw_client_ms": round(raw_ms, 1),
+            "raw_client_messages": raw[0][1],
             "statuses": [r["status"] for r in e2e],
             "progress_events": statistics.median(r["progress"] for r in e2e),
             "preview_events": statistics.median(r["preview"] for r in e2e),
@@ -387,11 +399,33 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
                 lat,
                 f" | submit->drained {drain:.0f} ms | received {e['progress_events']:.0f} Progress, "
                 f"{e['preview_events']:.0f} Preview | {e['step_emits']:.0f} step and "
-                f"{e['preview_emits']:.0f} preview emissions | {', '.join(e['statuses'])}  "
-                f"(medians of {args.repeat})",
+                f"{e['preview_emits']:.0f} preview emissions | {', '.join(e['statuses'])} | the same run "
+                f"to a bare WebSocket client (the server's own rate): {raw_ms:.0f} ms for "
+                f"{e['raw_client_messages']} messages  (medians of {args.repeat})",
             )
         )
     return results
+
+
+async def run_raw(url: str, progress: int, previews: int, index: int) -> tuple[float, int]:
+    """The e2e run read by a bare WebSocket client: seconds from submit to the run's last message, and the
+    number of messages (text and binary) it received."""
+    client_id = uuid.uuid4().hex
+    ws_url = url.replace("http", "ws", 1) + f"/ws?clientId={client_id}"
+    prompt = e2e_prompt(progress, previews, seed=0x0F0F0F * (index + 1))
+    async with websockets.connect(ws_url, max_size=None) as ws, httpx.AsyncClient() as http:
+        t0 = time.perf_counter()
+        resp = await http.post(f"{url}/prompt", json={"prompt": prompt, "client_id": client_id})
+        prompt_id = resp.json()["prompt_id"]
+        count = 0
+        while True:
+            message = await ws.recv()
+            count += 1
+            if isinstance(message, str) and '"execution_' in message:
+                doc = json.loads(message)
+                ended = doc.get("type") in ("execution_success", "execution_error", "execution_interrupted")
+                if ended and doc.get("data", {}).get("prompt_id") == prompt_id:
+                    return time.perf_counter() - t0, count
 
 
 def main() -> None:
