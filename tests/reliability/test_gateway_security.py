@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import re
 import sqlite3
 from collections.abc import Iterator
@@ -21,7 +22,15 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from comfydesk.gateway.testing import RunningGateway, start_gateway
-from tests.integration.gateway_helpers import API, client, create_workflow, execute, run_to_end, ws_url
+from tests.integration.gateway_helpers import (
+    API,
+    BLOG_POST_IMAGE,
+    client,
+    create_workflow,
+    execute,
+    run_to_end,
+    ws_url,
+)
 
 
 @pytest.fixture
@@ -225,3 +234,47 @@ async def test_a_token_in_a_websocket_query_is_not_logged(
     text = "\n".join(r.getMessage() + str(r.exc_info or "") for r in server)
     assert any(r.name.startswith("comfydesk.gateway") for r in server)
     assert gateway.admin_token not in text
+
+
+@pytest.mark.parametrize("depth", [200, 1_000, 100_000])
+async def test_deeply_nested_bodies_are_refused_in_words_on_every_route(
+    gateway: RunningGateway, depth: int
+) -> None:
+    """Walk the route table: every route that takes a body answers a deeply nested JSON document (as a
+    whole body, and as a workflow's `nodes` or an input value) with a 4xx in the API's error envelope, never
+    a 500 or a dropped connection; the gateway goes on answering."""
+    async with client(gateway, gateway.admin_token) as c:
+        workflow_id = await create_workflow(c)
+        execution = await execute(c, workflow_id)
+        await run_to_end(gateway, gateway.admin_token, execution)
+        values = {"workflow_id": str(workflow_id), "execution_id": str(execution), "file_name": "1.png"}
+        nested = "[" * depth + "]" * depth
+        bodies = {
+            "whole": nested,
+            "nodes": '{"name": "deep", "nodes": ' + nested + "}",
+            # A real workflow whose first input holds the nested list: it reaches the graph's validation.
+            "input": json.dumps(_with_input(BLOG_POST_IMAGE, "@@DEEP@@")).replace('"@@DEEP@@"', nested),
+        }
+        tried = 0
+        for route in _flat(list(gateway.app.routes)):
+            if not isinstance(route, APIRoute) or route.body_field is None:
+                continue  # routes that read no body (cancel) do not parse one either
+            concrete = re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], route.path)
+            for method in sorted((route.methods or set()) & {"POST", "PUT", "PATCH"}):
+                for what, body in bodies.items():
+                    resp = await c.request(
+                        method, concrete, content=body, headers={"Content-Type": "application/json"}
+                    )
+                    tried += 1
+                    assert 400 <= resp.status_code < 500, (method, concrete, what, resp.status_code)
+                    assert resp.json()["status"] == "error", (method, concrete, what)
+                    assert resp.json()["errors"][0]["message"], (method, concrete, what)
+        assert tried >= 9  # create and update a workflow, execute: each with three bodies
+        assert (await c.get(f"{API}/workflows")).status_code == 200
+
+
+def _with_input(workflow: dict[str, Any], value: Any) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads(json.dumps(workflow))
+    node = doc["nodes"][0]
+    node["inputs"][next(iter(node["inputs"]))] = value
+    return doc
