@@ -118,7 +118,15 @@ async def assert_recovers(sink: JournalSink, blobs: Path) -> None:
 # -- restarts and refused connections ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("how", ["in-process", "stop-and-start", "refused-for-a-while"])
+@pytest.mark.parametrize(
+    "how",
+    [
+        "in-process",
+        "stop-and-start",
+        "refused-for-a-while",
+        pytest.param("refused-for-30-s", marks=pytest.mark.soak),  # the 30 s, in the long run
+    ],
+)
 async def test_a_restart_mid_run_fails_the_run_once_and_the_app_goes_on(
     tmp_path: Path, journal: Journal, how: str
 ) -> None:
@@ -133,8 +141,12 @@ async def test_a_restart_mid_run_fails_the_run_once_and_the_app_goes_on(
                 await asyncio.to_thread(fake.restart)
             else:
                 await asyncio.to_thread(fake.stop)  # the port now refuses connections
-                if how == "refused-for-a-while":
+                if how.startswith("refused-for"):
                     await sink.wait(lambda e: sink.statuses()[-1].status.attempt >= 4)
+                    if how == "refused-for-30-s":
+                        loop = asyncio.get_running_loop()
+                        stopped = loop.time()
+                        await wait_for(lambda: loop.time() - stopped >= 30, timeout=40)
                     assert sink.backend.status.state is ConnectionState.RECONNECTING
                     with pytest.raises(ServerUnreachable) as refused:  # a run submitted meanwhile
                         await sink.submit(slow_graph())
@@ -147,7 +159,7 @@ async def test_a_restart_mid_run_fails_the_run_once_and_the_app_goes_on(
                 assert_journal_matches(sink, rid, end, tmp_path / "blobs")
             await sink.connected_times(2)
             await assert_recovers(sink, tmp_path / "blobs")
-            if how == "refused-for-a-while":
+            if how.startswith("refused-for"):
                 failed = [r for r in journal_runs(journal) if r.error and "connection refused" in r.error]
                 assert len(failed) == 1 and failed[0].status == "failed"
     finally:
