@@ -6,6 +6,7 @@ serves the fake ComfyUI (demo catalogue) until Ctrl+C (SIGINT), which ends it wi
 (ComfyUI's unknown options are ignored, as `--cpu` or `--lowvram` would be):
 
   --startup-delay S     seconds of "loading" before it listens (log lines meanwhile)
+  --hold-file PATH      and then go on "loading" while PATH exists (a test decides when it is up)
   --crash-on-start N    print a traceback and exit with code N before listening
   --crash-file PATH     once PATH exists, print a traceback and exit with --crash-code (crash on demand)
   --crash-code N        exit code of that crash (default 1)
@@ -45,6 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--listen", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8188)
     parser.add_argument("--startup-delay", type=float, default=0.0)
+    parser.add_argument("--hold-file", default="")
     parser.add_argument("--crash-on-start", type=int, default=None)
     parser.add_argument("--crash-file", default="")
     parser.add_argument("--crash-code", type=int, default=1)
@@ -61,10 +63,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     _say("Set vram state to: NORMAL_VRAM")
     loading_until = time.monotonic() + args.startup_delay
     step = 0
-    while time.monotonic() < loading_until:
+    while time.monotonic() < loading_until or (args.hold_file and os.path.exists(args.hold_file)):
         step += 1
         _say(f"Import times for custom nodes: loading pack {step}…")
-        time.sleep(min(0.1, max(0.0, loading_until - time.monotonic())))
+        time.sleep(min(0.1, max(0.0, loading_until - time.monotonic())) or 0.1)  # held: a line per 0.1 s
     if args.crash_on_start is not None:
         _crash(args.crash_on_start, "CUDA error: no kernel image is available (stand-in crash on start)")
 

@@ -47,8 +47,11 @@ def managed_profile(tmp_path: Path, extra: str) -> Profile:
 def test_managed_server_starts_shows_its_log_crashes_restarts_and_stops_on_quit(
     qtbot: QtBot, open_window: OpenWindow, tmp_path: Path, docs_shots: Path
 ) -> None:
-    trigger = tmp_path / "crash-now"
-    profile = managed_profile(tmp_path, f"--startup-delay 2.5 --crash-file '{trigger}' --crash-code 3")
+    trigger, hold = tmp_path / "crash-now", tmp_path / "still-loading"
+    hold.write_text("", encoding="utf-8")  # it goes on "loading" until the starting state has been checked
+    profile = managed_profile(
+        tmp_path, f"--startup-delay 0.5 --hold-file '{hold}' --crash-file '{trigger}' --crash-code 3"
+    )
     window: MainWindow = open_window(server="http://127.0.0.1:9", data_dir=tmp_path / "data")
     window.resize(1000, 760)
     server = window.ctx.local_server
@@ -67,6 +70,7 @@ def test_managed_server_starts_shows_its_log_crashes_restarts_and_stops_on_quit(
     assert panel.status.text().startswith("Starting ComfyUI… waiting for it to answer")
     assert "Total VRAM" in panel.log.toPlainText()
     window.server_log_dock.grab().save(str(docs_shots / "managed-server-starting.png"))
+    hold.unlink()  # now it may listen
 
     qtbot.waitUntil(lambda: window.ctx.connection.backend is not None, timeout=TIMEOUT)
     assert window.ctx.connection.url == server.url and server.state is ServerState.RUNNING
