@@ -379,8 +379,13 @@ def build_context(
     *,
     backend_factory: BackendFactory | None = None,
     parent: QObject | None = None,
+    settings: Settings | None = None,
 ) -> AppContext:
-    """Build every store and model and wire them; no I/O beyond reading the small settings files."""
+    """Build every store and model and wire them; no I/O beyond reading the small settings files.
+
+    `settings`: the settings file of this data dir as already read (the window's first frame reads it for
+    its size, place and theme); its changes are written in the background from now on.
+    """
     paths = resolve_paths(data_dir).ensure()
     errors = ErrorModel(parent)
 
@@ -391,7 +396,10 @@ def build_context(
         )
 
     # Read here, on the UI thread, before the window shows (a few small files); written in the background.
-    settings = Settings(paths.settings_file, background=True, on_error=settings_failed)
+    if settings is None or settings.path != paths.settings_file:
+        settings = Settings(paths.settings_file, background=True, on_error=settings_failed)
+    else:
+        settings.write_in_background(settings_failed)
     secrets = SecretStore(paths.secrets_file, use_file=settings.secrets_in_file)
     profile_store = ProfileStore(paths.profiles_file)
     profiles = ProfilesModel(profile_store, secrets, settings, parent)

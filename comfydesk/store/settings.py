@@ -16,10 +16,12 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from comfydesk.store.atomic import atomic_write_bytes, json_bytes, read_json_or_set_aside
-from comfydesk.store.writer import SettingsWriter
+
+if TYPE_CHECKING:  # imported with the first background writer (it needs asyncio), not to read settings
+    from comfydesk.store.writer import SettingsWriter
 
 __all__ = ["THEMES", "THUMBNAIL_SIZES", "Preferences", "Settings", "WorkflowPrefs"]
 
@@ -154,7 +156,20 @@ class Settings:
         doc, self.notice = read_json_or_set_aside(path, {}, valid=lambda d: isinstance(d, dict))
         self._doc: dict[str, Any] = doc if isinstance(doc, dict) else {}
         self._doc.setdefault("version", _VERSION)
-        self.writer = SettingsWriter(path, self._encode, on_error=on_error) if background else None
+        self.writer: SettingsWriter | None = None
+        if background:
+            self.write_in_background(on_error)
+
+    def write_in_background(self, on_error: Callable[[Exception], None] | None = None) -> None:
+        """From now on, changes are written off the calling thread (see `SettingsWriter`); `on_error` hears
+        of a failed write. Settings read before the app's state exists (the window's first frame) start
+        their writer here once it does."""
+        from comfydesk.store.writer import SettingsWriter
+
+        if self.writer is None:
+            self.writer = SettingsWriter(self.path, self._encode, on_error=on_error)
+        else:
+            self.writer.on_error = on_error
 
     # -- generic -----------------------------------------------------------------------------------
     def get(self, key: str, default: Any = None) -> Any:
