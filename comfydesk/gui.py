@@ -1,39 +1,42 @@
 """Start the window: `create_main_window` (tests, embedding) and `run` (the `comfydesk` command).
 
+`run` shows the window's frame first (`show_frame`: size, place, theme, menus and docks, from the settings
+file alone), then builds the app state and the panes into it (`attach_app_state`); see `MainWindow`.
+
 This module sits above every layer: it is the one place that builds the app state (`comfydesk.app`) and the
 widgets (`comfydesk.ui`) together; `app` itself never imports `ui` (an import-linter contract).
 """
 
 from __future__ import annotations
 
-import gc
+import logging
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-# Importing the window's modules makes many objects and next to no garbage: the cycle collector would walk
-# them all a few times for nothing (about 4% of start-up). It is paused for these imports only.
-_gc_was_enabled = gc.isenabled()
-gc.disable()
-try:
+from PySide6.QtCore import QEvent, QEventLoop, QObject, QTimer
+from PySide6.QtWidgets import QApplication, QWidget
+
+# Light on purpose: what the first frame needs. The app state and the panes (most of start-up) are imported
+# once that frame is on screen (`run`), or at once by `create_main_window`.
+from comfydesk.store.paths import resolve_paths
+from comfydesk.store.settings import Settings
+from comfydesk.ui.main_window import MainWindow
+from comfydesk.ui.theme import apply_theme, set_reduce_motion
+
+if TYPE_CHECKING:
     import asyncio
-    import logging
-    import sys
-    from collections.abc import Callable, Sequence
-    from pathlib import Path
 
-    from PySide6.QtCore import QEvent, QObject, QTimer
-    from PySide6.QtWidgets import QApplication, QWidget
+    from comfydesk.app.context import AppContext
 
-    from comfydesk.app.collector import UiThreadCollector
-    from comfydesk.app.context import AppContext, build_context
-    from comfydesk.app.tasks import install_excepthook
-    from comfydesk.ui.main_window import MainWindow
-    from comfydesk.ui.theme import apply_theme
-finally:
-    if _gc_was_enabled:
-        gc.enable()
-
-__all__ = ["configure_logging", "create_main_window", "run"]
+__all__ = ["attach_app_state", "configure_logging", "create_main_window", "run", "show_frame"]
 
 log = logging.getLogger(__name__)
+
+EXPOSE_WAIT = 0.1
+"""Seconds `show_frame` waits for the window system to expose the frame before building the rest."""
 
 QUIET_LOGGERS = ("httpx", "httpcore", "uvicorn.access", "websockets")
 """Libraries that log every request at INFO: only their warnings reach the console."""
@@ -57,22 +60,80 @@ def create_main_window(
     `comfydesk FILE`, a file opened from the desktop) are added to the library once it starts, the first
     one opened.
     """
+    from comfydesk.app.context import build_context
 
     app = QApplication.instance()
     if isinstance(app, QApplication):
         apply_theme(app)
     ctx = build_context(server, data_dir)
     window = MainWindow(ctx)
+    _started(window, ctx, files)
+    return window
+
+
+def _gc_paused(build: Callable[[], MainWindow]) -> MainWindow:
+    """`build()` with the cycle collector paused: importing and building the window makes many objects and
+    next to no garbage, which the collector would walk a few times for nothing (about 4% of start-up)."""
+    import gc
+
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return build()
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def show_frame(app: QApplication, data_dir: Path | None) -> MainWindow:
+    """The window's frame on screen (see `MainWindow`), in its saved size, place and theme: shown and
+    painted before this returns, so the user sees the window while the rest of the app is built."""
+    settings = Settings(resolve_paths(data_dir).settings_file)
+    prefs = settings.preferences
+    apply_theme(app)
+    apply_theme(app, prefs.theme)
+    set_reduce_motion(app, prefs.reduce_motion)
+    window = MainWindow(settings=settings)
+    window.setAnimated(not prefs.reduce_motion)
+    window.show()
+    handle = window.windowHandle()
+    deadline = time.monotonic() + EXPOSE_WAIT  # a window system slow to expose it: go on anyway
+    while handle is not None and not handle.isExposed() and time.monotonic() < deadline:
+        app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 10)
+    app.processEvents()  # the first frame painted
+    return window
+
+
+def attach_app_state(
+    window: MainWindow, server: str | None, data_dir: Path | None, files: Sequence[Path] = ()
+) -> AppContext:
+    """Build the app state (on the settings the frame read) and the window's panes on it."""
+
+    def build() -> MainWindow:
+        from comfydesk.app.context import build_context
+
+        window.attach(build_context(server, data_dir, settings=window.frame_settings))
+        return window
+
+    _gc_paused(build)
+    _started(window, window.ctx, files)
+    return window.ctx
+
+
+def _started(window: MainWindow, ctx: AppContext, files: Sequence[Path]) -> None:
+    from comfydesk.app.tasks import install_excepthook
+
     ctx._cleanups.append(install_excepthook(ctx.errors))
     paths = [Path(f) for f in files]
     # Connecting, the library scan and the imports they need come after the first frame.
     after_first_frame(window, lambda: _start(ctx, paths))
-    return window
 
 
 def _start(ctx: AppContext, paths: list[Path]) -> None:
     """The deferred start, unless the window closed first or no loop runs any more (it was closed and its
     loop stopped before the first frame came: nothing to start)."""
+    import asyncio
+
     try:
         asyncio.get_running_loop()
     except RuntimeError:
@@ -124,11 +185,10 @@ def after_first_frame(window: QWidget, callback: Callable[[], object]) -> None:
 def run(server: str | None = None, data_dir: Path | None = None, files: Sequence[Path] = ()) -> int:
     """Run the app until the window closes and its state has shut down; returns the exit code.
 
+    The window's frame is shown first (`show_frame`); the app state and the panes are built into it after.
     The loop stops only after `AppContext.aclose` (connection closed, demo engine stopped, settings written,
     bounded by SHUTDOWN_TIMEOUT): Qt's own quit on the last window would stop it half way.
     """
-    import qasync
-
     configure_logging()
     existing = QApplication.instance()
     app = existing if isinstance(existing, QApplication) else QApplication(sys.argv)
@@ -137,12 +197,22 @@ def run(server: str | None = None, data_dir: Path | None = None, files: Sequence
     app.setDesktopFileName("comfydesk")
     quit_on_close = app.quitOnLastWindowClosed()
     app.setQuitOnLastWindowClosed(False)  # the loop stops once the app state has shut down, not before
+    window = show_frame(app, data_dir)
+    if not window.isVisible():  # closed while its frame was being shown: nothing was started
+        app.setQuitOnLastWindowClosed(quit_on_close)
+        return 0
+
+    import asyncio
+
+    import qasync
+
+    from comfydesk.app.collector import UiThreadCollector
+
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
     collector = UiThreadCollector()
     try:
-        window = create_main_window(server, data_dir, files)
-        ctx = window.ctx
+        ctx = attach_app_state(window, server, data_dir, files)
         with loop:
             stopping: list[asyncio.Task[None]] = []
 
@@ -151,7 +221,6 @@ def run(server: str | None = None, data_dir: Path | None = None, files: Sequence
                     stopping.append(loop.create_task(_stop_after_shutdown(ctx, loop)))
 
             app.lastWindowClosed.connect(last_window_closed)
-            window.show()
             loop.run_forever()
             if not ctx.closed:
                 # app.quit() (the session ends) closed the window and ended the loop at once: finish closing.

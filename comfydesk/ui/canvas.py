@@ -31,15 +31,15 @@ from comfydesk.app.media import MediaLoader
 from comfydesk.app.run_state import ResultItem
 from comfydesk.ui.progress import ProgressPanel
 from comfydesk.ui.results import result_records
+from comfydesk.ui.theme import BACKDROP
 from comfydesk.ui.viewer import ImageViewer
-from comfydesk.ui.viewer_canvas import BACKDROP
+from comfydesk.ui.window_layout import CANVAS_MIN_SIZE
 
 __all__ = ["EMPTY_TEXT", "BatchGrid", "RunCanvas"]
 
 EMPTY_TEXT = "Run the workflow to see its image here."
 ITEM_ROLE = Qt.ItemDataRole.UserRole
 GAP = 8  # px between grid tiles
-MIN_SIZE = QSize(160, 160)  # small screens: the docks need the room more
 
 
 class BatchGrid(QListWidget):
@@ -153,7 +153,7 @@ class RunCanvas(QWidget):
         self.setObjectName("runCanvas")
         # An explicit minimum: what the bar and the toolbar show (a node's name, a title) never widens the
         # centre, which would squeeze the docks (the form and its Run button would move).
-        self.setMinimumSize(MIN_SIZE)
+        self.setMinimumSize(*CANVAS_MIN_SIZE)
         self.loader = MediaLoader(self)
         self.viewer = ImageViewer(self.loader, self)
         self.viewer.details.hide()

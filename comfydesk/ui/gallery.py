@@ -41,6 +41,7 @@ from comfydesk.app.gallery import GalleryModel, RecordRole
 from comfydesk.store.journal import OutputRecord
 from comfydesk.ui.gallery_delegate import GalleryDelegate
 from comfydesk.ui.gallery_filter import GalleryFilterBar
+from comfydesk.ui.window_layout import set_dock_pane
 
 __all__ = ["GalleryPane", "GalleryView", "add_gallery_dock"]
 
@@ -305,15 +306,19 @@ class GalleryPane(QWidget):
         self.hint.setVisible(empty)
 
 
-def add_gallery_dock(window: QMainWindow, model: GalleryModel, *, width: int = 440) -> QDockWidget:
-    """The gallery pane bound to `model` in a dock on the right of `window` (toggle: Ctrl+Shift+G)."""
+def add_gallery_dock(
+    window: QMainWindow, model: GalleryModel, *, width: int = 440, dock: QDockWidget | None = None
+) -> QDockWidget:
+    """The gallery pane bound to `model` in a dock on the right of `window` (toggle: Ctrl+Shift+G); in
+    `dock` when given (a dock of the window already placed: the main window's frame makes its docks)."""
     pane = GalleryPane()
     pane.bind(model)
-    dock = QDockWidget("Gallery", window)
-    dock.setObjectName("galleryDock")
-    dock.setWidget(pane)
-    window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
-    window.resizeDocks([dock], [width], Qt.Orientation.Horizontal)
+    if dock is None:
+        dock = QDockWidget("Gallery", window)
+        dock.setObjectName("galleryDock")
+        window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+        window.resizeDocks([dock], [width], Qt.Orientation.Horizontal)
+    set_dock_pane(dock, pane)
     toggle = dock.toggleViewAction()
     toggle.setText("Show &gallery")
     toggle.setShortcut(QKeySequence("Ctrl+Shift+G"))

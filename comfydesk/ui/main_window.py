@@ -14,56 +14,47 @@ import html
 import itertools
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QEvent, Qt
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
-from PySide6.QtWidgets import (
-    QDockWidget,
-    QMainWindow,
-    QMenu,
-    QSplitter,
-    QStackedWidget,
-    QTabWidget,
-    QVBoxLayout,
-    QWidget,
+from PySide6.QtCore import QCoreApplication, QEvent, Qt, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QPalette
+from PySide6.QtWidgets import QDockWidget, QMainWindow, QMenu, QSplitter, QVBoxLayout, QWidget
+
+from comfydesk.ui.theme import BACKDROP
+from comfydesk.ui.window_layout import (
+    CANVAS_MIN_SIZE,
+    SPLITTER_KEY,
+    restore_geometry,
+    restore_layout,
+    save_layout,
+    set_dock_pane,
 )
 
-from comfydesk.app.context import AppContext
-from comfydesk.app.library import CurrentWorkflow
-from comfydesk.app.missing import MissingPiecesModel
-from comfydesk.backends.base import ConnectionState, ConnectionStatus
-from comfydesk.core.errors import ValidationIssue
-from comfydesk.core.templates import SeedControl
-from comfydesk.ui.canvas import RunCanvas
-from comfydesk.ui.error_view import ErrorView
-from comfydesk.ui.first_run import FirstRunPanel
-from comfydesk.ui.form.image_wiring import bind_input_images
-from comfydesk.ui.form_panel import FormPanel
-from comfydesk.ui.gallery import GalleryPane, GalleryView, add_gallery_dock
-from comfydesk.ui.gateway_ui import GatewayUi
-from comfydesk.ui.node_pane import NodePane
-from comfydesk.ui.queue_view import QueueView
-from comfydesk.ui.results import ResultsStrip
-from comfydesk.ui.run_view import RunView
-from comfydesk.ui.server_log import ServerLogPanel, add_server_log_dock
-from comfydesk.ui.settings_dialog import install_settings
-from comfydesk.ui.status_line import StatusLine
-from comfydesk.ui.viewer_actions import install_gallery_actions
-from comfydesk.ui.window_layout import SPLITTER_KEY, restore_layout, save_layout
-from comfydesk.ui.window_menus import (
-    build_actions,
-    build_menus,
-    make_action,
-    open_workflow_dialog,
-    show_about,
-    show_tab,
-    show_templates,
-    with_shortcut,
-)
-from comfydesk.ui.workflow_pane import WorkflowPane
+if TYPE_CHECKING:
+    # The window's parts and the app state are imported by `attach`, after the frame is on screen (see
+    # `MainWindow`): they are most of start-up.
+    from PySide6.QtWidgets import QStackedWidget, QTabWidget
 
-if TYPE_CHECKING:  # opened from a menu: imported then, not at start-up
+    from comfydesk.app.context import AppContext
+    from comfydesk.app.library import CurrentWorkflow
+    from comfydesk.app.missing import MissingPiecesModel
+    from comfydesk.backends.base import ConnectionStatus
+    from comfydesk.store.settings import Settings
+    from comfydesk.ui.canvas import RunCanvas
+    from comfydesk.ui.error_view import ErrorView
+    from comfydesk.ui.first_run import FirstRunPanel
+    from comfydesk.ui.form_panel import FormPanel
+    from comfydesk.ui.gallery import GalleryPane, GalleryView
+    from comfydesk.ui.gateway_ui import GatewayUi
+    from comfydesk.ui.node_pane import NodePane
     from comfydesk.ui.profiles_dialog import ProfilesDialog
+    from comfydesk.ui.queue_view import QueueView
+    from comfydesk.ui.results import ResultsStrip
+    from comfydesk.ui.run_view import RunView
+    from comfydesk.ui.server_log import ServerLogPanel
+    from comfydesk.ui.settings_dialog import SettingsUi
+    from comfydesk.ui.status_line import StatusLine
     from comfydesk.ui.template_browser import TemplateBrowser
+    from comfydesk.ui.viewer_actions import GalleryActionSet
+    from comfydesk.ui.workflow_pane import WorkflowPane
 
 __all__ = ["SPLITTER_KEY", "MainWindow"]
 
@@ -71,7 +62,17 @@ STRIP_THUMB = 64  # px: the strip of recent results under the canvas stays small
 
 
 class MainWindow(QMainWindow):
-    """See the module docstring. Object names are stable API for tests and style sheets."""
+    """See the module docstring. Object names are stable API for tests and style sheets.
+
+    Made in two steps. The frame (`MainWindow(settings=...)`): size and place, the menu bar's menus, the
+    docks with their titles, "Starting…" in the status bar: Qt and the settings file only, so the window is
+    on screen a moment after the process starts. `attach(ctx)` then imports the panes and binds them to the
+    app state. `MainWindow(ctx)` does both at once (tests, embedding); `comfydesk.gui.run` shows the frame
+    first.
+    """
+
+    attached = Signal()
+    """`attach` has built the panes and bound them to the app state."""
 
     # Made by comfydesk.ui.window_menus (build_actions, build_menus).
     open_action: QAction
@@ -86,15 +87,100 @@ class MainWindow(QMainWindow):
     demo_action: QAction
     templates_action: QAction
     about_action: QAction
+    # Made with the frame.
     file_menu: QMenu
+    run_menu: QMenu
     view_menu: QMenu
+    server_menu: QMenu
+    help_menu: QMenu
+    ctx: AppContext
 
-    def __init__(self, ctx: AppContext, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        ctx: AppContext | None = None,
+        parent: QWidget | None = None,
+        *,
+        settings: Settings | None = None,
+    ) -> None:
         super().__init__(parent)
-        self.ctx = ctx
         self.setObjectName("mainWindow")
         self.setWindowTitle("comfydesk")
         self.setDockOptions(QMainWindow.DockOption.AnimatedDocks | QMainWindow.DockOption.AllowTabbedDocks)
+        self.is_attached = False
+        self.frame_settings = ctx.settings if ctx is not None else settings
+        """The settings the frame was laid out from (the app state's, when `ctx` is given)."""
+        self._build_frame()
+        restore_geometry(self, self.frame_settings)
+        if ctx is not None:
+            self.attach(ctx)
+
+    def _build_frame(self) -> None:
+        """What the first frame shows: the menus (filled by `attach`), the docks where they go (empty), a
+        word in the status bar. Layout from the settings is applied to it before it is shown."""
+        bar = self.menuBar()
+        self.file_menu = bar.addMenu("&File")
+        self.run_menu = bar.addMenu("&Run")
+        self.view_menu = bar.addMenu("&View")  # the Theme submenu goes here (install_settings)
+        self.server_menu = bar.addMenu("&Server")
+        self.help_menu = bar.addMenu("&Help")
+        self.library_dock = self._dock("Library", "libraryDock")
+        self.form_dock = self._dock("Workflow", "formDock")
+        self.queue_dock = self._dock("Queue", "queueDock")
+        self.gallery_dock = self._dock("Gallery", "galleryDock")
+        self.server_log_dock = self._dock("Server log", "serverLogDock")
+        # The form panel beside the library: resizable, closable (View menu, Ctrl+Shift+F), floatable.
+        self.form_dock.setFeatures(
+            QDockWidget.DockWidgetFeature.DockWidgetMovable
+            | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+            | QDockWidget.DockWidgetFeature.DockWidgetClosable
+        )
+        left = Qt.DockWidgetArea.LeftDockWidgetArea
+        self.addDockWidget(left, self.library_dock)
+        self.addDockWidget(left, self.form_dock)
+        self.splitDockWidget(self.library_dock, self.form_dock, Qt.Orientation.Horizontal)
+        self.addDockWidget(left, self.queue_dock)
+        self.splitDockWidget(self.library_dock, self.queue_dock, Qt.Orientation.Vertical)  # under the library
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.gallery_dock)
+        # A ComfyUI installed on this computer, started by comfydesk: its log, live (hidden until used).
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.server_log_dock)
+        self.server_log_dock.hide()
+        self._size_docks()
+        # Where the image will be: the canvas's dark backdrop under the space its toolbar takes.
+        centre = QWidget()
+        centre.setObjectName("startingCentre")
+        backdrop = QWidget(centre)
+        palette = backdrop.palette()
+        palette.setColor(QPalette.ColorRole.Window, BACKDROP)
+        backdrop.setPalette(palette)
+        backdrop.setAutoFillBackground(True)
+        layout = QVBoxLayout(centre)
+        layout.setContentsMargins(6, 32, 6, 6)
+        layout.addWidget(backdrop)
+        centre.setMinimumSize(*CANVAS_MIN_SIZE)  # as the centre that replaces it: the docks keep their room
+        self.setCentralWidget(centre)
+        self.statusBar().showMessage("Starting…")
+
+    def _dock(self, title: str, name: str) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(name)
+        dock.setWidget(QWidget())  # its pane comes with `attach`
+        return dock
+
+    def _size_docks(self) -> None:
+        self.resizeDocks([self.library_dock, self.form_dock], [210, 500], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.library_dock, self.queue_dock], [560, 160], Qt.Orientation.Vertical)
+        self.resizeDocks([self.gallery_dock], [240], Qt.Orientation.Horizontal)
+
+    def attach(self, ctx: AppContext) -> None:
+        """Build the panes into the frame and bind them to `ctx` (once)."""
+        from comfydesk.ui.gateway_ui import GatewayUi
+        from comfydesk.ui.settings_dialog import install_settings
+        from comfydesk.ui.viewer_actions import install_gallery_actions
+        from comfydesk.ui.window_menus import build_actions, build_menus
+
+        if self.is_attached:
+            raise RuntimeError("the window is bound to its app state already")
+        self.ctx = ctx
         self._current: CurrentWorkflow | None = None
         self._last_seeds: dict[str, int] = {}
         self._profiles_dialog: ProfilesDialog | None = None
@@ -106,24 +192,44 @@ class MainWindow(QMainWindow):
         build_menus(self)
         self._build_status_bar()
         self._wire()
+        if self.isVisible():
+            # On screen (the frame was shown first): lay the new panes out now, then size the docks as on a
+            # window built whole; otherwise the panes' size hints would win over the docks' sizes.
+            QCoreApplication.sendPostedEvents()
+            self._size_docks()
         self._restore_layout()
         self._on_current(ctx.library.current)
         self.status_line.update_connection()
         self._update_run_enabled()
-        self.gateway_ui = GatewayUi(self, self.file_menu)
-        self.gallery_actions = install_gallery_actions(self, ctx)  # viewer, compare, actions on results
+        self.gateway_ui: GatewayUi = GatewayUi(self, self.file_menu)
+        # viewer, compare, actions on results
+        self.gallery_actions: GalleryActionSet = install_gallery_actions(self, ctx)
         self.canvas.compare_requested.connect(self.gallery_actions.open_compare)
-        self.settings_ui = install_settings(self)  # File -> Settings…, View -> Theme; preferences applied
+        self.settings_ui: SettingsUi = install_settings(self)  # File -> Settings…, View -> Theme; preferences
+        self.is_attached = True
+        self.attached.emit()
 
     # ------------------------------------------------------------------------------------------ building
     def _build_centre(self) -> None:
-        self.first_run = FirstRunPanel()
+        from PySide6.QtWidgets import QStackedWidget
+
+        from comfydesk.app.missing import MissingPiecesModel
+        from comfydesk.ui.canvas import RunCanvas
+        from comfydesk.ui.error_view import ErrorView
+        from comfydesk.ui.first_run import FirstRunPanel
+        from comfydesk.ui.form_panel import FormPanel
+        from comfydesk.ui.results import ResultsStrip
+        from comfydesk.ui.run_view import RunView
+        from comfydesk.ui.window_menus import with_shortcut
+
+        self.first_run: FirstRunPanel = FirstRunPanel()
         self.first_run.retry_requested.connect(self.ctx.retry)
         self.first_run.edit_address_requested.connect(lambda: self.edit_profile(None))
         self.first_run.start_demo_requested.connect(self.ctx.start_demo)
 
         # The form panel (docked in _build_docks): title, missing pieces, the form, the run bar at its foot.
-        panel = self.form_panel = FormPanel()
+        panel: FormPanel = FormPanel()
+        self.form_panel = panel
         self.workflow_title, self.workflow_description = panel.workflow_title, panel.workflow_description
         self.form_message, self.form, self.missing_panel = panel.form_message, panel.form, panel.missing_panel
         self.reset_button, self.run_button, self.batch = panel.reset_button, panel.run_button, panel.batch
@@ -139,20 +245,20 @@ class MainWindow(QMainWindow):
         )
         self.cancel_button.clicked.connect(self.request_cancel)
         # What the workflow needs that the server lacks: the panel above the form, why Run is off beside it.
-        self.missing = MissingPiecesModel(self.ctx.connection, self.ctx.catalog, self)
+        self.missing: MissingPiecesModel = MissingPiecesModel(self.ctx.connection, self.ctx.catalog, self)
         self.missing_panel.field_requested.connect(lambda key: self.form.focus_field(key))
         self._missing_notes: dict[str, str] = {}
         self._switching = False
 
         # The centre: the canvas (progress bar at its foot, banners over its top), this workflow's recent
         # results under it. The canvas stretches; the strip keeps its height. The sizes are remembered.
-        self.canvas = RunCanvas()
+        self.canvas: RunCanvas = RunCanvas()
         self.progress = self.canvas.progress
-        self.error_view = ErrorView()
+        self.error_view: ErrorView = ErrorView()
         self.error_view.setObjectName("appErrorView")  # the progress panel has its own, for failed runs
         self.error_view.hide()
         self.canvas.add_overlay(self.error_view)
-        self.results = ResultsStrip(open_in_viewer=False, thumb=STRIP_THUMB)
+        self.results: ResultsStrip = ResultsStrip(open_in_viewer=False, thumb=STRIP_THUMB)
         results_pane = QWidget()
         results_pane.setObjectName("resultsPane")
         results_layout = QVBoxLayout(results_pane)
@@ -164,7 +270,7 @@ class MainWindow(QMainWindow):
             self.splitter.addWidget(pane)
             self.splitter.setStretchFactor(self.splitter.indexOf(pane), stretch)
         self.splitter.setChildrenCollapsible(False)
-        self.run_view = RunView(
+        self.run_view: RunView = RunView(
             run_state=self.ctx.run_state,
             controller=self.ctx.controller,
             canvas=self.canvas,
@@ -175,7 +281,7 @@ class MainWindow(QMainWindow):
             parent=self,
         )
 
-        self.stack = QStackedWidget()
+        self.stack: QStackedWidget = QStackedWidget()
         self.stack.setObjectName("centralStack")
         self.stack.addWidget(self.splitter)
         self.stack.addWidget(self.first_run)
@@ -185,44 +291,33 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(self.stack)
 
     def _build_docks(self) -> None:
-        self.workflow_pane = WorkflowPane(self.ctx.library)
+        """The panes, into the frame's docks."""
+        from PySide6.QtWidgets import QTabWidget
+
+        from comfydesk.ui.gallery import add_gallery_dock
+        from comfydesk.ui.node_pane import NodePane
+        from comfydesk.ui.queue_view import QueueView
+        from comfydesk.ui.server_log import add_server_log_dock
+        from comfydesk.ui.window_menus import make_action, show_tab
+        from comfydesk.ui.workflow_pane import WorkflowPane
+
+        self.workflow_pane: WorkflowPane = WorkflowPane(self.ctx.library)
         self.workflow_pane.open_requested.connect(self.open_workflow)
         self.workflow_pane.activated.connect(self._on_workflow_activated)
         self.workflow_pane.add_context_actions([self.templates_action])
-        self.node_pane = NodePane(self.ctx.catalog)
-        self.left_tabs = QTabWidget()
+        self.node_pane: NodePane = NodePane(self.ctx.catalog)
+        self.left_tabs: QTabWidget = QTabWidget()
         self.left_tabs.setObjectName("leftTabs")
         self.left_tabs.addTab(self.workflow_pane, "&Workflows")
         self.left_tabs.addTab(self.node_pane, "&Nodes")
-        self.library_dock = QDockWidget("Library", self)
-        self.library_dock.setObjectName("libraryDock")
-        self.library_dock.setWidget(self.left_tabs)
-        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.library_dock)
+        set_dock_pane(self.library_dock, self.left_tabs)
+        self.queue_view: QueueView = QueueView(self.ctx.controller)
+        set_dock_pane(self.queue_dock, self.queue_view)
+        set_dock_pane(self.form_dock, self.form_panel)
 
-        self.queue_view = QueueView(self.ctx.controller)
-        self.queue_dock = QDockWidget("Queue", self)
-        self.queue_dock.setObjectName("queueDock")
-        self.queue_dock.setWidget(self.queue_view)
-
-        # The form panel beside the library: resizable, closable (View menu, Ctrl+Shift+F), floatable.
-        self.form_dock = QDockWidget("Workflow", self)
-        self.form_dock.setObjectName("formDock")
-        self.form_dock.setWidget(self.form_panel)
-        self.form_dock.setFeatures(
-            QDockWidget.DockWidgetFeature.DockWidgetMovable
-            | QDockWidget.DockWidgetFeature.DockWidgetFloatable
-            | QDockWidget.DockWidgetFeature.DockWidgetClosable
-        )
-        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.form_dock)
-        self.splitDockWidget(self.library_dock, self.form_dock, Qt.Orientation.Horizontal)
-        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.queue_dock)
-        self.splitDockWidget(self.library_dock, self.queue_dock, Qt.Orientation.Vertical)  # under the library
-        self.resizeDocks([self.library_dock, self.form_dock], [210, 500], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.library_dock, self.queue_dock], [560, 160], Qt.Orientation.Vertical)
         self.form_toggle = self.form_dock.toggleViewAction()
         self.form_toggle.setText("Show the &form")
         self.form_toggle.setShortcut(QKeySequence("Ctrl+Shift+F"))
-
         self.show_workflows_action = make_action(self, "&Workflows pane", lambda: show_tab(self, 0), "Ctrl+1")
         self.show_nodes_action = make_action(self, "&Nodes pane", lambda: show_tab(self, 1), "Ctrl+2")
         self.library_toggle = self.library_dock.toggleViewAction()
@@ -233,24 +328,29 @@ class MainWindow(QMainWindow):
         self.queue_toggle.setShortcut(QKeySequence("Ctrl+Shift+Q"))
 
         # Every output of every run (the journal), beside the form; the results strip stays for this session.
-        self.gallery_dock = add_gallery_dock(self, self.ctx.gallery)
+        add_gallery_dock(self, self.ctx.gallery, dock=self.gallery_dock)
         self.gallery_pane: GalleryPane = self.gallery_dock.widget()  # type: ignore[assignment]
         self.gallery: GalleryView = self.gallery_pane.view
         self.gallery_toggle = self.gallery_dock.toggleViewAction()
 
         # A ComfyUI installed on this computer, started by comfydesk: its log, live (hidden until used).
         assert self.ctx.local_server is not None
-        self.server_log_dock = add_server_log_dock(self, self.ctx.local_server)
+        add_server_log_dock(self, self.ctx.local_server, dock=self.server_log_dock)
         self.server_log: ServerLogPanel = self.server_log_dock.widget()  # type: ignore[assignment]
-        self.resizeDocks([self.gallery_dock], [240], Qt.Orientation.Horizontal)
+        self._size_docks()  # again: the panes' own minimum sizes count now
 
     def _build_status_bar(self) -> None:
-        self.status_line = StatusLine(self.statusBar(), self.ctx.connection, self)
+        from comfydesk.ui.status_line import StatusLine
+
+        self.statusBar().clearMessage()  # the frame's "Starting…"
+        self.status_line: StatusLine = StatusLine(self.statusBar(), self.ctx.connection, self)
         self.connection_label = self.status_line.label
         self._show_message = self.status_line.show_message  # also for others (gallery actions' notes)
 
     # ------------------------------------------------------------------------------------------ wiring
     def _wire(self) -> None:
+        from comfydesk.ui.form.image_wiring import bind_input_images
+
         ctx = self.ctx
         conn = ctx.connection
         conn.status_changed.connect(self._on_status)
@@ -285,9 +385,13 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------------------------------ slots
     def show_templates(self) -> TemplateBrowser:
         """The template browser (one per window, kept while the window lives)."""
+        from comfydesk.ui.window_menus import show_templates
+
         return show_templates(self)
 
     def open_workflow(self) -> None:
+        from comfydesk.ui.window_menus import open_workflow_dialog
+
         open_workflow_dialog(self)
 
     def run_workflow(self) -> None:
@@ -319,6 +423,8 @@ class MainWindow(QMainWindow):
         self._profiles_dialog.select_profile(profile_id or (profile.id if profile is not None else None))
 
     def show_about(self) -> None:
+        from comfydesk.ui.window_menus import show_about
+
         show_about(self)
 
     def _focus_form(self) -> None:
@@ -352,6 +458,8 @@ class MainWindow(QMainWindow):
         self.form.reset_to_defaults()
 
     def _on_status(self, status: ConnectionStatus) -> None:
+        from comfydesk.backends.base import ConnectionState
+
         self.status_line.on_status(status)
         if status.state is ConnectionState.DISCONNECTED and not self.ctx.demo.running:
             self.first_run.set_reason(status.reason)
@@ -383,6 +491,9 @@ class MainWindow(QMainWindow):
         self.status_line.on_demo_starting(starting)
 
     def _on_current(self, current: object) -> None:
+        from comfydesk.app.library import CurrentWorkflow
+        from comfydesk.core.templates import SeedControl
+
         self._current = current if isinstance(current, CurrentWorkflow) else None
         cur = self._current
         if cur is None:
@@ -433,6 +544,8 @@ class MainWindow(QMainWindow):
     def _show_missing(self) -> None:
         """The missing pieces on screen: the panel, greyed fields, marks on fields set to something the
         server lacks (the form clears a mark once another value is picked), the Run button."""
+        from comfydesk.core.errors import ValidationIssue
+
         self.missing_panel.set_pieces(self.missing.pieces, self.missing.field_key)
         self.form.set_unavailable(self.missing.unavailable())
         notes = self.missing.field_notes()
@@ -476,18 +589,21 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------------------------------ layout
     def _restore_layout(self) -> None:
-        restore_layout(self, self.ctx.settings, self.splitter)
+        restore_layout(self, self.ctx.settings, self.splitter)  # the docks' sizes again, with their panes
 
     def save_layout(self) -> None:
         save_layout(self, self.ctx.settings, self.splitter)
 
     def changeEvent(self, event: QEvent) -> None:
-        if event.type() is QEvent.Type.PaletteChange:  # the system switched light <-> dark: accents follow
+        if event.type() is QEvent.Type.PaletteChange and self.is_attached:  # light <-> dark: accents follow
             self.status_line.update_connection()
             self.error_view.update_accents()
         super().changeEvent(event)
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        if not self.is_attached:  # closed while starting: nothing of the app state to save or close yet
+            super().closeEvent(event)
+            return
         self.save_layout()
         self.ctx.close()  # settings written now; the connection and the demo engine close in the background
         super().closeEvent(event)

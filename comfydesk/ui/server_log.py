@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 
 from comfydesk.app.local_server import LOG_KEEP, LocalServer, ServerExited, ServerState
 from comfydesk.ui.theme import accent_palette, error_color, set_style, status_color
+from comfydesk.ui.window_layout import set_dock_pane
 
 __all__ = ["ServerLogPanel", "add_server_log_dock"]
 
@@ -174,14 +175,18 @@ class ServerLogPanel(QWidget):
         self.stop_button.setVisible(can_stop)
 
 
-def add_server_log_dock(window: QMainWindow, server: LocalServer) -> QDockWidget:
-    """The panel in a bottom dock, hidden until a managed server starts (then it shows itself)."""
+def add_server_log_dock(
+    window: QMainWindow, server: LocalServer, *, dock: QDockWidget | None = None
+) -> QDockWidget:
+    """The panel in a bottom dock, hidden until a managed server starts (then it shows itself); in `dock`
+    when given (placed and hidden already: the main window's frame makes its docks)."""
     panel = ServerLogPanel(server)
-    dock = QDockWidget("Server log", window)
-    dock.setObjectName("serverLogDock")
-    dock.setWidget(panel)
-    window.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, dock)
-    dock.hide()
+    if dock is None:
+        dock = QDockWidget("Server log", window)
+        dock.setObjectName("serverLogDock")
+        window.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, dock)
+        dock.hide()
+    set_dock_pane(dock, panel)
 
     def reveal(state: object) -> None:
         if state in (ServerState.STARTING, ServerState.EXITED):

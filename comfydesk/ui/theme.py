@@ -19,6 +19,7 @@ from PySide6.QtGui import QColor, QGuiApplication, QPalette
 from PySide6.QtWidgets import QApplication, QWidget
 
 __all__ = [
+    "BACKDROP",
     "accent_palette",
     "apply_theme",
     "current_theme",
@@ -40,6 +41,11 @@ _ACCENTS = {
     "disconnected": ("#b3261e", "#ef9a9a"),
 }
 _ERROR = ("#b3261e", "#ff8a80")
+
+
+BACKDROP = QColor(38, 39, 43)
+"""Behind images (the canvas, the viewer): a neutral dark grey in light and dark themes, colours read true
+against it."""
 
 
 def is_dark(palette: QPalette | None = None) -> bool:
@@ -147,6 +153,8 @@ def apply_theme(app: QApplication, mode: str | None = None) -> None:
     if mode not in ("system", "light", "dark"):
         raise ValueError(f"theme must be system, light or dark, got {mode!r}")
     previous = app.property(THEME_PROPERTY) or "system"
+    if mode == previous:
+        return  # applied already (the first frame applies the saved theme, the settings again)
     app.setProperty(THEME_PROPERTY, mode)
     hints = QGuiApplication.styleHints()
     if mode == "system":

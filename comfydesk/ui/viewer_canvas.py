@@ -26,13 +26,14 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QGestureEvent, QPinchGesture, QSizePolicy, QWidget
 
+from comfydesk.ui.theme import BACKDROP
+
 __all__ = ["MAX_SCALE", "MIN_SCALE", "ImageCanvas"]
 
 MIN_SCALE = 0.02
 MAX_SCALE = 64.0
 WHEEL_STEP = 1.0015  # per 1/8 degree: one notch (120) zooms by about 20 %
 HANDLE = 8  # px either side of the divider that grab it
-BACKDROP = QColor(38, 39, 43)  # a neutral dark grey in light and dark themes: colours read true against it
 
 
 class ImageCanvas(QWidget):

@@ -1,5 +1,5 @@
 """The main window's actions (with their shortcuts) and its menu bar, and the small dialogs the menus open
-(Open workflow, About). Built once by `MainWindow.__init__`; the actions are attributes of the window
+(Open workflow, About). Built once by `MainWindow.attach`; the actions are attributes of the window
 (`window.run_action`, ...), their slots are the window's.
 
 What a menu opens and the first frame does not show (the file dialog, the About box) is imported when it
@@ -86,21 +86,20 @@ def build_actions(w: MainWindow) -> None:
 def build_menus(w: MainWindow) -> None:
     """File, Run, View, Server, Help. Others add to them later: the gateway's actions (File), Settings…
     (File) and the Theme submenu (View)."""
-    bar = w.menuBar()
-    file_menu = w.file_menu = bar.addMenu("&File")
+    file_menu = w.file_menu  # the menus themselves are the window's frame's (MainWindow._build_frame)
     file_menu.addActions([w.open_action, w.reveal_action])
     file_menu.addSeparator()
     file_menu.addAction(w.quit_action)
-    run_menu = bar.addMenu("&Run")
+    run_menu = w.run_menu
     run_menu.addActions([w.run_action, w.cancel_action])
     run_menu.addSeparator()
     run_menu.addActions([w.reset_action, w.focus_form_action])
-    view_menu = w.view_menu = bar.addMenu("&View")  # the Theme submenu goes here (install_settings)
+    view_menu = w.view_menu  # the Theme submenu goes here (install_settings)
     view_menu.addActions([w.show_workflows_action, w.show_nodes_action])
     view_menu.addSeparator()
     view_menu.addActions([w.library_toggle, w.form_toggle, w.queue_toggle, w.gallery_toggle])
     view_menu.addSeparator()
-    server_menu = bar.addMenu("&Server")
+    server_menu = w.server_menu
     server_menu.addActions([w.profiles_action, w.reconnect_action, w.templates_action])
     server_menu.addSeparator()
     server_menu.addAction(w.demo_action)
@@ -108,7 +107,7 @@ def build_menus(w: MainWindow) -> None:
     server_menu.addActions(
         [w.server_log.restart_action, w.server_log.stop_action, w.server_log_dock.toggleViewAction()]
     )
-    help_menu = bar.addMenu("&Help")
+    help_menu = w.help_menu
     help_menu.addAction(w.about_action)
 
 

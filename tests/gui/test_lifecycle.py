@@ -138,6 +138,13 @@ def test_run_returns_after_an_orderly_shutdown(qapp: QApplication, tmp_path: Pat
 
     def started() -> None:
         window = next(w for w in qapp.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible())
+        QTimer.singleShot(20_000, window, window.close)  # a safety net: the assertions below say what failed
+        if not window.is_attached:  # its frame is on screen, the app state comes next
+            window.attached.connect(lambda: QTimer.singleShot(0, lambda: bound(window)))  # once the loop runs
+        else:
+            bound(window)
+
+    def bound(window: MainWindow) -> None:
         seen["window"], seen["ctx"] = window, window.ctx
 
         def on_backend(backend: object) -> None:
@@ -147,7 +154,6 @@ def test_run_returns_after_an_orderly_shutdown(qapp: QApplication, tmp_path: Pat
                 QTimer.singleShot(0, window.close if how == "close" else qapp.quit)
 
         window.ctx.connection.backend_changed.connect(on_backend)
-        QTimer.singleShot(20_000, window, window.close)  # a safety net: the assertions below say what failed
         window.ctx.start_demo()
 
     levels = {n: logging.getLogger(n).level for n in ("comfydesk", *QUIET_LOGGERS)}

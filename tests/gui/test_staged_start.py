@@ -1,0 +1,219 @@
+"""`comfydesk` shows the window's frame first (menus, docks, status bar, in the saved size and theme), then
+builds the app state and the panes into it (`comfydesk.gui.run`): the frame must lay out exactly as a
+window built whole, use the saved theme from its first paint, and a window closed before its panes came
+must end the app cleanly."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import keyring
+import pytest
+import qasync
+from keyring.backends import fail
+from PySide6.QtCore import QByteArray, QTimer
+from PySide6.QtWidgets import QApplication, QDockWidget
+from pytestqt.qtbot import QtBot
+
+from comfydesk.gui import attach_app_state, create_main_window, run, show_frame
+from comfydesk.store.settings import Preferences, Settings
+from comfydesk.ui.main_window import MainWindow
+from comfydesk.ui.theme import apply_theme, current_theme, is_dark
+from tests.gui.test_main_window import closed_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def opened(qtbot: QtBot, qloop: qasync.QEventLoop) -> Iterator[list[MainWindow]]:
+    """Windows to close (and their app state to shut down) after the test; the keyring fails meanwhile."""
+    old = keyring.get_keyring()
+    keyring.set_keyring(fail.Keyring())
+    windows: list[MainWindow] = []
+    try:
+        yield windows
+    finally:
+        for window in windows:
+            window.close()
+            if window.is_attached:
+                qtbot.waitUntil(lambda w=window: w.ctx.tasks.pending == 0, timeout=10_000)
+            window.deleteLater()
+        keyring.set_keyring(old)
+        app = QApplication.instance()
+        assert isinstance(app, QApplication)
+        apply_theme(app, "system")
+
+
+def docks(window: MainWindow) -> dict[str, tuple[bool, int, int]]:
+    """Each dock's visibility and size, and the centre's, as laid out now."""
+    found = {d.objectName(): (d.isVisible(), d.width(), d.height()) for d in window.findChildren(QDockWidget)}
+    centre = window.centralWidget()
+    assert centre is not None
+    found["centre"] = (centre.isVisible(), centre.width(), centre.height())
+    return found
+
+
+def saved_layout(qtbot: QtBot, opened: list[MainWindow], data_dir: Path) -> None:
+    """A session that moved things around: the window moved, the gallery wider, the queue closed; then
+    closed (its layout saved)."""
+    from PySide6.QtCore import Qt
+
+    window = create_main_window(server=f"http://127.0.0.1:{closed_port()}", data_dir=data_dir)
+    opened.append(window)
+    window.move(30, 20)
+    window.show()
+    qtbot.waitExposed(window)
+    window.queue_dock.hide()
+    before = window.gallery_dock.width()
+    window.resizeDocks([window.gallery_dock], [before + 80], Qt.Orientation.Horizontal)
+    qtbot.waitUntil(lambda: window.gallery_dock.width() > before)
+    window.close()
+    window.ctx.settings.flush()
+    qtbot.waitUntil(lambda: window.ctx.tasks.pending == 0, timeout=10_000)
+
+
+@pytest.mark.parametrize("session", ["first start", "layout saved"])
+def test_the_frame_then_its_panes_lay_out_as_a_window_built_whole(
+    qtbot: QtBot, qapp: QApplication, opened: list[MainWindow], tmp_path: Path, session: str
+) -> None:
+    url = f"http://127.0.0.1:{closed_port()}"
+    staged_dir, whole_dir = tmp_path / "staged", tmp_path / "whole"
+    staged_dir.mkdir()
+    if session == "layout saved":
+        saved_layout(qtbot, opened, staged_dir)
+        assert Settings(staged_dir / "settings.json").window_state() is not None
+    shutil.copytree(staged_dir, whole_dir)
+
+    frame = show_frame(qapp, staged_dir)
+    opened.append(frame)
+    assert frame.isVisible() and not frame.is_attached
+    assert frame.statusBar().currentMessage() == "Starting…"
+    assert [a.text() for a in frame.menuBar().actions()] == ["&File", "&Run", "&View", "&Server", "&Help"]
+    frame_docks = docks(frame)
+    ctx = attach_app_state(frame, url, staged_dir)
+    assert frame.is_attached and frame.ctx is ctx and ctx.settings is frame.frame_settings
+    assert frame.statusBar().currentMessage() == ""
+    staged = docks(frame)
+
+    whole = create_main_window(server=url, data_dir=whole_dir)
+    opened.append(whole)
+    whole.show()
+    qtbot.waitExposed(whole)
+    qapp.processEvents()
+    assert staged == docks(whole)
+    assert frame.geometry() == whole.geometry()
+    if session == "first start":
+        # The frame showed the docks where the panes then came: only the panes' insides changed. (A saved
+        # layout squeezed into a screen this small, 800 px offscreen, moves by the panes' minimum widths.)
+        assert {k: v for k, v in frame_docks.items() if k != "centre"} == {
+            k: v for k, v in staged.items() if k != "centre"
+        }
+    if session == "layout saved":
+        assert not frame.queue_dock.isVisible()
+    # The menus the frame showed are the ones the panes' actions went into.
+    assert frame.file_menu.actions() and frame.run_menu.actions() and frame.server_menu.actions()
+    assert frame.view_menu.menuAction() in frame.menuBar().actions()
+    # The app state of a staged start writes its settings in the background, like one built whole.
+    assert ctx.settings.writer is not None
+    frame.save_layout()
+    ctx.settings.flush()
+    saved = Settings(staged_dir / "settings.json")
+    assert frame.restoreState(QByteArray(saved.window_state() or b""))
+
+
+def test_the_frame_has_the_saved_theme_from_its_first_paint(
+    qtbot: QtBot, qapp: QApplication, opened: list[MainWindow], tmp_path: Path
+) -> None:
+    settings = Settings(tmp_path / "settings.json")
+    settings.preferences = Preferences(theme="dark", reduce_motion=True)
+    painted: list[bool] = []
+    frame = show_frame(qapp, tmp_path)
+    opened.append(frame)
+    painted.append(is_dark(frame.palette()))
+    assert painted == [True] and current_theme(qapp) == "dark"
+    assert not frame.isAnimated()  # reduce motion: docks jump, from the frame on
+    attach_app_state(frame, f"http://127.0.0.1:{closed_port()}", tmp_path)
+    assert frame.settings_ui.theme_actions["dark"].isChecked() and is_dark(frame.palette())
+
+
+def test_a_window_closed_while_its_frame_shows_ends_the_app_without_starting_it(
+    qapp: QApplication, tmp_path: Path
+) -> None:
+    """The user closes the window before its panes come (or the session ends then): `run` returns 0 at
+    once, having built no app state (no journal, no connection) and left Qt as it found it."""
+    closed: list[MainWindow] = []
+
+    def close_it() -> None:
+        window = next(w for w in qapp.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible())
+        assert not window.is_attached
+        window.close()
+        closed.append(window)
+
+    QTimer.singleShot(0, close_it)
+    quit_on_close = qapp.quitOnLastWindowClosed()
+    try:
+        assert run(server=f"http://127.0.0.1:{closed_port()}", data_dir=tmp_path) == 0
+    finally:
+        apply_theme(qapp, "system")
+    assert len(closed) == 1 and not closed[0].is_attached and not closed[0].isVisible()
+    assert not (tmp_path / "journal.sqlite3").exists()
+    assert qapp.quitOnLastWindowClosed() == quit_on_close
+    closed[0].deleteLater()
+
+
+FIRST_FRAME_CHILD = """
+import json, os, sys
+from PySide6.QtCore import QEvent, QObject
+from PySide6.QtGui import QWindow
+from PySide6.QtWidgets import QApplication
+
+app = QApplication(sys.argv[:1])
+
+class Exposed(QObject):
+    def eventFilter(self, obj, event):
+        if event.type() == QEvent.Type.Expose and isinstance(obj, QWindow) and obj.isExposed():
+            mods = sorted(m for m in sys.modules if m.startswith("comfydesk"))
+            print(json.dumps(mods), flush=True)
+            os._exit(0)
+        return False
+
+watch = Exposed()
+app.installEventFilter(watch)
+from comfydesk.cli import main
+main(["--data-dir", sys.argv[1], "--server", sys.argv[2]])
+"""
+
+
+def test_the_first_frame_is_shown_before_the_app_state_and_the_commands_are_imported(tmp_path: Path) -> None:
+    """What `comfydesk` has imported when its window is first on screen: the frame's few modules, not the
+    app state, the panes, the network clients or the command-line subcommands (all of which come after,
+    or never for the window). A fresh interpreter, as the user starts it."""
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    proc = subprocess.run(
+        [sys.executable, "-c", FIRST_FRAME_CHILD, str(tmp_path), f"http://127.0.0.1:{closed_port()}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    loaded = set(json.loads(proc.stdout.strip().splitlines()[-1]))
+    assert {"comfydesk.gui", "comfydesk.ui.main_window", "comfydesk.store.settings"} <= loaded
+    for module in (
+        "comfydesk.app.context",
+        "comfydesk.ui.form",
+        "comfydesk.ui.canvas",
+        "comfydesk.backends.comfyui",
+        "comfydesk.store.journal",
+        "comfydesk.store.writer",
+        "comfydesk.commands.run",
+        "comfydesk.commands.serve",
+    ):
+        assert module not in loaded, f"{module} is imported before the first frame"
