@@ -39,7 +39,10 @@ def _cmd_gui(args: argparse.Namespace) -> int:
     return run(server=args.server, data_dir=data_dir, files=files)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(commands: bool = True) -> argparse.ArgumentParser:
+    """The whole command line; without `commands`, only the window's options (what `main` parses when no
+    command is named: the command modules then stay unimported, which keeps them out of the window's
+    start-up)."""
     parser = argparse.ArgumentParser(
         prog="comfydesk",
         usage="%(prog)s [options] [FILE ...] | %(prog)s COMMAND ...",
@@ -65,10 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="add comfydesk to your desktop's application menu (icon, file types) in ~/.local/share",
     )
     once.add_argument("--uninstall-desktop", action="store_true", help="remove what --install-desktop added")
-    parser.set_defaults(handler=_cmd_gui, files=[])
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        importlib.import_module(f"comfydesk.commands.{name}").register(sub)
+    parser.set_defaults(handler=_cmd_gui, files=[], command=None)
+    if commands:
+        sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+        for name in COMMAND_MODULES:
+            importlib.import_module(f"comfydesk.commands.{name}").register(sub)
     return parser
 
 
@@ -104,10 +108,15 @@ def split_files(argv: Sequence[str], commands: Sequence[str]) -> tuple[list[str]
     return rest, files
 
 
+HELP_OPTIONS = ("-h", "--help")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
     commands = [c.replace("_", "-") for c in COMMAND_MODULES]
     rest, files = split_files(sys.argv[1:] if argv is None else argv, commands)
+    # The window (no command named, no help asked): its options only. An unknown word is still an error.
+    window_only = not any(w in commands or w in HELP_OPTIONS for w in rest)
+    parser = build_parser(commands=not window_only)
     args = parser.parse_args(rest)
     if files:
         if args.command is not None or args.self_test or args.install_desktop or args.uninstall_desktop:
