@@ -147,6 +147,9 @@ def t_startup(s: dict[str, Any]) -> tuple[Any, bool]:
         "x_bare": r["window_vs_bare"],
         "ms": r["window_ms"],
         "bare_ms": r["bare_ms"],
+        # Not the target, said beside it: the window with its panes built (the frame comes first).
+        "ready_x_bare": r.get("ready_vs_bare"),
+        "ready_ms": r.get("ready_ms"),
         "replica_x_bare": r.get("replica_vs_bare"),
     }
     return value, r["window_vs_bare"] <= 2.5

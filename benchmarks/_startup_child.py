@@ -1,10 +1,13 @@
 """One fresh process for `bench_startup.py`: prints the wall-clock time (time.time()) of a moment, then exits.
 
 Modes:
-  inventory DIR OUT the Qt classes of comfydesk's window when first exposed (offline, data dir DIR), to OUT.
-  replica FILE      those Qt widgets (FILE from inventory) in a QMainWindow, pure PySide6: prints when shown.
+  inventory DIR OUT the Qt classes of comfydesk's window with its panes built (offline, data dir DIR), to OUT.
+  replica FILE      those Qt widgets (FILE from inventory) in a QMainWindow, pure PySide6: prints when shown
+                    (the floor of `ready`).
   bare              a bare QMainWindow (same size as comfydesk's), shown: prints when its window is exposed.
-  window URL DIR    `comfydesk` on DIR with server URL (as `gui.run`): prints when the main window is exposed.
+  window URL DIR    `comfydesk --server URL --data-dir DIR` (the command's `main`): prints when the main
+                    window is exposed (its frame: menus, docks, status bar; see `MainWindow`).
+  ready URL DIR     the same, printing when the window has painted with its panes built and bound.
   catalog URL DIR N the same, printing when the nodes pane lists N node types (the server's whole catalog).
   session URL DIR N as catalog, but waits until the catalog is saved in DIR's cache (a "last session").
 
@@ -83,6 +86,9 @@ elif MODE == "inventory":
         from comfydesk.ui.main_window import MainWindow
 
         window = next(w for w in app.topLevelWidgets() if isinstance(w, MainWindow))
+        if not getattr(window, "is_attached", True):  # the frame: take the window with its panes
+            window.attached.connect(lambda: QTimer.singleShot(0, take))
+            return
         found: Counter[str] = Counter()
         for w in [window, *window.findChildren(QWidget)]:
             if w.isVisible():
@@ -149,9 +155,23 @@ else:
         if MODE == "window":
             done()
         from comfydesk.ui.main_window import MainWindow
-        from comfydesk.ui.node_pane import NodePane
 
         window = next(w for w in app.topLevelWidgets() if isinstance(w, MainWindow))
+        if getattr(window, "is_attached", True):  # an older tree (--before) builds it all at once
+            attached(window)
+        else:  # the frame is on screen; the panes are built into it next
+            window.attached.connect(lambda: attached(window))
+
+    def attached(window: object) -> None:
+        from comfydesk.ui.main_window import MainWindow
+        from comfydesk.ui.node_pane import NodePane
+
+        assert isinstance(window, MainWindow)
+        if MODE == "ready":
+            painted = PaintWatch(window, done)
+            window.installEventFilter(painted)
+            window.update()
+            return
         pane = window.findChild(NodePane)
         assert pane is not None
 
@@ -174,8 +194,20 @@ else:
         window.ctx.catalog.catalog_changed.connect(check)
         check()
 
+    class PaintWatch(QObject):
+        """Calls `then` once `window` has painted with its panes (the first paint after they are built)."""
+
+        def __init__(self, window: QObject, then: object) -> None:
+            super().__init__(window)  # kept alive by the window
+            self.window, self.then = window, then
+
+        def eventFilter(self, obj: QObject, event: QEvent) -> bool:
+            if obj is self.window and event.type() == QEvent.Type.Paint:
+                QTimer.singleShot(0, self.then)  # type: ignore[arg-type]  # once this frame is flushed
+            return False
+
     watch = ExposeWatch(exposed)
     app.installEventFilter(watch)
-    from comfydesk.gui import run
+    from comfydesk.cli import main  # what the `comfydesk` command runs
 
-    run(url, Path(data_dir))
+    main(["--server", url, "--data-dir", data_dir])
