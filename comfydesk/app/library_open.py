@@ -103,8 +103,9 @@ class _Opened:
 
 
 class OpenedCache:
-    """The last local workflows opened (see the module's docstring). Read from worker threads through
-    `open_local`, written on the caller's thread: an entry is a frozen record replaced whole."""
+    """The last local workflows opened (see the module's docstring). Read and written on the UI thread
+    only: the record for a file is looked up there and handed to `open_local` on the worker (`known`),
+    which returns a new one to put; a record is frozen and replaced whole."""
 
     def __init__(self, size: int = KEEP_OPENED) -> None:
         self._size = size
