@@ -132,7 +132,7 @@ def run(repeat: int, object_info: Path, before: Path | None = None) -> dict[str,
         )
     print(
         f"start-up ({classes} node classes, medians of {repeat}): bare QMainWindow {bare:.0f} ms | "
-        f"the same Qt widgets as comfydesk's first frame, pure PySide6 {med['replica']:.0f} ms "
+        f"the same Qt widgets as comfydesk's window with its panes, pure PySide6 {med['replica']:.0f} ms "
         f"({res['replica_vs_bare']:.2f}x) | "
         f"comfydesk window {med['window']:.0f} ms ({res['window_vs_bare']:.2f}x), with its panes "
         f"{med['ready']:.0f} ms ({res['ready_vs_bare']:.2f}x) | whole catalog in the "
