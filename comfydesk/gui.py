@@ -9,6 +9,7 @@ widgets (`comfydesk.ui`) together; `app` itself never imports `ui` (an import-li
 
 from __future__ import annotations
 
+import gc
 import logging
 import sys
 import time
@@ -74,8 +75,6 @@ def create_main_window(
 def _gc_paused(build: Callable[[], MainWindow]) -> MainWindow:
     """`build()` with the cycle collector paused: importing and building the window makes many objects and
     next to no garbage, which the collector would walk a few times for nothing (about 4% of start-up)."""
-    import gc
-
     was_enabled = gc.isenabled()
     gc.disable()
     try:
@@ -213,6 +212,10 @@ def run(server: str | None = None, data_dir: Path | None = None, files: Sequence
     collector = UiThreadCollector()
     try:
         ctx = attach_app_state(window, server, data_dir, files)
+        # What start-up made (modules, classes, the window: about 46,000 objects, none of them garbage) lives
+        # as long as the app: kept out of the collector's reach, so that each full collection on the UI
+        # thread does not walk it again (15-19 ms each, measured after start-up).
+        gc.freeze()
         with loop:
             stopping: list[asyncio.Task[None]] = []
 
@@ -228,6 +231,7 @@ def run(server: str | None = None, data_dir: Path | None = None, files: Sequence
                     task.cancel()
                 loop.run_until_complete(ctx.aclose())
     finally:
+        gc.unfreeze()  # back to the collector: the process may go on (tests run the app in theirs)
         collector.stop()
         app.setQuitOnLastWindowClosed(quit_on_close)
         asyncio.set_event_loop(None)

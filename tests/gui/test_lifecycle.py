@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import socket
@@ -146,6 +147,7 @@ def test_run_returns_after_an_orderly_shutdown(qapp: QApplication, tmp_path: Pat
 
     def bound(window: MainWindow) -> None:
         seen["window"], seen["ctx"] = window, window.ctx
+        seen["frozen"] = gc.get_freeze_count()  # start-up's objects, kept out of the collector's walks
 
         def on_backend(backend: object) -> None:
             if backend is not None and "port" not in seen:
@@ -177,6 +179,9 @@ def test_run_returns_after_an_orderly_shutdown(qapp: QApplication, tmp_path: Pat
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
     assert qapp.quitOnLastWindowClosed()
+    frozen = seen["frozen"]
+    assert isinstance(frozen, int) and frozen > 10_000
+    assert gc.get_freeze_count() == 0  # given back to the collector when run returned
 
 
 def test_a_window_closed_before_its_deferred_start_never_connects(
