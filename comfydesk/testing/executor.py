@@ -57,42 +57,66 @@ def _describe(value: Any) -> str:
     return str(value)
 
 
+def _num(value: Any) -> str:
+    """A number as `json.dumps` writes it: an int (not a bool) as its digits, anything else through it."""
+    return str(value) if type(value) is int else json.dumps(value)
+
+
+def progress_text(value: Any, total: Any, quoted_pid: str, quoted_nid: str) -> str:
+    """`json.dumps({"type": "progress", "data": {"value": value, "max": total, "prompt_id": ..., "node":
+    ...}})`, the ids given already as json.dumps writes them: the text of a step's `progress` message."""
+    return (
+        f'{{"type": "progress", "data": {{"value": {_num(value)}, "max": {_num(total)}, '
+        f'"prompt_id": {quoted_pid}, "node": {quoted_nid}}}}}'
+    )
+
+
 class _Progress:
-    """ComfyUI's progress registry: every state change sends the full map of non-pending nodes."""
+    """ComfyUI's progress registry: every state change sends the full map of non-pending nodes.
+
+    The message is the text `json.dumps` makes of `{"type": "progress_state", "data": {"prompt_id": ...,
+    "nodes": {...}}}` (each node `{"value", "max", "state", "node_id", "prompt_id", "display_node_id",
+    "parent_node_id": null, "real_node_id"}`), built from each node's part (`"<id>": {...}`, as json.dumps
+    writes it inside the map), of which only the changed node's is written again: a sampler's step writes
+    one node, not the whole map. tests/unit/test_fake_messages.py checks it against json.dumps."""
 
     def __init__(self, executor: Executor, item: QueueItem) -> None:
         self.ex, self.item = executor, item
         self.nodes: dict[str, JSON] = {}
+        self._parts: dict[str, str] = {}  # same keys in the same order as `nodes`
+        self.quoted_pid = json.dumps(item.prompt_id)
+        self._quoted: dict[str, str] = {}
+        self._head = '{"type": "progress_state", "data": {"prompt_id": ' + self.quoted_pid + ', "nodes": {'
 
-    def _send(self) -> None:
-        pid = self.item.prompt_id
-        nodes = {
-            nid: {
-                "value": s["value"],
-                "max": s["max"],
-                "state": s["state"],
-                "node_id": nid,
-                "prompt_id": pid,
-                "display_node_id": nid,
-                "parent_node_id": None,
-                "real_node_id": nid,
-            }
-            for nid, s in self.nodes.items()
-        }
-        self.ex.send_client(self.item, "progress_state", {"prompt_id": pid, "nodes": nodes})
+    def quote(self, text: str) -> str:
+        """`json.dumps(text)` of a node id or state, kept."""
+        quoted = self._quoted.get(text)
+        if quoted is None:
+            quoted = self._quoted[text] = json.dumps(text)
+        return quoted
+
+    def _send(self, nid: str) -> None:
+        s, q, qp = self.nodes[nid], self.quote(nid), self.quoted_pid
+        value, total, state = _num(s["value"]), _num(s["max"]), self.quote(s["state"])
+        self._parts[nid] = (
+            f'{q}: {{"value": {value}, "max": {total}, "state": {state}, '
+            f'"node_id": {q}, "prompt_id": {qp}, "display_node_id": {q}, "parent_node_id": null, '
+            f'"real_node_id": {q}}}'
+        )
+        self.ex.send_client_text(self.item, self._head + ", ".join(self._parts.values()) + "}}}")
 
     def start(self, nid: str) -> None:
         self.nodes[nid] = {"value": 0.0, "max": 1.0, "state": "running"}
-        self._send()
+        self._send(nid)
 
-    def update(self, nid: str, value: int, total: int) -> None:
+    def update(self, nid: str, value: float, total: float) -> None:
         self.nodes[nid] = {"value": value, "max": total, "state": "running"}
-        self._send()
+        self._send(nid)
 
     def finish(self, nid: str) -> None:
         state = self.nodes.setdefault(nid, {"value": 0, "max": 1, "state": "pending"})
         state["state"], state["value"] = "finished", state["max"]
-        self._send()
+        self._send(nid)
 
 
 class Executor:
@@ -127,6 +151,11 @@ class Executor:
     def send_client(self, item: QueueItem, event: str, data: JSON) -> None:
         if item.client_id is not None and self.state.generation == self._generation:
             self.hub.send(event, data, item.client_id)
+
+    def send_client_text(self, item: QueueItem, text: str) -> None:
+        """`send_client` of a message already serialized (the text `Hub.send` would make of it)."""
+        if item.client_id is not None and self.state.generation == self._generation:
+            self.hub.send_text(text, item.client_id)
 
     # -- the loop --------------------------------------------------------------------------------------
 
@@ -340,12 +369,13 @@ class Executor:
             if self.state.interrupt.is_set() or self.state.generation != generation or self._stop.is_set():
                 raise Interrupted()
             progress.update(nid, value, total)
-            data = {"value": value, "max": total, "prompt_id": item.prompt_id, "node": nid}
             if item.client_id is None:
                 return
             if preview is None:
-                self.send_client(item, "progress", data)
+                text = progress_text(value, total, progress.quoted_pid, progress.quote(nid))
+                self.send_client_text(item, text)
                 return
+            data = {"value": value, "max": total, "prompt_id": item.prompt_id, "node": nid}
             meta = {
                 "node_id": nid,
                 "prompt_id": item.prompt_id,

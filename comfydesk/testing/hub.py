@@ -1,16 +1,18 @@
 """WebSocket side of the fake ComfyUI: connected sockets, routing by client id, preview frames, faults.
 
-Every send goes through the event loop with `call_soon_threadsafe`, from HTTP handlers and from the executor
-thread alike, so messages keep one global order, as they do on the real server.
+Every send goes through the event loop, from HTTP handlers and from the executor thread alike, so messages
+keep one global order, as they do on the real server. Other threads append to one pending queue and wake the
+loop once per batch (`call_soon_threadsafe` only when no wake-up is pending): the loop takes the whole batch
+in order in one turn, instead of one wake-up (a write to the loop's self-pipe) per message.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import struct
 import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +27,8 @@ JSON = dict[str, Any]
 PREVIEW_IMAGE = 1
 PREVIEW_IMAGE_WITH_METADATA = 4
 _ABORT = object()
+#: Messages a socket's sender sends in a row before it lets other tasks of the loop run.
+_SENDER_BURST = 64
 
 
 @dataclass(eq=False)
@@ -53,6 +57,10 @@ class Hub:
         #: socket connected.
         self.sent = 0
         self.sent_at_connect = 0
+        #: Calls made from other threads, run on the loop in order; `_wake_pending` is True while a
+        #: `_run_pending` is scheduled and has not started taking calls yet.
+        self._pending: deque[tuple[Callable[..., None], tuple[Any, ...]]] = deque()
+        self._wake_pending = False
 
     # -- thread-safe API --------------------------------------------------------------------------------
 
@@ -60,18 +68,38 @@ class Hub:
         loop = self.loop
         if loop is None or loop.is_closed():
             return
-        try:
-            if asyncio.get_running_loop() is loop:
+        if asyncio._get_running_loop() is loop:  # None on a thread without a running loop
+            self._run_pending()  # calls made earlier from other threads go first
+            fn(*args)
+            return
+        self._pending.append((fn, args))  # deque.append is atomic: safe from any thread
+        if not self._wake_pending:
+            self._wake_pending = True
+            try:
+                loop.call_soon_threadsafe(self._run_pending)
+            except RuntimeError:  # the loop closed meanwhile: nothing will be sent any more
+                self._wake_pending = False
+
+    def _run_pending(self) -> None:
+        """Loop thread: run every call queued by other threads, oldest first."""
+        # Cleared before taking: a call appended from now on either is taken below or schedules a new run.
+        self._wake_pending = False
+        pending = self._pending
+        while pending:
+            fn, args = pending.popleft()
+            try:
                 fn(*args)
-                return
-        except RuntimeError:
-            pass
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(fn, *args)
+            except Exception as exc:  # pragma: no cover - as the loop treats a failing callback
+                assert self.loop is not None
+                self.loop.call_exception_handler({"message": "fake hub call failed", "exception": exc})
 
     def send(self, event: str, data: Any, sid: str | None = None) -> None:
         """Send `{"type": event, "data": data}` to socket `sid`, or to every socket when `sid` is None."""
         text = json.dumps({"type": event, "data": data})
+        self._call(self._dispatch, text, sid)
+
+    def send_text(self, text: str, sid: str | None = None) -> None:
+        """Send a message serialized by the caller, exactly as `send` would have serialized it."""
         self._call(self._dispatch, text, sid)
 
     def send_raw(self, frame: str | bytes, sid: str | None = None) -> None:
@@ -165,10 +193,17 @@ class Hub:
         # Returning without a close frame makes uvicorn drop the TCP connection: an abrupt close (1006).
 
     async def _sender(self, websocket: WebSocket, conn: _Conn) -> None:
+        burst = 0
         while True:
             if conn.drop_after is not None and conn.drop_after <= 0:
                 return
+            if burst >= _SENDER_BURST:
+                # A backlog is sent without suspending (get and send return at once): let HTTP handlers
+                # and other sockets in now and then, or a flood starves them until the run is over.
+                burst = 0
+                await asyncio.sleep(0)
             message = await conn.queue.get()
+            burst += 1
             if message is _ABORT:
                 return
             try:
