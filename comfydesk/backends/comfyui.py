@@ -85,6 +85,7 @@ __all__ = ["ComfyUIBackend", "ReconnectPolicy", "safe_output_name"]
 log = logging.getLogger(__name__)
 
 _MAX_FRAME = 64 * 1024 * 1024  # previews of big images are large; ComfyUI itself has no cap
+_FRAMES_PER_TURN = 256  # frames mapped in a row before the listener lets the event loop run
 #: After an unanswered `POST /prompt`, how often the server is asked whether it holds the prompt.
 _LATE_CHECK_INTERVAL = 0.2
 
@@ -235,8 +236,15 @@ class ComfyUIBackend(EventStream):
             if ws is None:
                 return
             try:
+                in_a_row = 0
                 async for frame in ws:
                     self._dispatch(frame)
+                    in_a_row += 1
+                    if in_a_row >= _FRAMES_PER_TURN:
+                        # Frames already received come without a pause: under a flood, let the loop (the
+                        # UI, the consumer of these events) run between slices of the backlog.
+                        in_a_row = 0
+                        await asyncio.sleep(0)
             except ConnectionClosed:
                 pass
             if self._closing or not await self._reconnect():
