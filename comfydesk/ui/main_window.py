@@ -193,10 +193,10 @@ class MainWindow(QMainWindow):
         self._build_status_bar()
         self._wire()
         if self.isVisible():
-            # On screen (the frame was shown first): lay the new panes out now, then size the docks as on a
-            # window built whole; otherwise the panes' size hints would win over the docks' sizes.
+            # On screen (the frame was shown first): lay the new panes out now, before the docks are sized;
+            # otherwise the panes' size hints would win over the docks' sizes.
             QCoreApplication.sendPostedEvents()
-            self._size_docks()
+        self._size_docks()  # again: the panes' own minimum sizes count now
         self._restore_layout()
         self._on_current(ctx.library.current)
         self.status_line.update_connection()
@@ -337,7 +337,6 @@ class MainWindow(QMainWindow):
         assert self.ctx.local_server is not None
         add_server_log_dock(self, self.ctx.local_server, dock=self.server_log_dock)
         self.server_log: ServerLogPanel = self.server_log_dock.widget()  # type: ignore[assignment]
-        self._size_docks()  # again: the panes' own minimum sizes count now
 
     def _build_status_bar(self) -> None:
         from comfydesk.ui.status_line import StatusLine
