@@ -62,8 +62,10 @@ STEPS = 8  # text_to_image's steps on the demo engine
 _GATEWAY_SCRIPT = """
 import json, sys
 from pathlib import Path
+from comfydesk.gateway.server import settle_heap
 from comfydesk.gateway.testing import start_gateway
 gw = start_gateway(data_dir=Path(sys.argv[1]), demo_step_delay=float(sys.argv[2]))
+settle_heap()  # as `comfydesk serve` does once it serves
 print(json.dumps({"url": gw.url, "token": gw.admin_token, "comfyui": gw.config.comfyui_urls[0]}), flush=True)
 sys.stdin.read()
 gw.stop()
