@@ -413,7 +413,11 @@ async def run_raw(url: str, progress: int, previews: int, index: int) -> tuple[f
     client_id = uuid.uuid4().hex
     ws_url = url.replace("http", "ws", 1) + f"/ws?clientId={client_id}"
     prompt = e2e_prompt(progress, previews, seed=0x0F0F0F * (index + 1))
-    async with websockets.connect(ws_url, max_size=None) as ws, httpx.AsyncClient() as http:
+    # Connected as ComfyUIBackend connects (no permessage-deflate), so the server does the same work for both.
+    async with (
+        websockets.connect(ws_url, max_size=None, compression=None) as ws,
+        httpx.AsyncClient() as http,
+    ):
         t0 = time.perf_counter()
         resp = await http.post(f"{url}/prompt", json={"prompt": prompt, "client_id": client_id})
         prompt_id = resp.json()["prompt_id"]

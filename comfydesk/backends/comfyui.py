@@ -203,6 +203,9 @@ class ComfyUIBackend(EventStream):
                 ssl=self._transport.ssl_context if ws_url.startswith("wss:") else None,
                 open_timeout=self._transport.connect_timeout,
                 max_size=_MAX_FRAME,
+                # No permessage-deflate: previews are JPEG or PNG already, and deflating every progress
+                # message cost the server and this client more CPU than the bytes saved are worth.
+                compression=None,
             )
         except InvalidStatus as exc:
             status = exc.response.status_code
