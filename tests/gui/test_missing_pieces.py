@@ -289,3 +289,28 @@ def test_the_panel_of_a_workflow_switched_back_to_is_shown_again_not_rebuilt(qtb
     panel.set_pieces(pieces(1))
     assert panel._body is not first
     assert [t.text() for t in panel._body.findChildren(QLabel) if "model-1" in t.text()]
+
+
+def test_a_form_switched_back_to_is_greyed_again_as_the_server_still_lacks_its_node(
+    qtbot: QtBot, open_window: OpenWindow, fake: RunningFake, tmp_path: Path
+) -> None:
+    """The form of a workflow gone back to is the one kept aside (pages.py): it comes back with the fields
+    of the missing node greyed out, the pack named, and Run disabled, as a form built anew."""
+    data_dir = tmp_path / "data"
+    key = _with_unknown_node(data_dir)
+    doc = json.loads((FIXTURES / "workflows" / "ui" / "flux_schnell.json").read_text("utf-8"))
+    other = write_workflow(data_dir, "Flux", doc)
+    window = _window(qtbot, open_window, fake, data_dir)
+    pick(qtbot, window, key)
+    row = window.form.rows["30.value 1"]
+    assert not row.editor.isEnabled()
+    pick(qtbot, window, other)
+    assert window.form.kept_forms() >= 1
+    pick(qtbot, window, key)
+    assert window.form.rows["30.value 1"] is row  # the same widgets, not built again
+    assert not row.editor.isEnabled() and not row.label.isEnabled()
+    assert "comfyui_controlnet_aux" in row.editor.toolTip()
+    assert window.form.rows["3.steps"].editor.isEnabled()
+    assert _texts(window, "missingPack") == ["• <b>comfyui_controlnet_aux</b>: DWPreprocessor"]
+    assert not window.run_button.isEnabled()
+    assert window.run_reason.text() == "Can't run: 1 custom node and 1 model are missing."

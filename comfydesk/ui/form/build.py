@@ -84,6 +84,7 @@ class FormBuild:
     _issues: dict[str, list[str]]
     _highlight: str | None
     _unavailable: dict[str, str]
+    _disabled: dict[str, list[tuple[QWidget, bool, str]]]  # see FormPages._grey_out
     _wheel_guard: WheelGuard
     error_box: QLabel
     show_hidden_box: QCheckBox
@@ -182,7 +183,7 @@ class FormBuild:
         if old is not None:
             self._discard(old)
         self._rows, self._groups, self._size_tools = {}, {}, {}
-        self._tab_chain, self._row_group = [], {}
+        self._tab_chain, self._row_group, self._disabled = [], {}, {}
         content = QWidget()
         content.setObjectName("formContent")
         layout = QVBoxLayout(content)

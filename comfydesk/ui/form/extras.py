@@ -50,6 +50,8 @@ class FormExtras:
 
         def receivers(self, signal: str) -> int: ...
 
+        def _drop_pages(self) -> None: ...
+
         def _flush(self) -> None: ...
 
     def set_image_thumbnail(self, key: str, image: QImage | None, name: str | None = None) -> None:
@@ -66,6 +68,7 @@ class FormExtras:
     def set_image_choices(self, choices: Sequence[str]) -> None:
         """A fresh list of the server's input images for every image field (values are kept)."""
         self._previews.clear()  # an upload may have replaced a file of the same name
+        self._drop_pages()  # forms kept aside have the old list
         self._flush()  # every image field gets the list, not only those built so far
         for key, row in self._rows.items():
             if isinstance(row.editor, ImageEditor) and row.field.choices is not None:

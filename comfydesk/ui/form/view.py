@@ -24,12 +24,13 @@ from comfydesk.ui.form.editors import SEED_MAX, SeedEditor, WheelGuard
 from comfydesk.ui.form.extras import FormExtras
 from comfydesk.ui.form.image_field import ImageEditor
 from comfydesk.ui.form.issues import FormIssues
+from comfydesk.ui.form.pages import FormPages
 from comfydesk.ui.form.parts import FieldRow
 
 __all__ = ["ADVANCED_GROUP", "PINNED_GROUP", "PROMPT_GROUP", "FormView"]
 
 
-class FormView(FormBuild, FormIssues, FormExtras, QScrollArea):
+class FormView(FormBuild, FormIssues, FormExtras, FormPages, QScrollArea):
     """The form of the selected workflow; see the module docstring."""
 
     # A dict, declared `object` so it passes as-is: Signal(dict) converts to a QVariantMap, which cannot
@@ -65,6 +66,7 @@ class FormView(FormBuild, FormIssues, FormExtras, QScrollArea):
         self._highlight: str | None = None
         self._unavailable: dict[str, str] = {}  # field key -> why it cannot be set (see set_unavailable)
         self._init_build()
+        self._init_pages()
         self.verticalScrollBar().actionTriggered.connect(self._scroll_action)  # dragged, clicked
         #: A dynamic combo's sub-field values per option while the form is open: key -> option -> values.
         self._option_values: dict[str, dict[Any, dict[str, Any]]] = {}
@@ -93,17 +95,27 @@ class FormView(FormBuild, FormIssues, FormExtras, QScrollArea):
             assert spec is not None
             self._refresh_choices(spec)
             return
-        self._spec = spec
-        self._server_graph = server_graph and spec is not None
-        self._defaults = spec.defaults() if spec is not None else {}
-        keys = set(self._defaults)
+        defaults = spec.defaults() if spec is not None else {}
+        keys = set(defaults)
         # A stored workflow's other fields show the server's values, never ones remembered from before.
         settable = {f.key for f in spec.placeholders} if spec is not None and server_graph else keys
-        self._values = dict(self._defaults)
-        self._values.update({k: v for k, v in (values or {}).items() if k in settable})
-        self._pinned = [k for k in dict.fromkeys(pinned) if k in keys]
-        self._hidden = {k for k in hidden if k in keys}
-        self._collapsed = set(collapsed) | {ADVANCED_GROUP}  # "Advanced" starts closed
+        start = dict(defaults)
+        start.update({k: v for k, v in (values or {}).items() if k in settable})
+        wanted: dict[str, Any] = {
+            "_server_graph": server_graph and spec is not None,
+            "_defaults": defaults,
+            "_values": start,
+            "_pinned": [k for k in dict.fromkeys(pinned) if k in keys],
+            "_hidden": {k for k in hidden if k in keys},
+            "_collapsed": set(collapsed) | {ADVANCED_GROUP},  # "Advanced" starts closed
+        }
+        if spec is not self._spec:
+            self._put_aside()  # kept for going back to it (see pages.py)
+            if spec is not None and self._bring_back(spec, wanted):
+                return
+        self._spec = spec
+        for name, value in wanted.items():
+            setattr(self, name, value)
         self._option_values = {}
         self._controls = {
             f.key: f.control or SeedControl.FIXED
@@ -278,6 +290,7 @@ class FormView(FormBuild, FormIssues, FormExtras, QScrollArea):
 
     def changeEvent(self, event: QEvent) -> None:
         if event.type() is QEvent.Type.PaletteChange:  # light <-> dark: the style-sheet reds follow
+            self._drop_pages()  # forms kept aside have the old reds
             self._style_error_box()
             for row in self._rows.values():
                 row.update_accents()
@@ -375,8 +388,9 @@ class FormView(FormBuild, FormIssues, FormExtras, QScrollArea):
                 self._disable_row(row, reason)
 
     def _disable_row(self, row: FieldRow, reason: str) -> None:
-        widgets: tuple[QWidget, ...] = (row.label, row.editor, row.reset)
-        for widget in widgets:
-            widget.setEnabled(False)
-        for widget in (row.label, row.editor, row.editor.focus_widget()):
-            widget.setToolTip(reason)
+        self._grey_out(
+            row.key,
+            (row.label, row.editor, row.reset),
+            (row.label, row.editor, row.editor.focus_widget()),
+            reason,
+        )
