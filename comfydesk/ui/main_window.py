@@ -358,6 +358,7 @@ class MainWindow(QMainWindow):
         conn.backend_changed.connect(lambda _b: self._update_run_enabled())
         ctx.library.current_changed.connect(self._on_current)
         ctx.library.current_changed.connect(self.run_view.on_current)  # canvas, banner, batch: its own
+        ctx.catalog.catalog_changed.connect(lambda _c: self.form.drop_kept_forms())  # specs made anew
         ctx.library.message_changed.connect(self._show_message)
         ctx.controller.message_changed.connect(self._show_message)
         ctx.controller.issues_changed.connect(self.run_view.on_issues)  # on their fields, the rest: banner

@@ -131,19 +131,27 @@ def test_only_the_last_few_forms_are_kept(qtbot: QtBot, specs: dict[str, FormSpe
     view = shown_form(qtbot)
     order = list(specs.values())
     assert len(order) == PAGES_KEPT + 1
+    rows = {}  # id(spec) -> (a field key, its row): the first row built
     for spec in order:
         view.set_spec(spec)
-    assert view.kept_forms() == PAGES_KEPT
-    # The first one went (the longest ago); the second is still kept.
-    first_key = order[0].fields()[0].key
-    view.set_spec(order[0])
-    assert view.kept_forms() == PAGES_KEPT  # order[0] was built anew; order[1] went to make room
-    row = view.rows[first_key]
-    view.set_spec(order[2])  # kept: comes back
-    view.set_spec(order[0])
-    assert view.rows[first_key] is row
+        rows[id(spec)] = next(iter(view._rows.items()))
+    assert view.kept_forms() == PAGES_KEPT  # all but the one on screen
+    # Going round again, each comes back: the one asked for is taken out before the one on screen goes
+    # aside (which would otherwise push out exactly the one asked for, the oldest).
+    for spec in order:
+        view.set_spec(spec)
+        key, row = rows[id(spec)]
+        assert view._rows[key] is row
+        assert view.kept_forms() == PAGES_KEPT
+    # One more goes aside (the empty form comes): the oldest, order[0], is let go; order[1] is kept.
     view.set_spec(None)
     assert view.spec() is None and view.kept_forms() == PAGES_KEPT
+    view.set_spec(order[0])
+    key, row = rows[id(order[0])]
+    assert view._rows[key] is not row
+    view.set_spec(order[1])
+    key, row = rows[id(order[1])]
+    assert view._rows[key] is row
 
 
 def test_a_form_left_before_it_was_whole_is_finished_when_it_comes_back(

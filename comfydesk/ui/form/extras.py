@@ -50,7 +50,7 @@ class FormExtras:
 
         def receivers(self, signal: str) -> int: ...
 
-        def _drop_pages(self) -> None: ...
+        def drop_kept_forms(self) -> None: ...
 
         def _flush(self) -> None: ...
 
@@ -68,7 +68,7 @@ class FormExtras:
     def set_image_choices(self, choices: Sequence[str]) -> None:
         """A fresh list of the server's input images for every image field (values are kept)."""
         self._previews.clear()  # an upload may have replaced a file of the same name
-        self._drop_pages()  # forms kept aside have the old list
+        self.drop_kept_forms()  # forms kept aside have the old list
         self._flush()  # every image field gets the list, not only those built so far
         for key, row in self._rows.items():
             if isinstance(row.editor, ImageEditor) and row.field.choices is not None:

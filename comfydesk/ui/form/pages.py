@@ -124,11 +124,15 @@ class FormPages:
         while len(self._pages) > PAGES_KEPT:
             self._discard(self._pages.popitem(last=False)[1].content)
 
-    def _bring_back(self, spec: FormSpec, wanted: dict[str, Any]) -> bool:
-        """Put back the form kept for `spec` if it shows what a fresh build of `wanted` (the state
+    def _take_page(self, spec: FormSpec | None) -> _Page | None:
+        """The form kept for `spec`, taken out of the kept ones (before the one on screen goes aside, which
+        could push it out)."""
+        return self._pages.pop(id(spec), None) if spec is not None else None
+
+    def _bring_back(self, page: _Page | None, spec: FormSpec | None, wanted: dict[str, Any]) -> bool:
+        """Put `page` (kept for `spec`) back if it shows what a fresh build of `wanted` (the state
         `set_spec` would start from) would; False (and nothing changed on screen) otherwise."""
-        page = self._pages.pop(id(spec), None)
-        if page is None:
+        if page is None or spec is None:
             return False
         saved = page.state
         if saved["_spec"] is not spec or any(saved[name] != value for name, value in wanted.items()):
@@ -156,8 +160,9 @@ class FormPages:
         self.widgets_changed.emit()
         return True
 
-    def _drop_pages(self) -> None:
-        """Let every kept form go (they would come back out of date)."""
+    def drop_kept_forms(self) -> None:
+        """Let every kept form go: they would come back out of date (a new palette or image list), or never
+        (a new catalog makes every workflow's spec anew)."""
         while self._pages:
             self._discard(self._pages.popitem(last=False)[1].content)
 

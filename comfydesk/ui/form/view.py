@@ -110,8 +110,9 @@ class FormView(FormBuild, FormIssues, FormExtras, FormPages, QScrollArea):
             "_collapsed": set(collapsed) | {ADVANCED_GROUP},  # "Advanced" starts closed
         }
         if spec is not self._spec:
+            page = self._take_page(spec)
             self._put_aside()  # kept for going back to it (see pages.py)
-            if spec is not None and self._bring_back(spec, wanted):
+            if self._bring_back(page, spec, wanted):
                 return
         self._spec = spec
         for name, value in wanted.items():
@@ -290,7 +291,7 @@ class FormView(FormBuild, FormIssues, FormExtras, FormPages, QScrollArea):
 
     def changeEvent(self, event: QEvent) -> None:
         if event.type() is QEvent.Type.PaletteChange:  # light <-> dark: the style-sheet reds follow
-            self._drop_pages()  # forms kept aside have the old reds
+            self.drop_kept_forms()  # forms kept aside have the old reds
             self._style_error_box()
             for row in self._rows.values():
                 row.update_accents()
