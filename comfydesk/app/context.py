@@ -31,10 +31,10 @@ from comfydesk.app.library_thumbs import LIBRARY_THUMB_SIZE, LibraryThumbnails
 from comfydesk.app.local_server import LocalServer, LocalServerConfig, ServerState
 from comfydesk.app.publish import PublishModel
 from comfydesk.app.run_state import RunState
-from comfydesk.app.tasks import ErrorModel, TaskRunner
+from comfydesk.app.tasks import AppError, ErrorModel, TaskRunner
 from comfydesk.app.thumbnails import ThumbnailCache
 from comfydesk.backends.base import Backend
-from comfydesk.core.errors import AuthenticationError, ComfyDeskError
+from comfydesk.core.errors import AuthenticationError, ComfyDeskError, ServerUnreachable
 from comfydesk.store.catalog_cache import CatalogCache
 from comfydesk.store.paths import AppPaths, resolve_paths
 from comfydesk.store.profiles import MANAGED_KIND, Profile, ProfileStore
@@ -66,6 +66,25 @@ def _httpx_without_cli() -> Iterator[None]:
     finally:
         if "httpx._main" in sys.modules and sys.modules["httpx._main"] is None:
             del sys.modules["httpx._main"]
+
+
+def _exit_over_unreachable(local_server: LocalServer) -> Callable[[AppError, BaseException | None], AppError]:
+    """While the ComfyUI comfydesk started has exited on its own, a request that could not reach it says
+    why (the exit, with its code and last lines) instead of "can't reach the server": the requests
+    under way when it crashed fail a moment after it is reported, and would otherwise replace it."""
+    exited: list[AppError] = []
+
+    def remember(exc: BaseException) -> None:
+        exited[:] = [AppError.from_exception(exc, what="ComfyUI on this computer")]
+
+    local_server.exited.connect(remember)
+
+    def translate(error: AppError, exc: BaseException | None) -> AppError:
+        if exited and isinstance(exc, ServerUnreachable) and local_server.state is ServerState.EXITED:
+            return exited[0]
+        return error
+
+    return translate
 
 
 def default_backend_factory(profile: Profile, secret: str | None) -> Backend:
@@ -436,6 +455,7 @@ def build_context(
     local_server = LocalServer(tasks, parent)
     # The process ended on its own: say so with its exit code and last lines (not a network blip).
     local_server.exited.connect(lambda exc: errors.report_exception(exc, what="ComfyUI on this computer"))
+    errors.translators.append(_exit_over_unreachable(local_server))
     ctx = AppContext(
         paths=paths,
         settings=settings,

@@ -175,3 +175,31 @@ def test_python_is_detected_from_venv_or_the_portable_build(tmp_path: Path) -> N
     assert detect_python(folder) == venv  # the folder's own venv comes first
     chosen = LocalServerConfig.from_strings(str(folder), "", "--cpu --output-directory '/my out'")
     assert chosen.python == venv and chosen.extra_args == ("--cpu", "--output-directory", "/my out")
+
+
+def test_a_request_failing_after_the_crash_says_the_crash_not_cant_reach(
+    qtbot: QtBot, server: LocalServer
+) -> None:
+    """Requests under way when the managed server crashed fail a moment after the crash is reported; the
+    banner keeps the cause (its exit code), not "can't reach the server". Not once it runs again."""
+    from comfydesk.app.context import _exit_over_unreachable
+    from comfydesk.app.local_server import ServerExited
+    from comfydesk.app.tasks import ErrorModel
+    from comfydesk.core.errors import ServerUnreachable
+
+    errors = ErrorModel()
+    server.exited.connect(lambda exc: errors.report_exception(exc, what="ComfyUI on this computer"))
+    errors.translators.append(_exit_over_unreachable(server))
+    unreachable = ServerUnreachable("http://127.0.0.1:8188", "connection refused")
+
+    errors.report_exception(unreachable, what="Refreshing the queue")  # no crash: said as it is
+    assert errors.error is not None and errors.error.exception_type == "ServerUnreachable"
+    server._set_state(ServerState.EXITED)
+    server.exited.emit(ServerExited(3, ["RuntimeError: boom"]))
+    assert errors.error is not None and "exited with code 3" in errors.error.message
+    errors.report_exception(unreachable, what="Refreshing the queue")
+    assert errors.error.exception_type == "ServerExited" and "exited with code 3" in errors.error.message
+    assert errors.error.details == "RuntimeError: boom"
+    server._set_state(ServerState.RUNNING)  # restarted: a failure now is what it says
+    errors.report_exception(unreachable, what="Refreshing the queue")
+    assert errors.error.exception_type == "ServerUnreachable"
