@@ -68,21 +68,17 @@ def _httpx_without_cli() -> Iterator[None]:
             del sys.modules["httpx._main"]
 
 
-def _exit_over_unreachable(local_server: LocalServer) -> Callable[[AppError, BaseException | None], AppError]:
+def _exit_over_unreachable(
+    local_server: LocalServer, errors: ErrorModel
+) -> Callable[[AppError, BaseException | None], AppError]:
     """While the ComfyUI comfydesk started has exited on its own, a request that could not reach it says
-    why (the exit, with its code and last lines) instead of "can't reach the server": the requests
-    under way when it crashed fail a moment after it is reported, and would otherwise replace it."""
-    exited: list[AppError] = []
-
-    def remember(exc: BaseException) -> None:
-        exited[:] = [AppError.from_exception(exc, what="ComfyUI on this computer")]
-
-    local_server.exited.connect(remember)
+    why (the exit reported last, with its code and last lines) instead of "can't reach the server": the
+    requests under way when it crashed fail a moment after it is reported, and would otherwise replace it."""
 
     def translate(error: AppError, exc: BaseException | None) -> AppError:
-        if exited and isinstance(exc, ServerUnreachable) and local_server.state is ServerState.EXITED:
-            return exited[0]
-        return error
+        if not isinstance(exc, ServerUnreachable) or local_server.state is not ServerState.EXITED:
+            return error
+        return next((e for e in reversed(errors.history) if e.exception_type == "ServerExited"), error)
 
     return translate
 
@@ -455,7 +451,7 @@ def build_context(
     local_server = LocalServer(tasks, parent)
     # The process ended on its own: say so with its exit code and last lines (not a network blip).
     local_server.exited.connect(lambda exc: errors.report_exception(exc, what="ComfyUI on this computer"))
-    errors.translators.append(_exit_over_unreachable(local_server))
+    errors.translators.append(_exit_over_unreachable(local_server, errors))
     ctx = AppContext(
         paths=paths,
         settings=settings,

@@ -189,7 +189,7 @@ def test_a_request_failing_after_the_crash_says_the_crash_not_cant_reach(
 
     errors = ErrorModel()
     server.exited.connect(lambda exc: errors.report_exception(exc, what="ComfyUI on this computer"))
-    errors.translators.append(_exit_over_unreachable(server))
+    errors.translators.append(_exit_over_unreachable(server, errors))
     unreachable = ServerUnreachable("http://127.0.0.1:8188", "connection refused")
 
     errors.report_exception(unreachable, what="Refreshing the queue")  # no crash: said as it is

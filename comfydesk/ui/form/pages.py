@@ -116,11 +116,9 @@ class FormPages:
             return
         content.hide()
         state = {name: getattr(self, name) for name in _STATE}
-        key = id(spec)  # the page holds `spec`, so no other spec gets its id while the page is kept
-        old = self._pages.pop(key, None)
-        if old is not None:
-            self._discard(old.content)
-        self._pages[key] = _Page(content, state)
+        # Keyed by id: the page holds `spec`, so no other spec gets its id while the page is kept. (The
+        # form on screen never has a page of its own: `_take_page` took it out when it was shown.)
+        self._pages[id(spec)] = _Page(content, state)
         while len(self._pages) > PAGES_KEPT:
             self._discard(self._pages.popitem(last=False)[1].content)
 
