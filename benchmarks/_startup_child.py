@@ -8,8 +8,12 @@ Modes:
   window URL DIR    `comfydesk --server URL --data-dir DIR` (the command's `main`): prints when the main
                     window is exposed (its frame: menus, docks, status bar; see `MainWindow`).
   ready URL DIR     the same, printing when the window has painted with its panes built and bound.
-  catalog URL DIR N the same, printing when the nodes pane lists N node types (the server's whole catalog).
-  session URL DIR N as catalog, but waits until the catalog is saved in DIR's cache (a "last session").
+  catalog URL DIR N the same, printing when the nodes pane lists N node types (the server's whole catalog),
+                    wherever in the start the pane is made.
+  definitions URL DIR N
+                    the same, printing when the app state holds the definitions of those N node types too
+                    (what the forms and the pane's details need) and the pane lists them.
+  session URL DIR N as definitions, but waits until the catalog is saved in DIR's cache (a "last session").
 
 Run by bench_startup.py, not by hand. The process leaves with os._exit: shutdown is not start-up.
 """
@@ -31,7 +35,7 @@ if PROFILE:
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from PySide6.QtCore import QEvent, QObject, QTimer  # noqa: E402
-from PySide6.QtGui import QWindow  # noqa: E402
+from PySide6.QtGui import QGuiApplication  # noqa: E402
 from PySide6.QtWidgets import QApplication, QMainWindow  # noqa: E402
 
 
@@ -46,28 +50,36 @@ def done(label: str = "") -> None:
 
 
 class ExposeWatch(QObject):
+    """Calls `on_exposed` once a top-level window is exposed, checking every millisecond of the event loop.
+
+    Not an event filter on the application: PySide6 then calls into Python for every event of every object,
+    wrapping each object and event (and making each class's Python type the first time), which costs a
+    window of many widgets far more than the bare one: about 50 ms for one QLabel's events, measured.
+    """
+
     def __init__(self, on_exposed: object) -> None:
         super().__init__()
         self.on_exposed = on_exposed
         self.fired = False
+        self.timer = QTimer(self)
+        self.timer.setInterval(1)  # coarse timers under 20 ms keep within 5%: no Qt enum made for this
+        self.timer.timeout.connect(self.check)
 
-    def eventFilter(self, obj: QObject, event: QEvent) -> bool:
-        if (
-            not self.fired
-            and event.type() == QEvent.Type.Expose
-            and isinstance(obj, QWindow)
-            and obj.isExposed()
-        ):
+    def start(self) -> None:
+        self.timer.start()
+
+    def check(self) -> None:
+        if not self.fired and any(w.isExposed() for w in QGuiApplication.topLevelWindows()):
             self.fired = True
+            self.timer.stop()
             self.on_exposed()  # type: ignore[operator]
-        return False
 
 
 app = QApplication(sys.argv[:1])
 
 if MODE == "bare":
     watch = ExposeWatch(done)
-    app.installEventFilter(watch)
+    watch.start()
     win = QMainWindow()
     win.resize(1280, 800)
     win.show()
@@ -100,7 +112,7 @@ elif MODE == "inventory":
         os._exit(0)
 
     watch = ExposeWatch(lambda: QTimer.singleShot(0, take))
-    app.installEventFilter(watch)
+    watch.start()
     from comfydesk.gui import run
 
     run(None, Path(data_dir))
@@ -122,7 +134,7 @@ elif MODE == "replica":
 
     inventory = json.loads(Path(sys.argv[2]).read_text(encoding="utf-8"))
     watch = ExposeWatch(done)
-    app.installEventFilter(watch)
+    watch.start()
     win = QMainWindow()
     win.resize(1280, 800)
     holder = QWidget()
@@ -149,7 +161,7 @@ elif MODE == "replica":
     app.exec()
 else:
     url, data_dir = sys.argv[2], sys.argv[3]
-    want = int(sys.argv[4]) if MODE in ("catalog", "session") else 0
+    want = int(sys.argv[4]) if MODE in ("catalog", "definitions", "session") else 0
 
     def exposed() -> None:
         if MODE == "window":
@@ -157,10 +169,31 @@ else:
         from comfydesk.ui.main_window import MainWindow
 
         window = next(w for w in app.topLevelWidgets() if isinstance(w, MainWindow))
+        if MODE == "catalog":  # wherever the pane is made (the start lists cached nodes before the rest)
+            watch_pane(window)
+            return
         if getattr(window, "is_attached", True):  # an older tree (--before) builds it all at once
             attached(window)
         else:  # the frame is on screen; the panes are built into it next
             window.attached.connect(lambda: attached(window))
+
+    def watch_pane(window: object) -> None:
+        """Every millisecond of the event loop: leave once the nodes pane lists `want` node types."""
+        timer = QTimer(app)
+        timer.setInterval(1)
+
+        def check() -> None:
+            module = sys.modules.get("comfydesk.ui.node_pane")  # not imported here: that would be timed
+            pane = window.findChild(module.NodePane) if module is not None else None  # type: ignore[attr-defined]
+            if pane is not None:
+                shown = pane.shown_count() if hasattr(pane, "shown_count") else len(pane.leaf_ids())
+                if shown >= want:
+                    timer.stop()
+                    done()
+
+        timer.timeout.connect(check)
+        timer.start()
+        check()
 
     def attached(window: object) -> None:
         from comfydesk.ui.main_window import MainWindow
@@ -177,7 +210,8 @@ else:
 
         def check(*_: object) -> None:
             shown = pane.shown_count() if hasattr(pane, "shown_count") else len(pane.leaf_ids())
-            if shown >= want:
+            catalog = window.ctx.catalog.catalog
+            if shown >= want and catalog is not None and len(catalog) >= want:
                 if MODE == "session":
                     wait_saved()
                 else:
@@ -207,7 +241,7 @@ else:
             return False
 
     watch = ExposeWatch(exposed)
-    app.installEventFilter(watch)
+    watch.start()
     from comfydesk.cli import main  # what the `comfydesk` command runs
 
     main(["--server", url, "--data-dir", data_dir])

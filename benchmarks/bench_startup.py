@@ -12,6 +12,9 @@ object_info_with_api_nodes.json, 567 node classes). Cases, interleaved round by 
   ready           python -> the window painted with its panes built and bound to the app state
   catalog cold    python -> the whole catalog in the nodes pane, no catalog cached (a fresh data dir)
   catalog cached  the same with the catalog this server gave the last session cached in the data dir
+  definitions cached
+                  the same, until the app state also holds the cached definitions of those node types
+                  (the pane lists them from the cache's summaries before; forms and details need these)
 Prints medians and writes benchmarks/results/startup.json.
 """
 
@@ -76,6 +79,7 @@ def run(repeat: int, object_info: Path, before: Path | None = None) -> dict[str,
         "ready": [],
         "catalog_cold": [],
         "catalog_cached": [],
+        "definitions_cached": [],
     }
     if before is not None:
         times.update({"window_before": [], "catalog_before": []})
@@ -93,6 +97,7 @@ def run(repeat: int, object_info: Path, before: Path | None = None) -> dict[str,
             times["ready"].append(once("ready", url, str(tmp / f"r{i}")))
             times["catalog_cold"].append(once("catalog", url, str(tmp / f"c{i}"), str(classes)))
             times["catalog_cached"].append(once("catalog", url, str(cached), str(classes)))
+            times["definitions_cached"].append(once("definitions", url, str(cached), str(classes)))
             if before is not None:
                 times["window_before"].append(once("window", url, str(tmp / f"bw{i}"), tree=before))
                 times["catalog_before"].append(
@@ -114,6 +119,8 @@ def run(repeat: int, object_info: Path, before: Path | None = None) -> dict[str,
         "ready_vs_bare": round(med["ready"] / bare, 2),
         "catalog_cold_ms": round(med["catalog_cold"], 1),
         "catalog_cached_ms": round(med["catalog_cached"], 1),
+        "definitions_cached_ms": round(med["definitions_cached"], 1),
+        "definitions_cached_vs_bare": round(med["definitions_cached"] / bare, 2),
         "window_vs_bare": round(med["window"] / bare, 2),
         "catalog_cold_vs_bare": round(med["catalog_cold"] / bare, 2),
         "catalog_cached_vs_bare": round(med["catalog_cached"] / bare, 2),
@@ -137,7 +144,9 @@ def run(repeat: int, object_info: Path, before: Path | None = None) -> dict[str,
         f"comfydesk window {med['window']:.0f} ms ({res['window_vs_bare']:.2f}x), with its panes "
         f"{med['ready']:.0f} ms ({res['ready_vs_bare']:.2f}x) | whole catalog in the "
         f"nodes pane: nothing cached {med['catalog_cold']:.0f} ms ({res['catalog_cold_vs_bare']:.2f}x), "
-        f"cached from the last session {med['catalog_cached']:.0f} ms ({res['catalog_cached_vs_bare']:.2f}x)"
+        f"cached from the last session {med['catalog_cached']:.0f} ms "
+        f"({res['catalog_cached_vs_bare']:.2f}x), with its definitions read "
+        f"{med['definitions_cached']:.0f} ms ({res['definitions_cached_vs_bare']:.2f}x)"
     )
     return res
 

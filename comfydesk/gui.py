@@ -1,7 +1,8 @@
 """Start the window: `create_main_window` (tests, embedding) and `run` (the `comfydesk` command).
 
 `run` shows the window's frame first (`show_frame`: size, place, theme, menus and docks, from the settings
-file alone), then builds the app state and the panes into it (`attach_app_state`); see `MainWindow`.
+file alone), then lists the nodes the node cache keeps of the server (`list_cached_nodes`), then builds the
+app state and the other panes into it (`attach_app_state`); see `MainWindow`.
 
 This module sits above every layer: it is the one place that builds the app state (`comfydesk.app`) and the
 widgets (`comfydesk.ui`) together; `app` itself never imports `ui` (an import-linter contract).
@@ -32,8 +33,16 @@ if TYPE_CHECKING:
     import asyncio
 
     from comfydesk.app.context import AppContext
+    from comfydesk.store.profiles import ProfileStore
 
-__all__ = ["attach_app_state", "configure_logging", "create_main_window", "run", "show_frame"]
+__all__ = [
+    "attach_app_state",
+    "configure_logging",
+    "create_main_window",
+    "list_cached_nodes",
+    "run",
+    "show_frame",
+]
 
 log = logging.getLogger(__name__)
 
@@ -104,14 +113,39 @@ def show_frame(app: QApplication, data_dir: Path | None) -> MainWindow:
     return window
 
 
+def list_cached_nodes(
+    app: QApplication, window: MainWindow, server: str | None, data_dir: Path | None
+) -> ProfileStore:
+    """The start's second step: the nodes pane lists the nodes the node cache keeps of the server the window
+    connects to first (their summaries: a tenth of the cache to parse; the definitions are read once the
+    app state exists), painted when the user left that pane in front. Returns the profiles file as read,
+    for the app state (`attach_app_state`)."""
+    from comfydesk.store.catalog_cache import CatalogCache, catalogs_dir
+    from comfydesk.store.profiles import ProfileStore
+
+    paths = resolve_paths(data_dir)
+    store = ProfileStore(paths.profiles_file)
+    settings = window.frame_settings
+    url = server or store.last_used(settings.last_profile if settings is not None else None).url
+    window.show_node_list(CatalogCache(catalogs_dir(paths.data_dir)).load_summaries(url))
+    app.processEvents()
+    return store
+
+
 def attach_app_state(
-    window: MainWindow, server: str | None, data_dir: Path | None, files: Sequence[Path] = ()
+    window: MainWindow,
+    server: str | None,
+    data_dir: Path | None,
+    files: Sequence[Path] = (),
+    profile_store: ProfileStore | None = None,
 ) -> AppContext:
-    """Build the app state (on the settings the frame read) and the window's panes on it."""
+    """Build the app state and the window's panes on it: on the settings the frame read, and the profiles
+    file `list_cached_nodes` read (read once: a damaged file's notice is then the app state's to show)."""
     with _gc_paused():  # the imports too: they are most of what is made
         from comfydesk.app.context import build_context
 
-        window.attach(build_context(server, data_dir, settings=window.frame_settings))
+        ctx = build_context(server, data_dir, settings=window.frame_settings, profile_store=profile_store)
+        window.attach(ctx)
     _started(window, window.ctx, files)
     return window.ctx
 
@@ -194,6 +228,8 @@ def run(server: str | None = None, data_dir: Path | None = None, files: Sequence
     quit_on_close = app.quitOnLastWindowClosed()
     app.setQuitOnLastWindowClosed(False)  # the loop stops once the app state has shut down, not before
     window = show_frame(app, data_dir)
+    if window.isVisible():
+        profile_store = list_cached_nodes(app, window, server, data_dir)
     if not window.isVisible():  # closed while its frame was being shown: nothing was started
         app.setQuitOnLastWindowClosed(quit_on_close)
         return 0
@@ -208,7 +244,7 @@ def run(server: str | None = None, data_dir: Path | None = None, files: Sequence
     asyncio.set_event_loop(loop)
     collector = UiThreadCollector()
     try:
-        ctx = attach_app_state(window, server, data_dir, files)
+        ctx = attach_app_state(window, server, data_dir, files, profile_store)
         # What start-up made (modules, classes, the window: about 46,000 objects, none of them garbage) lives
         # as long as the app: kept out of the collector's reach, so that each full collection on the UI
         # thread does not walk it again (15-19 ms each, measured after start-up).

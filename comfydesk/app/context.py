@@ -35,7 +35,7 @@ from comfydesk.app.tasks import AppError, ErrorModel, TaskRunner
 from comfydesk.app.thumbnails import ThumbnailCache
 from comfydesk.backends.base import Backend
 from comfydesk.core.errors import AuthenticationError, ComfyDeskError, ServerUnreachable
-from comfydesk.store.catalog_cache import CatalogCache
+from comfydesk.store.catalog_cache import CatalogCache, catalogs_dir
 from comfydesk.store.paths import AppPaths, resolve_paths
 from comfydesk.store.profiles import MANAGED_KIND, Profile, ProfileStore
 from comfydesk.store.secrets import SecretStore
@@ -252,7 +252,7 @@ class AppContext:
     def initial_profile(self) -> Profile:
         if self.server:
             return self.profiles.store.find_by_url(self.server) or profile_for_url(self.server)
-        return self.profiles.store.get(self.settings.last_profile) or self.profiles.store.first()
+        return self.profiles.store.last_used(self.settings.last_profile)
 
     # -- actions the views call --------------------------------------------------------------------
     def connect_profile(self, profile: Profile, *, remember: bool = True) -> None:
@@ -395,11 +395,14 @@ def build_context(
     backend_factory: BackendFactory | None = None,
     parent: QObject | None = None,
     settings: Settings | None = None,
+    profile_store: ProfileStore | None = None,
 ) -> AppContext:
     """Build every store and model and wire them; no I/O beyond reading the small settings files.
 
     `settings`: the settings file of this data dir as already read (the window's first frame reads it for
-    its size, place and theme); its changes are written in the background from now on.
+    its size, place and theme); its changes are written in the background from now on. `profile_store`: the
+    profiles file of this data dir as already read (the window's start reads it to list the nodes it keeps
+    of the server it connects to first).
     """
     paths = resolve_paths(data_dir).ensure()
     errors = ErrorModel(parent)
@@ -416,14 +419,15 @@ def build_context(
     else:
         settings.write_in_background(settings_failed)
     secrets = SecretStore(paths.secrets_file, use_file=settings.secrets_in_file)
-    profile_store = ProfileStore(paths.profiles_file)
+    if profile_store is None or profile_store.path != paths.profiles_file:
+        profile_store = ProfileStore(paths.profiles_file)
     profiles = ProfilesModel(profile_store, secrets, settings, parent)
     for notice in (settings.notice, profile_store.notice):  # a damaged file was set aside: say so once
         if notice:
             errors.report_exception(ComfyDeskError(notice), what="Reading your settings")
     tasks = TaskRunner(errors)
     connection = ConnectionModel(tasks, backend_factory or default_backend_factory, parent)
-    catalog = CatalogModel(tasks, parent, cache=CatalogCache(paths.data_dir / "cache" / "catalogs"))
+    catalog = CatalogModel(tasks, parent, cache=CatalogCache(catalogs_dir(paths.data_dir)))
     library = LibraryModel(tasks, paths.library_dir, parent)
     run_state = RunState(parent)
     memory = FormMemory(settings, parent)

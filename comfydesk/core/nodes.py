@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from types import MappingProxyType
-from typing import Any, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 
 from comfydesk.core.errors import CatalogError
 
@@ -22,13 +22,18 @@ __all__ = [
     "InputSpec",
     "NodeCatalog",
     "NodeDef",
+    "NodeListing",
+    "NodeSummary",
     "OutputSpec",
     "catalog_from_cache",
     "catalog_to_cache",
+    "category_tree",
     "live_inputs",
     "parse_node_def",
     "parse_object_info",
     "parse_v1_nodes",
+    "summaries_from_cache",
+    "summaries_to_cache",
 ]
 
 log = logging.getLogger(__name__)
@@ -607,6 +612,47 @@ def _parse_v1_node(item: Any) -> NodeDef:
     )
 
 
+class NodeListing(Protocol):
+    """What a list of node types shows of each: a `NodeDef`, or a `NodeSummary` before the definitions."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def display_name(self) -> str: ...
+    @property
+    def description(self) -> str: ...
+    @property
+    def category(self) -> str: ...
+    @property
+    def deprecated(self) -> bool: ...
+    @property
+    def experimental(self) -> bool: ...
+    @property
+    def title(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class NodeSummary:
+    """A node type as a list shows it, without its inputs and outputs: the node cache keeps these apart from
+    the definitions, so that a window can list a server's nodes before it has read their definitions."""
+
+    id: str
+    display_name: str = ""
+    description: str = ""
+    category: str = ""
+    deprecated: bool = False
+    experimental: bool = False
+
+    @property
+    def title(self) -> str:
+        return self.display_name or self.id
+
+
+def listing_key(node: NodeListing) -> tuple[str, str, str, str, bool, bool]:
+    """Everything a list shows of `node`: two lists with equal keys look the same."""
+    return (node.id, node.display_name, node.description, node.category, node.deprecated, node.experimental)
+
+
 @dataclass
 class CategoryTree:
     """Categories as a tree: `children` by path segment, `nodes` directly in this category."""
@@ -614,10 +660,22 @@ class CategoryTree:
     name: str = ""
     path: str = ""
     children: dict[str, CategoryTree] = field(default_factory=dict)
-    nodes: list[NodeDef] = field(default_factory=list)
+    nodes: list[NodeListing] = field(default_factory=list)
 
     def count(self) -> int:
         return len(self.nodes) + sum(c.count() for c in self.children.values())
+
+
+def category_tree(nodes: Iterable[NodeListing]) -> CategoryTree:
+    """`nodes` by category ("a/b" nested), each category's nodes by display name."""
+    root = CategoryTree()
+    for node in sorted(nodes, key=lambda n: n.title.lower()):
+        here = root
+        for part in [p for p in node.category.split("/") if p] or ["uncategorized"]:
+            path = f"{here.path}/{part}" if here.path else part
+            here = here.children.setdefault(part, CategoryTree(name=part, path=path))
+        here.nodes.append(node)
+    return root
 
 
 class NodeCatalog(Mapping[str, NodeDef]):
@@ -640,14 +698,7 @@ class NodeCatalog(Mapping[str, NodeDef]):
         return list(self._nodes.values())
 
     def category_tree(self) -> CategoryTree:
-        root = CategoryTree()
-        for node in sorted(self._nodes.values(), key=lambda n: n.title.lower()):
-            here = root
-            for part in [p for p in node.category.split("/") if p] or ["uncategorized"]:
-                path = f"{here.path}/{part}" if here.path else part
-                here = here.children.setdefault(part, CategoryTree(name=part, path=path))
-            here.nodes.append(node)
-        return root
+        return category_tree(self._nodes.values())
 
     def search(self, text: str, *, limit: int | None = None) -> list[NodeDef]:
         """Ranked, case-insensitive search over display name, id, category and description.
@@ -718,6 +769,24 @@ def catalog_to_cache(catalog: NodeCatalog) -> dict[str, Any]:
             for node in catalog.nodes()
         ],
     }
+
+
+def summaries_to_cache(catalog: NodeCatalog) -> list[list[Any]]:
+    """What a list shows of each node of `catalog`, JSON-ready; `summaries_from_cache` reads it back."""
+    return [list(listing_key(node)) for node in catalog.nodes()]
+
+
+def summaries_from_cache(rows: Any) -> list[NodeSummary]:
+    """The summaries `summaries_to_cache` wrote; raises CatalogError for anything else."""
+    if not isinstance(rows, list):
+        raise CatalogError("the cached node list is not in a format this version reads")
+    try:
+        out = [NodeSummary(*row) for row in rows]
+    except TypeError as exc:
+        raise CatalogError(f"the cached node list is damaged: {exc}") from None
+    if not all(isinstance(n.id, str) and isinstance(n.category, str) for n in out):
+        raise CatalogError("the cached node list is damaged: a node without a name or category")
+    return out
 
 
 def catalog_from_cache(doc: Any) -> NodeCatalog:

@@ -1,8 +1,11 @@
 """The node catalog each server gave the last session, kept on disk so the next start shows it at once.
 
 One file per server address under `<data dir>/cache/catalogs/`; the app shows the cached catalog while the
-server is asked for the fresh one, then replaces it. Both methods block (file I/O and JSON): call them off
-the UI thread. A missing, damaged or outdated file is simply no cache.
+server is asked for the fresh one, then replaces it. A missing, damaged or outdated file is simply no cache.
+
+A file is three lines of JSON: which server and when, what a list shows of each node (`NodeSummary`), then
+every definition. `load_summaries` reads the first two only (about a tenth of the bytes to parse), so that
+the window's start lists the nodes before the definitions are read (`load`, off the UI thread).
 """
 
 from __future__ import annotations
@@ -14,12 +17,27 @@ import time
 from pathlib import Path
 
 from comfydesk.core.errors import CatalogError
-from comfydesk.core.nodes import NodeCatalog, catalog_from_cache, catalog_to_cache
+from comfydesk.core.nodes import (
+    NodeCatalog,
+    NodeSummary,
+    catalog_from_cache,
+    catalog_to_cache,
+    summaries_from_cache,
+    summaries_to_cache,
+)
 from comfydesk.store.atomic import atomic_write_bytes
 
-__all__ = ["CatalogCache", "server_key"]
+__all__ = ["FILE_FORMAT", "CatalogCache", "catalogs_dir", "server_key"]
 
 log = logging.getLogger(__name__)
+
+FILE_FORMAT = 2
+"""Version of the file's layout (2: three lines); any other is no cache (and is replaced on the next save)."""
+
+
+def catalogs_dir(data_dir: Path) -> Path:
+    """Where the node cache of the data dir `data_dir` keeps its files."""
+    return data_dir / "cache" / "catalogs"
 
 
 def server_key(url: str) -> str:
@@ -37,27 +55,57 @@ class CatalogCache:
         digest = hashlib.sha256(server_key(url).encode("utf-8")).hexdigest()[:24]
         return self.folder / f"{digest}.json"
 
-    def load(self, url: str) -> NodeCatalog | None:
-        """The catalog saved for `url`, or None (never saved, unreadable, another format, another server)."""
+    def _lines(self, url: str) -> list[bytes] | None:
+        """The file's three lines, when it is one of this format saved for `url`."""
         path = self.path_for(url)
         try:
-            doc = json.loads(path.read_bytes())
+            lines = path.read_bytes().split(b"\n", 2)
+            head = json.loads(lines[0])
         except FileNotFoundError:
             return None
         except (OSError, ValueError) as exc:
             log.warning("ignoring the cached node list %s: %s", path, exc)
             return None
-        if not isinstance(doc, dict) or doc.get("server") != server_key(url):
+        if (
+            not isinstance(head, dict)
+            or head.get("format") != FILE_FORMAT
+            or head.get("server") != server_key(url)
+            or len(lines) != 3
+        ):
+            return None
+        return lines
+
+    def load_summaries(self, url: str) -> list[NodeSummary] | None:
+        """What a list shows of each node saved for `url` (not their definitions), or None as `load`."""
+        lines = self._lines(url)
+        if lines is None:
             return None
         try:
-            return catalog_from_cache(doc.get("catalog"))
-        except CatalogError as exc:
-            log.warning("ignoring the cached node list %s: %s", path, exc)
+            return summaries_from_cache(json.loads(lines[1]))
+        except (ValueError, CatalogError) as exc:
+            log.warning("ignoring the cached node list %s: %s", self.path_for(url), exc)
+            return None
+
+    def load(self, url: str) -> NodeCatalog | None:
+        """The catalog saved for `url`, or None (never saved, unreadable, another format, another server)."""
+        lines = self._lines(url)
+        if lines is None:
+            return None
+        try:
+            return catalog_from_cache(json.loads(lines[2]))
+        except (ValueError, CatalogError) as exc:
+            log.warning("ignoring the cached node list %s: %s", self.path_for(url), exc)
             return None
 
     def save(self, url: str, catalog: NodeCatalog) -> Path:
         """Keep `catalog` as the one `url` gave (replacing the file atomically); returns the file."""
         path = self.path_for(url)
-        doc = {"server": server_key(url), "saved": time.time(), "catalog": catalog_to_cache(catalog)}
-        atomic_write_bytes(path, json.dumps(doc, separators=(",", ":")).encode("utf-8"))
+        head = {"format": FILE_FORMAT, "server": server_key(url), "saved": time.time()}
+        # json.dumps escapes every line break inside strings: each part is one line.
+        parts = (head, summaries_to_cache(catalog), catalog_to_cache(catalog))
+        atomic_write_bytes(path, b"\n".join(_dumps(p) for p in parts))
         return path
+
+
+def _dumps(doc: object) -> bytes:
+    return json.dumps(doc, separators=(",", ":")).encode("utf-8")

@@ -108,6 +108,10 @@ class ProfileStore:
     def first(self) -> Profile:
         return next(iter(self._profiles.values()))
 
+    def last_used(self, profile_id: str | None) -> Profile:
+        """The profile `profile_id` (the settings' last used one), or the first when it is gone."""
+        return self.get(profile_id) or self.first()
+
     def find_by_url(self, url: str) -> Profile | None:
         wanted = url.rstrip("/")
         return next((p for p in self._profiles.values() if p.url.rstrip("/") == wanted), None)

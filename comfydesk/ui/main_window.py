@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import itertools
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QCoreApplication, QEvent, Qt, Signal
@@ -21,6 +22,7 @@ from PySide6.QtWidgets import QDockWidget, QMainWindow, QMenu, QSplitter, QVBoxL
 from comfydesk.ui.theme import BACKDROP
 from comfydesk.ui.window_layout import (
     CANVAS_MIN_SIZE,
+    LIBRARY_TAB_KEY,
     SPLITTER_KEY,
     restore_geometry,
     restore_layout,
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
     from comfydesk.app.library import CurrentWorkflow
     from comfydesk.app.missing import MissingPiecesModel
     from comfydesk.backends.base import ConnectionStatus
+    from comfydesk.core.nodes import NodeListing
     from comfydesk.store.settings import Settings
     from comfydesk.ui.canvas import RunCanvas
     from comfydesk.ui.error_view import ErrorView
@@ -64,11 +67,12 @@ STRIP_THUMB = 64  # px: the strip of recent results under the canvas stays small
 class MainWindow(QMainWindow):
     """See the module docstring. Object names are stable API for tests and style sheets.
 
-    Made in two steps. The frame (`MainWindow(settings=...)`): size and place, the menu bar's menus, the
+    Made in steps. The frame (`MainWindow(settings=...)`): size and place, the menu bar's menus, the
     docks with their titles, "Starting…" in the status bar: Qt and the settings file only, so the window is
-    on screen a moment after the process starts. `attach(ctx)` then imports the panes and binds them to the
-    app state. `MainWindow(ctx)` does both at once (tests, embedding); `comfydesk.gui.run` shows the frame
-    first.
+    on screen a moment after the process starts. `show_node_list(listing)` (optional) then lists the nodes
+    the node cache keeps of the server. `attach(ctx)` then imports the other panes and binds them all to
+    the app state. `MainWindow(ctx)` does it all at once (tests, embedding); `comfydesk.gui.run` shows the
+    frame first, then the node list, then the rest.
     """
 
     attached = Signal()
@@ -170,6 +174,33 @@ class MainWindow(QMainWindow):
         self.resizeDocks([self.library_dock, self.form_dock], [210, 500], Qt.Orientation.Horizontal)
         self.resizeDocks([self.library_dock, self.queue_dock], [560, 160], Qt.Orientation.Vertical)
         self.resizeDocks([self.gallery_dock], [240], Qt.Orientation.Horizontal)
+
+    @property
+    def lists_nodes(self) -> bool:
+        """True once the library dock holds its tabs and the nodes pane (`show_node_list`)."""
+        return hasattr(self, "node_pane")
+
+    def show_node_list(self, listing: Sequence[NodeListing] | None) -> None:
+        """The library dock's tabs, with the nodes pane listing `listing` (None: nothing yet), before the app
+        state exists: the start (`comfydesk.gui.run`) lists the nodes the node cache keeps of the server it
+        is about to connect to right after the frame. `attach` binds the pane to the catalog (whose
+        definitions replace the list without redrawing it when it lists the same nodes) and puts the
+        workflows pane in front of it."""
+        from PySide6.QtWidgets import QTabWidget
+
+        from comfydesk.ui.node_pane import NodePane
+
+        if self.lists_nodes:
+            raise RuntimeError("the window lists its nodes already")
+        self.node_pane: NodePane = NodePane(listing=listing)
+        self.left_tabs: QTabWidget = QTabWidget()
+        self.left_tabs.setObjectName("leftTabs")
+        self.left_tabs.addTab(QWidget(), "&Workflows")  # its pane comes with `attach`
+        self.left_tabs.addTab(self.node_pane, "&Nodes")
+        settings = self.frame_settings
+        if settings is not None and settings.get(LIBRARY_TAB_KEY) == "nodes":  # where the user left it
+            self.left_tabs.setCurrentWidget(self.node_pane)
+        set_dock_pane(self.library_dock, self.left_tabs)
 
     def attach(self, ctx: AppContext) -> None:
         """Build the panes into the frame and bind them to `ctx` (once)."""
@@ -292,10 +323,7 @@ class MainWindow(QMainWindow):
 
     def _build_docks(self) -> None:
         """The panes, into the frame's docks."""
-        from PySide6.QtWidgets import QTabWidget
-
         from comfydesk.ui.gallery import add_gallery_dock
-        from comfydesk.ui.node_pane import NodePane
         from comfydesk.ui.queue_view import QueueView
         from comfydesk.ui.server_log import add_server_log_dock
         from comfydesk.ui.window_menus import make_action, show_tab
@@ -305,12 +333,16 @@ class MainWindow(QMainWindow):
         self.workflow_pane.open_requested.connect(self.open_workflow)
         self.workflow_pane.activated.connect(self._on_workflow_activated)
         self.workflow_pane.add_context_actions([self.templates_action])
-        self.node_pane: NodePane = NodePane(self.ctx.catalog)
-        self.left_tabs: QTabWidget = QTabWidget()
-        self.left_tabs.setObjectName("leftTabs")
-        self.left_tabs.addTab(self.workflow_pane, "&Workflows")
-        self.left_tabs.addTab(self.node_pane, "&Nodes")
-        set_dock_pane(self.library_dock, self.left_tabs)
+        if not self.lists_nodes:
+            self.show_node_list(None)
+        self.node_pane.bind(self.ctx.catalog)
+        waiting = self.left_tabs.widget(0)  # the workflows pane's place, empty until now
+        in_front = self.left_tabs.currentIndex()
+        self.left_tabs.insertTab(0, self.workflow_pane, "&Workflows")
+        self.left_tabs.removeTab(1)
+        if waiting is not None:
+            waiting.deleteLater()
+        self.left_tabs.setCurrentIndex(in_front)
         self.queue_view: QueueView = QueueView(self.ctx.controller)
         set_dock_pane(self.queue_dock, self.queue_view)
         set_dock_pane(self.form_dock, self.form_panel)
@@ -593,6 +625,8 @@ class MainWindow(QMainWindow):
 
     def save_layout(self) -> None:
         save_layout(self, self.ctx.settings, self.splitter)
+        in_front = "nodes" if self.left_tabs.currentWidget() is self.node_pane else "workflows"
+        self.ctx.settings.set(LIBRARY_TAB_KEY, in_front)
 
     def changeEvent(self, event: QEvent) -> None:
         if event.type() is QEvent.Type.PaletteChange and self.is_attached:  # light <-> dark: accents follow

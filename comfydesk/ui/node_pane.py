@@ -4,6 +4,8 @@ details view (display name, description, inputs with type/default/range/choices,
 from __future__ import annotations
 
 import html
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, QPersistentModelIndex, Qt, QTimer
 from PySide6.QtWidgets import (
@@ -18,8 +20,18 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from comfydesk.app.catalog import CatalogModel
-from comfydesk.core.nodes import CategoryTree, InputSpec, NodeCatalog, NodeDef
+from comfydesk.core.nodes import (
+    CategoryTree,
+    InputSpec,
+    NodeCatalog,
+    NodeDef,
+    NodeListing,
+    category_tree,
+    listing_key,
+)
+
+if TYPE_CHECKING:
+    from comfydesk.app.catalog import CatalogModel
 
 __all__ = ["NodePane", "node_details_html"]
 
@@ -113,8 +125,9 @@ class NodeIndex:
     a word of it starting with it, then containing it, then the rest, each alphabetically.
     """
 
-    def __init__(self, catalog: NodeCatalog) -> None:
-        nodes = sorted(catalog.nodes(), key=lambda n: n.title.lower())
+    def __init__(self, catalog: NodeCatalog | Sequence[NodeListing]) -> None:
+        listed = catalog.nodes() if isinstance(catalog, NodeCatalog) else catalog
+        nodes: list[NodeListing] = sorted(listed, key=lambda n: n.title.lower())
         self.nodes = nodes
         self._titles = [n.title.lower() for n in nodes]
         self._hay = [
@@ -123,9 +136,11 @@ class NodeIndex:
         ]
         self._last_text = ""
         self._last: list[int] = list(range(len(nodes)))
-        self._recent: dict[str, list[NodeDef]] = {}  # text -> matches, for backspacing over what was typed
+        self._recent: dict[
+            str, list[NodeListing]
+        ] = {}  # text -> matches, for backspacing over what was typed
 
-    def filter(self, text: str) -> list[NodeDef]:
+    def filter(self, text: str) -> list[NodeListing]:
         text = text.strip().lower()
         words = text.split()
         if not words:
@@ -169,9 +184,9 @@ class _ResultsModel(QAbstractListModel):
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self.nodes: list[NodeDef] = []
+        self.nodes: list[NodeListing] = []
 
-    def set_nodes(self, nodes: list[NodeDef]) -> None:
+    def set_nodes(self, nodes: list[NodeListing]) -> None:
         self.beginResetModel()
         self.nodes = nodes
         self.endResetModel()
@@ -193,7 +208,11 @@ class _ResultsModel(QAbstractListModel):
         return None
 
 
-def _marks(node: NodeDef) -> str:
+def _keys(nodes: Iterable[NodeListing]) -> frozenset[tuple[str, str, str, str, bool, bool]]:
+    return frozenset(map(listing_key, nodes))
+
+
+def _marks(node: NodeListing) -> str:
     return " (deprecated)" if node.deprecated else " (experimental)" if node.experimental else ""
 
 
@@ -204,10 +223,21 @@ class NodePane(QWidget):
     the matching nodes as a ranked list (only the rows on screen are drawn), the first one's details shown.
     """
 
-    def __init__(self, catalog: CatalogModel, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        catalog: CatalogModel | None = None,
+        parent: QWidget | None = None,
+        *,
+        initial: NodeCatalog | None = None,
+        listing: Sequence[NodeListing] | None = None,
+    ) -> None:
+        """`initial`: a catalog to show now; or `listing`: the nodes to list before their definitions come
+        (the window's start lists the summaries its node cache keeps); `catalog`: the model to follow."""
         super().__init__(parent)
         self.setObjectName("nodePane")
         self._catalog: NodeCatalog | None = None
+        self._listed: frozenset[tuple[str, str, str, str, bool, bool]] | None = None  # listing_key of each
+        self._details_id: str | None = None  # the node whose details are shown (or wait for its definition)
         self._index: NodeIndex | None = None
         self._root: CategoryTree | None = None
         self._lazy: dict[str, CategoryTree] = {}  # category path -> its rows are not made yet
@@ -269,13 +299,42 @@ class NodePane(QWidget):
         self.setTabOrder(self.tree, self.results)
         self.setTabOrder(self.results, self.details)
 
+        if initial is None and listing is not None:
+            self.set_listing(listing)
+        else:
+            self.set_catalog(initial)
+        if catalog is not None:
+            self.bind(catalog)
+
+    def bind(self, catalog: CatalogModel) -> None:
+        """Follow `catalog` from now on (and show the one it holds, unless that one is shown already)."""
         catalog.catalog_changed.connect(self.set_catalog)
-        self.set_catalog(catalog.catalog)
+        if catalog.catalog is not self._catalog:
+            self.set_catalog(catalog.catalog)
 
     def set_catalog(self, catalog: object) -> None:
-        self._catalog = catalog if isinstance(catalog, NodeCatalog) else None
-        self._index = NodeIndex(self._catalog) if self._catalog is not None else None
-        self._root = self._catalog.category_tree() if self._catalog is not None else None
+        """Show `catalog` (None: nothing). When it lists exactly what is listed already (the definitions of
+        the summaries shown, or a server's fresh catalog equal to the cached one to the eye), the list stays
+        as the user left it (open categories, the current row, the filter) and only the details follow."""
+        new = catalog if isinstance(catalog, NodeCatalog) else None
+        if new is not None and self._listed is not None and _keys(new.nodes()) == self._listed:
+            self._catalog = new
+            if self._details_id is not None:
+                self._show_details(self._details_id)
+            return
+        self._catalog = new
+        self._show_list(new.nodes() if new is not None else None)
+
+    def set_listing(self, nodes: Sequence[NodeListing]) -> None:
+        """List `nodes` before their definitions come (`set_catalog` brings them): a node picked meanwhile
+        shows its name, and its details once they come."""
+        self._catalog = None
+        self._show_list(nodes)
+
+    def _show_list(self, nodes: Sequence[NodeListing] | None) -> None:
+        self._listed = _keys(nodes) if nodes is not None else None
+        self._index = NodeIndex(nodes) if nodes is not None else None
+        self._root = category_tree(nodes) if nodes is not None else None
         self._build_tree()
         self._apply_filter()
 
@@ -370,8 +429,17 @@ class NodePane(QWidget):
         return out
 
     def _show_details(self, node_id: object) -> None:
-        if node_id and self._catalog is not None and node_id in self._catalog:
-            self.details.setHtml(node_details_html(self._catalog[str(node_id)]))
+        if not node_id:
+            return
+        self._details_id = str(node_id)
+        if self._catalog is not None:
+            if node_id in self._catalog:
+                self.details.setHtml(node_details_html(self._catalog[str(node_id)]))
+            return
+        if self._index is not None:  # listed from the node cache; the definitions are being read
+            node = next((n for n in self._index.nodes if n.id == node_id), None)
+            title = node.title if node is not None else str(node_id)
+            self.details.setHtml(f"<h3>{html.escape(title)}</h3><p>Reading its inputs and outputs…</p>")
 
     def _on_current(self, current: QTreeWidgetItem | None, _previous: QTreeWidgetItem | None) -> None:
         self._show_details(current.data(0, ID_ROLE) if current is not None else None)

@@ -12,6 +12,7 @@ from comfydesk.store.settings import Settings
 __all__ = [
     "CANVAS_MIN_SIZE",
     "DEFAULT_SIZE",
+    "LIBRARY_TAB_KEY",
     "SPLITTER_KEY",
     "restore_geometry",
     "restore_layout",
@@ -20,6 +21,7 @@ __all__ = [
 ]
 
 SPLITTER_KEY = "canvas_splitter_sizes"  # canvas / results strip heights ("centre_splitter_sizes" was older)
+LIBRARY_TAB_KEY = "library_tab"  # the library dock's tab in front: "workflows" or "nodes"
 DEFAULT_SIZE = (1440, 900)
 CANVAS_MIN_SIZE = (160, 160)
 """The canvas in the centre at least (small screens: the docks need the room more); the frame's centre too."""

@@ -153,3 +153,24 @@ def test_switching_server_while_the_nodes_load_says_nothing_false(
         assert sorted(window.node_pane.leaf_ids()) == ["KSampler"]
     finally:
         fast.stop()
+
+
+def test_a_catalog_listing_other_nodes_than_the_summaries_replaces_the_list(
+    qtbot: QtBot, api_catalog: NodeCatalog
+) -> None:
+    """Summaries listed first (the start), then definitions that list something else (the server changed
+    since the last session): the pane lists what the definitions list."""
+    from comfydesk.core.nodes import NodeSummary
+    from comfydesk.ui.node_pane import NodePane
+
+    summaries = [NodeSummary(n.id, n.display_name, n.description, n.category) for n in api_catalog.nodes()]
+    pane = NodePane(listing=summaries)
+    qtbot.addWidget(pane)
+    assert pane.shown_count() == len(api_catalog)
+    fewer = NodeCatalog([n for n in api_catalog.nodes() if n.id != "KSampler"])
+    pane.set_catalog(fewer)
+    assert pane.shown_count() == len(api_catalog) - 1 and "KSampler" not in pane.leaf_ids()
+    pane.search.setText("ksampler advanced")
+    pane.apply_filter_now()
+    pane.show_details_now()
+    assert pane.leaf_ids()[:1] == ["KSamplerAdvanced"] and "Inputs" in pane.details.toPlainText()

@@ -21,10 +21,15 @@ from PySide6.QtCore import QByteArray, QTimer
 from PySide6.QtWidgets import QApplication, QDockWidget
 from pytestqt.qtbot import QtBot
 
-from comfydesk.gui import attach_app_state, create_main_window, run, show_frame
+from comfydesk.core.nodes import parse_object_info
+from comfydesk.gui import attach_app_state, create_main_window, list_cached_nodes, run, show_frame
+from comfydesk.store.catalog_cache import CatalogCache, catalogs_dir
 from comfydesk.store.settings import Preferences, Settings
 from comfydesk.ui.main_window import MainWindow
+from comfydesk.ui.node_pane import ID_ROLE
 from comfydesk.ui.theme import apply_theme, current_theme, is_dark
+from comfydesk.ui.window_layout import LIBRARY_TAB_KEY
+from tests.conftest import load_json
 from tests.gui.test_main_window import closed_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -96,7 +101,10 @@ def test_the_frame_then_its_panes_lay_out_as_a_window_built_whole(
     assert frame.statusBar().currentMessage() == "Starting…"
     assert [a.text() for a in frame.menuBar().actions()] == ["&File", "&Run", "&View", "&Server", "&Help"]
     frame_docks = docks(frame)
-    ctx = attach_app_state(frame, url, staged_dir)
+    store = list_cached_nodes(qapp, frame, url, staged_dir)  # nothing cached: the pane lists nothing yet
+    assert frame.lists_nodes and frame.node_pane.shown_count() == 0 and not frame.is_attached
+    ctx = attach_app_state(frame, url, staged_dir, profile_store=store)
+    assert ctx.profiles.store is store
     assert frame.is_attached and frame.ctx is ctx and ctx.settings is frame.frame_settings
     assert frame.statusBar().currentMessage() == ""
     staged = docks(frame)
@@ -125,6 +133,48 @@ def test_the_frame_then_its_panes_lay_out_as_a_window_built_whole(
     ctx.settings.flush()
     saved = Settings(staged_dir / "settings.json")
     assert frame.restoreState(QByteArray(saved.window_state() or b""))
+
+
+def test_the_cached_nodes_are_listed_before_the_app_state_and_stay_as_the_user_left_them(
+    qtbot: QtBot, qapp: QApplication, opened: list[MainWindow], tmp_path: Path
+) -> None:
+    """The start's second step lists the node cache's summaries of the server (the nodes pane in front, as
+    the user left it); the definitions read once the app state exists take their place without redrawing
+    the list: the category the user opened stays open, the node picked shows its details."""
+    url = f"http://127.0.0.1:{closed_port()}"
+    catalog = parse_object_info(load_json("object_info.json"))
+    CatalogCache(catalogs_dir(tmp_path)).save(url, catalog)
+    Settings(tmp_path / "settings.json").set(LIBRARY_TAB_KEY, "nodes")
+
+    frame = show_frame(qapp, tmp_path)
+    opened.append(frame)
+    store = list_cached_nodes(qapp, frame, url, tmp_path)
+    pane = frame.node_pane
+    assert not frame.is_attached and pane.isVisible() and frame.left_tabs.currentWidget() is pane
+    assert pane.shown_count() == len(catalog)
+    assert sorted(pane.leaf_ids()) == sorted(catalog)
+    first = pane.tree.topLevelItem(0)
+    assert first is not None
+    first.setExpanded(True)  # the user opens a category and picks a node before the definitions come
+    leaf = first.child(0)
+    assert leaf is not None
+    while leaf.childCount() or not leaf.data(0, ID_ROLE):  # a node, not a sub-category
+        leaf.setExpanded(True)
+        leaf = leaf.child(0)
+    pane.tree.setCurrentItem(leaf)
+    assert "Reading its inputs and outputs" in pane.details.toPlainText()
+
+    ctx = attach_app_state(frame, url, tmp_path, profile_store=store)
+    assert frame.left_tabs.currentWidget() is pane and frame.left_tabs.widget(0) is frame.workflow_pane
+    qtbot.waitUntil(lambda: ctx.catalog.catalog is not None, timeout=10_000)  # the cached definitions
+    node = ctx.catalog.catalog[str(leaf.data(0, ID_ROLE))]
+    assert pane.tree.topLevelItem(0) is first and first.isExpanded() and pane.tree.currentItem() is leaf
+    assert "Reading" not in pane.details.toPlainText()
+    assert node.title in pane.details.toPlainText() and "Inputs" in pane.details.toPlainText()
+
+    frame.left_tabs.setCurrentWidget(frame.workflow_pane)  # the library tab in front is kept
+    frame.save_layout()
+    assert ctx.settings.get(LIBRARY_TAB_KEY) == "workflows"
 
 
 def test_the_frame_has_the_saved_theme_from_its_first_paint(

@@ -8,8 +8,15 @@ from pathlib import Path
 import pytest
 
 from comfydesk.core.errors import CatalogError
-from comfydesk.core.nodes import NodeCatalog, catalog_from_cache, catalog_to_cache, parse_object_info
-from comfydesk.store.catalog_cache import CatalogCache, server_key
+from comfydesk.core.nodes import (
+    NodeCatalog,
+    catalog_from_cache,
+    catalog_to_cache,
+    listing_key,
+    parse_object_info,
+    summaries_from_cache,
+)
+from comfydesk.store.catalog_cache import FILE_FORMAT, CatalogCache, server_key
 from tests.conftest import load_json
 
 
@@ -66,3 +73,48 @@ def test_reading_something_else_says_so() -> None:
         catalog_from_cache({"nodes": []})
     with pytest.raises(CatalogError, match="damaged"):
         catalog_from_cache({"format": 1, "nodes": [["x"]]})
+
+
+def test_summaries_list_what_the_catalog_lists_without_reading_the_definitions(tmp_path: Path) -> None:
+    catalog = parse_object_info(load_json("object_info_with_api_nodes.json"))
+    cache = CatalogCache(tmp_path)
+    url = "http://127.0.0.1:8188"
+    path = cache.save(url, catalog)
+    summaries = cache.load_summaries(url)
+    assert summaries is not None
+    assert sorted(map(listing_key, summaries)) == sorted(map(listing_key, catalog.nodes()))
+    assert {s.id: s.title for s in summaries} == {n.id: n.title for n in catalog.nodes()}
+    lines = path.read_bytes().split(b"\n")
+    assert len(lines) == 3 and json.loads(lines[0])["format"] == FILE_FORMAT
+    assert len(lines[0]) + len(lines[1]) < len(lines[2]) / 4  # what the start parses is a small part
+    assert cache.load_summaries("http://127.0.0.1:8189") is None  # another server: nothing
+
+
+def test_a_cache_of_another_layout_or_cut_short_is_no_cache(tmp_path: Path) -> None:
+    cache = CatalogCache(tmp_path)
+    url = "http://127.0.0.1:8188"
+    catalog = parse_object_info(load_json("object_info_KSampler.json"))
+    path = cache.path_for(url)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # The layout before summaries: one document.
+    path.write_text(json.dumps({"server": server_key(url), "catalog": catalog_to_cache(catalog)}))
+    assert cache.load(url) is None and cache.load_summaries(url) is None
+    whole = cache.save(url, catalog).read_bytes()
+    path.write_bytes(whole[: whole.rindex(b"\n")])  # the definitions' line lost
+    assert cache.load(url) is None and cache.load_summaries(url) is None
+    head, summary, body = whole.split(b"\n")
+    path.write_bytes(b"\n".join([head, b"[[1, 2, 3]]", body]))  # damaged summaries; definitions read
+    assert cache.load_summaries(url) is None
+    back = cache.load(url)
+    assert back is not None and list(back) == list(catalog)
+    path.write_bytes(b"\n".join([head, summary, b"{ not json"]))
+    assert cache.load(url) is None and cache.load_summaries(url) is not None
+
+
+def test_reading_damaged_summaries_says_so() -> None:
+    with pytest.raises(CatalogError, match="format"):
+        summaries_from_cache({"nodes": []})
+    with pytest.raises(CatalogError, match="damaged"):
+        summaries_from_cache([["a", "A", "", "", False, False, "extra"]])
+    with pytest.raises(CatalogError, match="damaged"):
+        summaries_from_cache([[5]])
