@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,18 +34,28 @@ if TYPE_CHECKING:
     import asyncio
 
     from comfydesk.app.context import AppContext
+    from comfydesk.backends.prefetch import ObjectInfoPrefetch
+    from comfydesk.core.nodes import NodeCatalog, NodeSummary
+    from comfydesk.store.catalog_cache import CatalogCache
     from comfydesk.store.profiles import ProfileStore
 
 __all__ = [
+    "FirstServer",
     "attach_app_state",
     "configure_logging",
     "create_main_window",
+    "first_server",
     "list_cached_nodes",
     "run",
     "show_frame",
 ]
 
 log = logging.getLogger(__name__)
+
+PREFETCH_WAIT = 0.15
+"""Seconds the start waits for the first server's node definitions, when nothing of it is cached, before it
+builds the other panes (`list_cached_nodes`): they come a moment later, the nodes and the forms' definitions
+much sooner, and the connection does not ask for them again."""
 
 EXPOSE_WAIT = 0.1
 """Seconds `show_frame` waits for the window system to expose the frame before building the rest."""
@@ -95,10 +106,12 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def show_frame(app: QApplication, data_dir: Path | None) -> MainWindow:
+def show_frame(app: QApplication, data_dir: Path | None, settings: Settings | None = None) -> MainWindow:
     """The window's frame on screen (see `MainWindow`), in its saved size, place and theme: shown and
-    painted before this returns, so the user sees the window while the rest of the app is built."""
-    settings = Settings(resolve_paths(data_dir).settings_file)
+    painted before this returns, so the user sees the window while the rest of the app is built.
+    `settings`: the data dir's settings file as already read (read here without)."""
+    if settings is None:
+        settings = Settings(resolve_paths(data_dir).settings_file)
     prefs = settings.preferences
     apply_theme(app, prefs.theme)
     set_reduce_motion(app, prefs.reduce_motion)
@@ -113,23 +126,57 @@ def show_frame(app: QApplication, data_dir: Path | None) -> MainWindow:
     return window
 
 
-def list_cached_nodes(
-    app: QApplication, window: MainWindow, server: str | None, data_dir: Path | None
-) -> ProfileStore:
-    """The start's second step: the nodes pane lists the nodes the node cache keeps of the server the window
-    connects to first (their summaries: a tenth of the cache to parse; the definitions are read once the
-    app state exists), painted when the user left that pane in front. Returns the profiles file as read,
-    for the app state (`attach_app_state`)."""
+@dataclass
+class FirstServer:
+    """The server the window connects to first, as the start knows it before the app state exists."""
+
+    url: str
+    profiles: ProfileStore
+    """The profiles file as read: the app state takes it (read once: a damaged file's notice is its)."""
+    cache: CatalogCache
+    prefetch: ObjectInfoPrefetch | None
+    """Its node definitions being asked for, when nothing of it is cached and that is safe to do."""
+
+
+def first_server(server: str | None, data_dir: Path | None, settings: Settings) -> FirstServer:
+    """`--server`, else the last used profile (as `AppContext.initial_profile`). When the node cache keeps
+    nothing of it, a ComfyUI on this computer is asked for its node definitions at once, on a thread of its
+    own (`comfydesk.backends.prefetch`), parsed once the frame is on screen (`list_cached_nodes`)."""
+    from comfydesk.backends.prefetch import ObjectInfoPrefetch, prefetch_allowed
     from comfydesk.store.catalog_cache import CatalogCache, catalogs_dir
     from comfydesk.store.profiles import ProfileStore
 
     paths = resolve_paths(data_dir)
     store = ProfileStore(paths.profiles_file)
-    settings = window.frame_settings
-    url = server or store.last_used(settings.last_profile if settings is not None else None).url
-    window.show_node_list(CatalogCache(catalogs_dir(paths.data_dir)).load_summaries(url))
+    if server:
+        url = server if "://" in server else f"http://{server}"
+        profile = store.find_by_url(url)
+        kind, auth = (profile.kind, profile.auth) if profile is not None else ("comfyui-local", "none")
+    else:
+        profile = store.last_used(settings.last_profile)
+        url, kind, auth = profile.url, profile.kind, profile.auth
+    cache = CatalogCache(catalogs_dir(paths.data_dir))
+    prefetch = None
+    if prefetch_allowed(url, kind=kind, auth=auth) and not cache.path_for(url).exists():
+        prefetch = ObjectInfoPrefetch(url, hold=True)
+    return FirstServer(url, store, cache, prefetch)
+
+
+def list_cached_nodes(app: QApplication, window: MainWindow, first: FirstServer) -> None:
+    """The start's second step: the nodes pane lists what the node cache keeps of the first server (the
+    summaries: a tenth of the cache to parse; the definitions are read once the app state exists), or
+    the definitions that server was asked for (waiting at most PREFETCH_WAIT for them); painted when the
+    user left that pane in front."""
+    listing: NodeCatalog | list[NodeSummary] | None = first.cache.load_summaries(first.url)
+    prefetch = first.prefetch
+    if listing is None and prefetch is not None:
+        prefetch.release()  # parsed now, on its thread, while this one waits: the frame is on screen
+        deadline = time.monotonic() + PREFETCH_WAIT
+        while not prefetch.wait(0.005) and time.monotonic() < deadline:
+            app.processEvents()
+        listing = prefetch.catalog()
+    window.show_node_list(listing)
     app.processEvents()
-    return store
 
 
 def attach_app_state(
@@ -137,14 +184,22 @@ def attach_app_state(
     server: str | None,
     data_dir: Path | None,
     files: Sequence[Path] = (),
-    profile_store: ProfileStore | None = None,
+    first: FirstServer | None = None,
 ) -> AppContext:
-    """Build the app state and the window's panes on it: on the settings the frame read, and the profiles
-    file `list_cached_nodes` read (read once: a damaged file's notice is then the app state's to show)."""
+    """Build the app state and the window's panes on it: on the settings the frame read, and what the start
+    read of the first server (`first_server`: the profiles file, the definitions asked for)."""
     with _gc_paused():  # the imports too: they are most of what is made
         from comfydesk.app.context import build_context
 
-        ctx = build_context(server, data_dir, settings=window.frame_settings, profile_store=profile_store)
+        ctx = build_context(
+            server,
+            data_dir,
+            settings=window.frame_settings,
+            profile_store=first.profiles if first is not None else None,
+        )
+        if first is not None and first.prefetch is not None:
+            first.prefetch.release()  # if it is still waiting (the frame was not shown)
+            ctx.catalog.use_prefetch(first.prefetch)
         window.attach(ctx)
     _started(window, window.ctx, files)
     return window.ctx
@@ -227,9 +282,11 @@ def run(server: str | None = None, data_dir: Path | None = None, files: Sequence
     app.setDesktopFileName("comfydesk")
     quit_on_close = app.quitOnLastWindowClosed()
     app.setQuitOnLastWindowClosed(False)  # the loop stops once the app state has shut down, not before
-    window = show_frame(app, data_dir)
+    settings = Settings(resolve_paths(data_dir).settings_file)
+    first = first_server(server, data_dir, settings)
+    window = show_frame(app, data_dir, settings)
     if window.isVisible():
-        profile_store = list_cached_nodes(app, window, server, data_dir)
+        list_cached_nodes(app, window, first)
     if not window.isVisible():  # closed while its frame was being shown: nothing was started
         app.setQuitOnLastWindowClosed(quit_on_close)
         return 0
@@ -244,7 +301,7 @@ def run(server: str | None = None, data_dir: Path | None = None, files: Sequence
     asyncio.set_event_loop(loop)
     collector = UiThreadCollector()
     try:
-        ctx = attach_app_state(window, server, data_dir, files, profile_store)
+        ctx = attach_app_state(window, server, data_dir, files, first)
         # What start-up made (modules, classes, the window: about 46,000 objects, none of them garbage) lives
         # as long as the app: kept out of the collector's reach, so that each full collection on the UI
         # thread does not walk it again (15-19 ms each, measured after start-up).

@@ -339,6 +339,12 @@ class ComfyUIBackend(EventStream):
         doc = await self._get_json("/system_stats")
         return server_info_from_stats(doc, url=self.url, name=self.url.split("://", 1)[-1])
 
+    def adopt_catalog(self, catalog: NodeCatalog) -> None:
+        """Take `catalog` as this server's, read moments ago (`comfydesk.backends.prefetch`): `node_catalog`
+        answers it instead of asking again (until `refresh`)."""
+        if self._catalog is None:
+            self._catalog = catalog
+
     async def node_catalog(self, *, refresh: bool = False) -> NodeCatalog:
         """Every node definition of the server, parsed off the event loop; cached until `refresh`."""
         if self._catalog is None or refresh:

@@ -15,17 +15,12 @@ import json
 import logging
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from comfydesk.core.errors import CatalogError
-from comfydesk.core.nodes import (
-    NodeCatalog,
-    NodeSummary,
-    catalog_from_cache,
-    catalog_to_cache,
-    summaries_from_cache,
-    summaries_to_cache,
-)
 from comfydesk.store.atomic import atomic_write_bytes
+
+if TYPE_CHECKING:
+    from comfydesk.core.nodes import NodeCatalog, NodeSummary
 
 __all__ = ["FILE_FORMAT", "CatalogCache", "catalogs_dir", "server_key"]
 
@@ -77,6 +72,9 @@ class CatalogCache:
 
     def load_summaries(self, url: str) -> list[NodeSummary] | None:
         """What a list shows of each node saved for `url` (not their definitions), or None as `load`."""
+        from comfydesk.core.errors import CatalogError
+        from comfydesk.core.nodes import summaries_from_cache
+
         lines = self._lines(url)
         if lines is None:
             return None
@@ -88,6 +86,9 @@ class CatalogCache:
 
     def load(self, url: str) -> NodeCatalog | None:
         """The catalog saved for `url`, or None (never saved, unreadable, another format, another server)."""
+        from comfydesk.core.errors import CatalogError
+        from comfydesk.core.nodes import catalog_from_cache
+
         lines = self._lines(url)
         if lines is None:
             return None
@@ -99,6 +100,8 @@ class CatalogCache:
 
     def save(self, url: str, catalog: NodeCatalog) -> Path:
         """Keep `catalog` as the one `url` gave (replacing the file atomically); returns the file."""
+        from comfydesk.core.nodes import catalog_to_cache, summaries_to_cache
+
         path = self.path_for(url)
         head = {"format": FILE_FORMAT, "server": server_key(url), "saved": time.time()}
         # json.dumps escapes every line break inside strings: each part is one line.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -41,6 +40,8 @@ class Profile:
 
     @classmethod
     def new(cls, name: str, **fields: Any) -> Profile:
+        import uuid  # here: the window's start reads profiles before its frame, and makes none
+
         return cls(id=uuid.uuid4().hex[:12], name=name, **fields)
 
     @property

@@ -186,7 +186,8 @@ class FakeServer:
 
 
 class FaultMiddleware:
-    """Applies `Faults` to HTTP requests: delays, injected error statuses, truncated JSON bodies."""
+    """Applies `Faults` to HTTP requests: delays, injected error statuses, truncated JSON bodies; counts
+    the requests by path."""
 
     def __init__(self, app: ASGIApp, faults: Faults) -> None:
         self.app, self.faults = app, faults
@@ -196,6 +197,7 @@ class FaultMiddleware:
             await self.app(scope, receive, send)
             return
         path = scope["path"]
+        self.faults.record_request(path)
         delay = self.faults.delay_for(path)
         if delay > 0:
             receive = await _received(receive)  # the server has the request; it is slow to handle it

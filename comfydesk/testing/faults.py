@@ -57,6 +57,7 @@ class Faults:
         self._delays: dict[str, float] = {}
         self._failures: dict[str, tuple[CannedAnswer, int]] = {}
         self._malformed: dict[str, int] = {}
+        self._requests: dict[str, int] = {}  # path -> HTTP requests received (not cleared by `clear`)
 
     def drop_websocket_after(self, n_messages: int) -> None:
         """The next connected socket is closed abruptly (no close frame) after sending `n_messages` more."""
@@ -110,7 +111,16 @@ class Faults:
             self._failures.clear()
             self._malformed.clear()
 
+    def requests_to(self, path: str) -> int:
+        """How many HTTP requests for exactly `path` the server has received so far (tests: "asked once")."""
+        with self._lock:
+            return self._requests.get(path, 0)
+
     # -- used by the server -------------------------------------------------------------------------------
+
+    def record_request(self, path: str) -> None:
+        with self._lock:
+            self._requests[path] = self._requests.get(path, 0) + 1
 
     def take_websocket_drop(self) -> int | None:
         """Claim the pending drop for a newly connected socket (None when there is none)."""

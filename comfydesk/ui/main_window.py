@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from comfydesk.app.library import CurrentWorkflow
     from comfydesk.app.missing import MissingPiecesModel
     from comfydesk.backends.base import ConnectionStatus
-    from comfydesk.core.nodes import NodeListing
+    from comfydesk.core.nodes import NodeCatalog, NodeListing
     from comfydesk.store.settings import Settings
     from comfydesk.ui.canvas import RunCanvas
     from comfydesk.ui.error_view import ErrorView
@@ -180,19 +180,24 @@ class MainWindow(QMainWindow):
         """True once the library dock holds its tabs and the nodes pane (`show_node_list`)."""
         return hasattr(self, "node_pane")
 
-    def show_node_list(self, listing: Sequence[NodeListing] | None) -> None:
-        """The library dock's tabs, with the nodes pane listing `listing` (None: nothing yet), before the app
-        state exists: the start (`comfydesk.gui.run`) lists the nodes the node cache keeps of the server it
-        is about to connect to right after the frame. `attach` binds the pane to the catalog (whose
+    def show_node_list(self, listing: NodeCatalog | Sequence[NodeListing] | None) -> None:
+        """The library dock's tabs, with the nodes pane listing `listing` (a catalog, or only what a list
+        shows of each node; None: nothing yet), before the app state exists: the start (`comfydesk.gui.run`)
+        lists the nodes the node cache keeps of the server it is about to connect to (or the definitions it
+        asked that server for) right after the frame. `attach` binds the pane to the catalog (whose
         definitions replace the list without redrawing it when it lists the same nodes) and puts the
         workflows pane in front of it."""
         from PySide6.QtWidgets import QTabWidget
 
+        from comfydesk.core.nodes import NodeCatalog
         from comfydesk.ui.node_pane import NodePane
 
         if self.lists_nodes:
             raise RuntimeError("the window lists its nodes already")
-        self.node_pane: NodePane = NodePane(listing=listing)
+        if isinstance(listing, NodeCatalog):
+            self.node_pane: NodePane = NodePane(initial=listing)
+        else:
+            self.node_pane = NodePane(listing=listing)
         self.left_tabs: QTabWidget = QTabWidget()
         self.left_tabs.setObjectName("leftTabs")
         self.left_tabs.addTab(QWidget(), "&Workflows")  # its pane comes with `attach`

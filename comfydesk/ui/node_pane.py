@@ -307,9 +307,10 @@ class NodePane(QWidget):
             self.bind(catalog)
 
     def bind(self, catalog: CatalogModel) -> None:
-        """Follow `catalog` from now on (and show the one it holds, unless that one is shown already)."""
+        """Follow `catalog` from now on: the one it holds is shown now, unless it holds none yet (what the
+        pane lists meanwhile, from the node cache or the start's early ask, stays until it has one)."""
         catalog.catalog_changed.connect(self.set_catalog)
-        if catalog.catalog is not self._catalog:
+        if catalog.catalog is not None and catalog.catalog is not self._catalog:
             self.set_catalog(catalog.catalog)
 
     def set_catalog(self, catalog: object) -> None:

@@ -5,6 +5,7 @@ must end the app cleanly."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -22,14 +23,23 @@ from PySide6.QtWidgets import QApplication, QDockWidget
 from pytestqt.qtbot import QtBot
 
 from comfydesk.core.nodes import parse_object_info
-from comfydesk.gui import attach_app_state, create_main_window, list_cached_nodes, run, show_frame
+from comfydesk.gui import (
+    attach_app_state,
+    create_main_window,
+    first_server,
+    list_cached_nodes,
+    run,
+    show_frame,
+)
 from comfydesk.store.catalog_cache import CatalogCache, catalogs_dir
 from comfydesk.store.settings import Preferences, Settings
+from comfydesk.testing import FakeConfig, start_fake_comfyui
 from comfydesk.ui.main_window import MainWindow
 from comfydesk.ui.node_pane import ID_ROLE
 from comfydesk.ui.theme import apply_theme, current_theme, is_dark
 from comfydesk.ui.window_layout import LIBRARY_TAB_KEY
-from tests.conftest import load_json
+from tests.conftest import FIXTURES, load_json
+from tests.gui.helpers import wait_connected
 from tests.gui.test_main_window import closed_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -101,10 +111,12 @@ def test_the_frame_then_its_panes_lay_out_as_a_window_built_whole(
     assert frame.statusBar().currentMessage() == "Starting…"
     assert [a.text() for a in frame.menuBar().actions()] == ["&File", "&Run", "&View", "&Server", "&Help"]
     frame_docks = docks(frame)
-    store = list_cached_nodes(qapp, frame, url, staged_dir)  # nothing cached: the pane lists nothing yet
+    assert frame.frame_settings is not None
+    first = first_server(url, staged_dir, frame.frame_settings)
+    list_cached_nodes(qapp, frame, first)  # nothing cached, no server: the pane lists nothing yet
     assert frame.lists_nodes and frame.node_pane.shown_count() == 0 and not frame.is_attached
-    ctx = attach_app_state(frame, url, staged_dir, profile_store=store)
-    assert ctx.profiles.store is store
+    ctx = attach_app_state(frame, url, staged_dir, first=first)
+    assert ctx.profiles.store is first.profiles
     assert frame.is_attached and frame.ctx is ctx and ctx.settings is frame.frame_settings
     assert frame.statusBar().currentMessage() == ""
     staged = docks(frame)
@@ -148,7 +160,10 @@ def test_the_cached_nodes_are_listed_before_the_app_state_and_stay_as_the_user_l
 
     frame = show_frame(qapp, tmp_path)
     opened.append(frame)
-    store = list_cached_nodes(qapp, frame, url, tmp_path)
+    assert frame.frame_settings is not None
+    start = first_server(url, tmp_path, frame.frame_settings)
+    assert start.prefetch is None  # cached: the connection asks for the fresh definitions, as always
+    list_cached_nodes(qapp, frame, start)
     pane = frame.node_pane
     assert not frame.is_attached and pane.isVisible() and frame.left_tabs.currentWidget() is pane
     assert pane.shown_count() == len(catalog)
@@ -164,7 +179,7 @@ def test_the_cached_nodes_are_listed_before_the_app_state_and_stay_as_the_user_l
     pane.tree.setCurrentItem(leaf)
     assert "Reading its inputs and outputs" in pane.details.toPlainText()
 
-    ctx = attach_app_state(frame, url, tmp_path, profile_store=store)
+    ctx = attach_app_state(frame, url, tmp_path, first=start)
     assert frame.left_tabs.currentWidget() is pane and frame.left_tabs.widget(0) is frame.workflow_pane
     qtbot.waitUntil(lambda: ctx.catalog.catalog is not None, timeout=10_000)  # the cached definitions
     node = ctx.catalog.catalog[str(leaf.data(0, ID_ROLE))]
@@ -175,6 +190,43 @@ def test_the_cached_nodes_are_listed_before_the_app_state_and_stay_as_the_user_l
     frame.left_tabs.setCurrentWidget(frame.workflow_pane)  # the library tab in front is kept
     frame.save_layout()
     assert ctx.settings.get(LIBRARY_TAB_KEY) == "workflows"
+
+
+def test_with_nothing_cached_the_server_is_asked_once_and_its_nodes_listed_before_the_app_state(
+    qtbot: QtBot, qapp: QApplication, opened: list[MainWindow], tmp_path: Path
+) -> None:
+    """A first start with a ComfyUI on this computer: its node definitions are asked for before the frame
+    (`first_server`), listed right after it, and the connection takes them instead of asking again; they
+    are then kept in the node cache for the next start."""
+    fake = start_fake_comfyui(
+        FakeConfig(object_info=FIXTURES / "object_info.json", data_dir=tmp_path / "fake")
+    )
+    try:
+        data = tmp_path / "data"
+        settings = Settings(data / "settings.json")
+        start = first_server(fake.url, data, settings)
+        assert start.prefetch is not None
+        frame = show_frame(qapp, data, settings)
+        opened.append(frame)
+        list_cached_nodes(qapp, frame, start)
+        pane = frame.node_pane
+        listed = pane._catalog
+        assert not frame.is_attached and listed is not None
+        assert pane.shown_count() == len(load_json("object_info.json"))
+        ctx = attach_app_state(frame, fake.url, data, first=start)
+        wait_connected(qtbot, frame)
+        qtbot.waitUntil(lambda: CatalogCache(catalogs_dir(data)).path_for(fake.url).exists(), timeout=10_000)
+        assert ctx.catalog.catalog is listed and pane._catalog is listed  # the same definitions throughout
+        asked = fake.faults.requests_to("/object_info") + fake.faults.requests_to("/api/object_info")
+        assert asked == 1
+        backend = ctx.connection.backend
+        assert backend is not None
+        asked_again = asyncio.ensure_future(backend.node_catalog())
+        qtbot.waitUntil(asked_again.done, timeout=5_000)
+        assert asked_again.result() is listed  # the connection's own now: not asked for again
+        assert fake.faults.requests_to("/object_info") + fake.faults.requests_to("/api/object_info") == 1
+    finally:
+        fake.stop()
 
 
 def test_the_frame_has_the_saved_theme_from_its_first_paint(
