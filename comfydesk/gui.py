@@ -157,9 +157,16 @@ def first_server(server: str | None, data_dir: Path | None, settings: Settings) 
         url, kind, auth = profile.url, profile.kind, profile.auth
     cache = CatalogCache(catalogs_dir(paths.data_dir))
     prefetch = None
-    if prefetch_allowed(url, kind=kind, auth=auth) and not cache.path_for(url).exists():
+    if prefetch_allowed(url, kind=kind, auth=auth) and not _cached(cache, url):
         prefetch = ObjectInfoPrefetch(url, hold=True)
     return FirstServer(url, store, cache, prefetch)
+
+
+def _cached(cache: CatalogCache, url: str) -> bool:
+    try:
+        return cache.path_for(url).exists()
+    except OSError:  # a data dir it cannot look into: say cached (no ask ahead); its errors come later
+        return True
 
 
 def list_cached_nodes(app: QApplication, window: MainWindow, first: FirstServer) -> None:
