@@ -229,6 +229,34 @@ def test_with_nothing_cached_the_server_is_asked_once_and_its_nodes_listed_befor
         fake.stop()
 
 
+def test_an_early_ask_that_fails_leaves_the_connection_to_ask_as_always(
+    qtbot: QtBot, qapp: QApplication, opened: list[MainWindow], tmp_path: Path
+) -> None:
+    """The server answers the start's early ask with an error: nothing is listed early, no error is shown
+    for it, and the connection asks again and lists the nodes."""
+    fake = start_fake_comfyui(
+        FakeConfig(object_info=FIXTURES / "object_info.json", data_dir=tmp_path / "fake")
+    )
+    fake.faults.fail_route("/object_info", 500, body=b'{"error": "busy"}', times=1)
+    try:
+        data = tmp_path / "data"
+        settings = Settings(data / "settings.json")
+        start = first_server(fake.url, data, settings)
+        frame = show_frame(qapp, data, settings)
+        opened.append(frame)
+        list_cached_nodes(qapp, frame, start)
+        assert start.prefetch is not None and start.prefetch.done() and start.prefetch.catalog() is None
+        assert frame.node_pane.shown_count() == 0
+        ctx = attach_app_state(frame, fake.url, data, first=start)
+        wait_connected(qtbot, frame)
+        count = len(load_json("object_info.json"))
+        qtbot.waitUntil(lambda: frame.node_pane.shown_count() == count, timeout=10_000)
+        assert fake.faults.requests_to("/object_info") + fake.faults.requests_to("/api/object_info") == 2
+        assert ctx.errors.history == []  # the early ask is an optimisation: its failure is nobody's news
+    finally:
+        fake.stop()
+
+
 def test_the_frame_has_the_saved_theme_from_its_first_paint(
     qtbot: QtBot, qapp: QApplication, opened: list[MainWindow], tmp_path: Path
 ) -> None:
