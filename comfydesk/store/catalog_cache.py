@@ -14,8 +14,9 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from comfydesk.store.atomic import atomic_write_bytes
 
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 __all__ = ["FILE_FORMAT", "CatalogCache", "catalogs_dir", "server_key"]
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 FILE_FORMAT = 2
 """Version of the file's layout (2: three lines); any other is no cache (and is replaced on the next save)."""
@@ -50,53 +52,40 @@ class CatalogCache:
         digest = hashlib.sha256(server_key(url).encode("utf-8")).hexdigest()[:24]
         return self.folder / f"{digest}.json"
 
-    def _lines(self, url: str) -> list[bytes] | None:
-        """The file's three lines, when it is one of this format saved for `url`."""
+    def _read(self, url: str, line: int, parse: Callable[[Any], _T]) -> _T | None:
+        """`parse` of the JSON on `line` (1: the summaries, 2: the definitions) of the file saved for `url`,
+        or None when there is none of this layout for that server, or it is damaged (`CatalogError`)."""
+        from comfydesk.core.errors import CatalogError
+
         path = self.path_for(url)
         try:
             lines = path.read_bytes().split(b"\n", 2)
             head = json.loads(lines[0])
+            if (
+                not isinstance(head, dict)
+                or head.get("format") != FILE_FORMAT
+                or head.get("server") != server_key(url)
+                or len(lines) != 3
+            ):
+                return None
+            return parse(json.loads(lines[line]))
         except FileNotFoundError:
             return None
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, CatalogError) as exc:
             log.warning("ignoring the cached node list %s: %s", path, exc)
             return None
-        if (
-            not isinstance(head, dict)
-            or head.get("format") != FILE_FORMAT
-            or head.get("server") != server_key(url)
-            or len(lines) != 3
-        ):
-            return None
-        return lines
 
     def load_summaries(self, url: str) -> list[NodeSummary] | None:
         """What a list shows of each node saved for `url` (not their definitions), or None as `load`."""
-        from comfydesk.core.errors import CatalogError
         from comfydesk.core.nodes import summaries_from_cache
 
-        lines = self._lines(url)
-        if lines is None:
-            return None
-        try:
-            return summaries_from_cache(json.loads(lines[1]))
-        except (ValueError, CatalogError) as exc:
-            log.warning("ignoring the cached node list %s: %s", self.path_for(url), exc)
-            return None
+        return self._read(url, 1, summaries_from_cache)
 
     def load(self, url: str) -> NodeCatalog | None:
         """The catalog saved for `url`, or None (never saved, unreadable, another format, another server)."""
-        from comfydesk.core.errors import CatalogError
         from comfydesk.core.nodes import catalog_from_cache
 
-        lines = self._lines(url)
-        if lines is None:
-            return None
-        try:
-            return catalog_from_cache(json.loads(lines[2]))
-        except (ValueError, CatalogError) as exc:
-            log.warning("ignoring the cached node list %s: %s", self.path_for(url), exc)
-            return None
+        return self._read(url, 2, catalog_from_cache)
 
     def save(self, url: str, catalog: NodeCatalog) -> Path:
         """Keep `catalog` as the one `url` gave (replacing the file atomically); returns the file."""
