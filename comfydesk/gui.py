@@ -139,25 +139,21 @@ class FirstServer:
 
 
 def first_server(server: str | None, data_dir: Path | None, settings: Settings) -> FirstServer:
-    """`--server`, else the last used profile (as `AppContext.initial_profile`). When the node cache keeps
-    nothing of it, a ComfyUI on this computer is asked for its node definitions at once, on a thread of its
-    own (`comfydesk.backends.prefetch`), parsed once the frame is on screen (`list_cached_nodes`)."""
+    """`--server`, else the last used profile (`ProfileStore.starting`, as the app state connects). When the
+    node cache keeps nothing of it, a ComfyUI on this computer is asked for its node definitions at once, on
+    a thread of its own (`comfydesk.backends.prefetch`), parsed once the frame is on screen
+    (`list_cached_nodes`)."""
     from comfydesk.backends.prefetch import ObjectInfoPrefetch, prefetch_allowed
     from comfydesk.store.catalog_cache import CatalogCache, catalogs_dir
     from comfydesk.store.profiles import ProfileStore
 
     paths = resolve_paths(data_dir)
     store = ProfileStore(paths.profiles_file)
-    if server:
-        url = server if "://" in server else f"http://{server}"
-        profile = store.find_by_url(url)
-        kind, auth = (profile.kind, profile.auth) if profile is not None else ("comfyui-local", "none")
-    else:
-        profile = store.last_used(settings.last_profile)
-        url, kind, auth = profile.url, profile.kind, profile.auth
+    profile = store.starting(server, settings.last_profile)
+    url = profile.url
     cache = CatalogCache(catalogs_dir(paths.data_dir))
     prefetch = None
-    if prefetch_allowed(url, kind=kind, auth=auth) and not _cached(cache, url):
+    if prefetch_allowed(url, kind=profile.kind, auth=profile.auth) and not _cached(cache, url):
         prefetch = ObjectInfoPrefetch(url, hold=True)
     return FirstServer(url, store, cache, prefetch)
 

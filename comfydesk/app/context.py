@@ -37,7 +37,7 @@ from comfydesk.backends.base import Backend
 from comfydesk.core.errors import AuthenticationError, ComfyDeskError, ServerUnreachable
 from comfydesk.store.catalog_cache import CatalogCache, catalogs_dir
 from comfydesk.store.paths import AppPaths, resolve_paths
-from comfydesk.store.profiles import MANAGED_KIND, Profile, ProfileStore
+from comfydesk.store.profiles import MANAGED_KIND, Profile, ProfileStore, profile_for_url
 from comfydesk.store.secrets import SecretStore
 from comfydesk.store.settings import Settings
 
@@ -112,20 +112,6 @@ def _make_backend(profile: Profile, secret: str | None) -> Backend:
         basic_auth=(profile.username, secret or "") if profile.auth == "basic" else None,
         ca_file=profile.ca_file or None,
         verify_tls=profile.verify_tls,
-    )
-
-
-def profile_for_url(url: str) -> Profile:
-    """A profile for an address given on the command line (not saved)."""
-    if "://" not in url:
-        url = f"http://{url}"
-    host = (urlsplit(url).hostname or "").lower()
-    local = host in ("127.0.0.1", "localhost", "::1")
-    return Profile(
-        id="cli",
-        name=urlsplit(url).netloc or url,
-        kind="comfyui-local" if local else "comfyui-remote",
-        url=url,
     )
 
 
@@ -250,9 +236,7 @@ class AppContext:
             self.connect_profile(self.initial_profile(), remember=self.server is None)
 
     def initial_profile(self) -> Profile:
-        if self.server:
-            return self.profiles.store.find_by_url(self.server) or profile_for_url(self.server)
-        return self.profiles.store.last_used(self.settings.last_profile)
+        return self.profiles.store.starting(self.server, self.settings.last_profile)
 
     # -- actions the views call --------------------------------------------------------------------
     def connect_profile(self, profile: Profile, *, remember: bool = True) -> None:

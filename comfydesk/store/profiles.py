@@ -9,7 +9,15 @@ from urllib.parse import urlsplit
 
 from comfydesk.store.atomic import atomic_write_json, read_json_or_set_aside
 
-__all__ = ["DEFAULT_LOCAL_URL", "MANAGED_KIND", "AuthKind", "Profile", "ProfileKind", "ProfileStore"]
+__all__ = [
+    "DEFAULT_LOCAL_URL",
+    "MANAGED_KIND",
+    "AuthKind",
+    "Profile",
+    "ProfileKind",
+    "ProfileStore",
+    "profile_for_url",
+]
 
 ProfileKind = Literal["comfyui-local", "comfyui-remote", "v1-gateway", "comfyui-managed"]
 AuthKind = Literal["none", "token", "basic"]
@@ -109,9 +117,12 @@ class ProfileStore:
     def first(self) -> Profile:
         return next(iter(self._profiles.values()))
 
-    def last_used(self, profile_id: str | None) -> Profile:
-        """The profile `profile_id` (the settings' last used one), or the first when it is gone."""
-        return self.get(profile_id) or self.first()
+    def starting(self, server: str | None, last_profile: str | None) -> Profile:
+        """The profile a window connects to first: the address `server` (`--server`: its saved profile, else
+        one made for it), else the profile `last_profile` (the settings' last used one), else the first."""
+        if server:
+            return self.find_by_url(server) or profile_for_url(server)
+        return self.get(last_profile) or self.first()
 
     def find_by_url(self, url: str) -> Profile | None:
         wanted = url.rstrip("/")
@@ -130,3 +141,17 @@ class ProfileStore:
 
     def _write(self) -> None:
         atomic_write_json(self.path, {"profiles": [p.to_json() for p in self._profiles.values()]})
+
+
+def profile_for_url(url: str) -> Profile:
+    """A profile for an address given on the command line (not saved)."""
+    if "://" not in url:
+        url = f"http://{url}"
+    host = (urlsplit(url).hostname or "").lower()
+    local = host in ("127.0.0.1", "localhost", "::1")
+    return Profile(
+        id="cli",
+        name=urlsplit(url).netloc or url,
+        kind="comfyui-local" if local else "comfyui-remote",
+        url=url,
+    )
